@@ -1,0 +1,88 @@
+// Shared by every kernel (prepended at build and run time; see build.rs).
+//
+// A segment is a group of elements reduced together (a column, a channel, a row,
+// a group, an instance). Segment s = (s / seg_div, s % seg_div), element k of it
+// = (k / inner_div, k % inner_div); its flat offset is the dot product with the strides.
+struct Segments {
+    count: u32,
+    len: u32,
+    seg_div: u32,
+    seg_stride_hi: u32,
+    seg_stride_lo: u32,
+    inner_div: u32,
+    elem_stride_hi: u32,
+    elem_stride_lo: u32,
+}
+
+// Flat element index -> segment or parameter index:
+// ((e / d1) % m1) * s1 + ((e % m2) / d2) * s2
+struct IndexMap {
+    d1: u32,
+    m1: u32,
+    s1: u32,
+    m2: u32,
+    d2: u32,
+    s2: u32,
+    _pad0: u32, // 32 bytes: uniform structs nest at 16-byte alignment
+    _pad1: u32,
+}
+
+// One segment's running statistics (Welford / Chan). The mean and M2 are of the
+// non-NaN values; min/max ignore NaN.
+struct Moments {
+    count: u32,
+    nan_count: u32,
+    mean: f32,
+    m2: f32,
+    min: f32,
+    max: f32,
+}
+
+const WG: u32 = 256u;
+
+fn segment_base(seg: Segments, s: u32) -> u32 {
+    return (s / seg.seg_div) * seg.seg_stride_hi + (s % seg.seg_div) * seg.seg_stride_lo;
+}
+
+fn element_offset(seg: Segments, k: u32) -> u32 {
+    return (k / seg.inner_div) * seg.elem_stride_hi + (k % seg.inner_div) * seg.elem_stride_lo;
+}
+
+fn map_index(m: IndexMap, e: u32) -> u32 {
+    return ((e / m.d1) % m.m1) * m.s1 + ((e % m.m2) / m.d2) * m.s2;
+}
+
+fn nan_f32() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
+}
+
+fn inf_f32() -> f32 {
+    return bitcast<f32>(0x7f800000u);
+}
+
+// x != x is folded away by some compilers; test the bits instead.
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn empty_moments() -> Moments {
+    return Moments(0u, 0u, 0.0, 0.0, inf_f32(), -inf_f32());
+}
+
+// Chan-Golub-LeVeque merge: M2 = M2a + M2b + d^2 * na * nb / n.
+fn merge_moments(a: Moments, b: Moments) -> Moments {
+    if (b.count == 0u) {
+        return Moments(a.count, a.nan_count + b.nan_count, a.mean, a.m2, a.min, a.max);
+    }
+    if (a.count == 0u) {
+        return Moments(b.count, a.nan_count + b.nan_count, b.mean, b.m2, b.min, b.max);
+    }
+    let n = a.count + b.count;
+    let na = f32(a.count);
+    let nb = f32(b.count);
+    let fb = nb / f32(n);
+    let d = b.mean - a.mean;
+    let mean = a.mean + d * fb;
+    let m2 = a.m2 + b.m2 + d * d * na * fb;
+    return Moments(n, a.nan_count + b.nan_count, mean, m2, min(a.min, b.min), max(a.max, b.max));
+}

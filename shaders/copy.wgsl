@@ -1,0 +1,3 @@
+// placeholder: filled in by a later issue
+@compute @workgroup_size(1)
+fn copy_placeholder() {}

@@ -1,0 +1,148 @@
+// Per-segment count, NaN count, mean, M2, min and max.
+//
+// Pass 1 (`partials`): workgroup w handles a tile of `tile_width` segments and one
+// part of their elements. Thread t takes segment lane t % tile_width and element
+// lane t / tile_width, so consecutive threads read consecutive memory whether the
+// segments are interleaved (columns of a row-major matrix) or contiguous (rows).
+// Each thread runs Welford on values shifted by the first value it sees, then the
+// workgroup merges lanes in a tree (Chan) and writes one partial per segment.
+// Pass 2 (`merge`): one thread per segment merges its partials in order.
+
+struct ReduceParams {
+    seg: Segments,
+    window_lo: u32,      // flat offset of the bound window's first element
+    seg_first: u32,      // first segment of this dispatch
+    seg_end: u32,        // one past the last segment of this dispatch
+    tile_width: u32,     // segments per workgroup (power of two dividing WG)
+    k_first: u32,        // first element index (within each segment) of this dispatch
+    k_end: u32,          // one past the last element index of this dispatch
+    parts: u32,          // workgroups along the elements in this dispatch
+    part_offset: u32,    // this dispatch's first part in the partials of a segment
+    parts_total: u32,    // partials per segment
+    tiles: u32,          // workgroups along the segments in this dispatch
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: ReduceParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partials: array<Moments>;
+
+var<workgroup> sh_count: array<u32, WG>;
+var<workgroup> sh_nan: array<u32, WG>;
+var<workgroup> sh_mean: array<f32, WG>;
+var<workgroup> sh_m2: array<f32, WG>;
+var<workgroup> sh_min: array<f32, WG>;
+var<workgroup> sh_max: array<f32, WG>;
+
+fn load_shared(i: u32) -> Moments {
+    return Moments(sh_count[i], sh_nan[i], sh_mean[i], sh_m2[i], sh_min[i], sh_max[i]);
+}
+
+fn store_shared(i: u32, m: Moments) {
+    sh_count[i] = m.count;
+    sh_nan[i] = m.nan_count;
+    sh_mean[i] = m.mean;
+    sh_m2[i] = m.m2;
+    sh_min[i] = m.min;
+    sh_max[i] = m.max;
+}
+
+@compute @workgroup_size(256)
+fn partials_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= p.tiles * p.parts) {
+        return;
+    }
+    let tile = w / p.parts;
+    let part = w % p.parts;
+    let lanes = WG / p.tile_width;
+    let lane_s = lid % p.tile_width;
+    let lane_k = lid / p.tile_width;
+    let s = p.seg_first + tile * p.tile_width + lane_s;
+
+    // This part's element range.
+    let k_count = p.k_end - p.k_first;
+    let per_part = (k_count + p.parts - 1u) / p.parts;
+    let k_lo = p.k_first + part * per_part;
+    let k_hi = min(k_lo + per_part, p.k_end);
+
+    var n = 0u;
+    var nans = 0u;
+    var shift = 0.0;
+    var mean = 0.0; // of (x - shift)
+    var m2 = 0.0;
+    var lo = inf_f32();
+    var hi = -inf_f32();
+    if (s < p.seg_end) {
+        let base = segment_base(p.seg, s) - p.window_lo;
+        for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
+            let v = x[base + element_offset(p.seg, k)];
+            if (is_nan(v)) {
+                nans += 1u;
+                continue;
+            }
+            if (n == 0u) {
+                shift = v;
+            }
+            n += 1u;
+            let d = (v - shift) - mean;
+            mean += d / f32(n);
+            m2 += d * ((v - shift) - mean);
+            lo = min(lo, v);
+            hi = max(hi, v);
+        }
+    }
+    store_shared(lid, Moments(n, nans, mean + shift, m2, lo, hi));
+    workgroupBarrier();
+
+    // Tree over the element lanes of each segment lane.
+    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
+        if (lane_k < stride) {
+            store_shared(lid, merge_moments(load_shared(lid), load_shared(lid + stride * p.tile_width)));
+        }
+        workgroupBarrier();
+    }
+    if (lane_k == 0u && s < p.seg_end) {
+        partials[s * p.parts_total + p.part_offset + part] = load_shared(lid);
+    }
+}
+
+struct MergeParams {
+    count: u32,
+    parts_total: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> mp: MergeParams;
+@group(0) @binding(1) var<storage, read> merge_in: array<Moments>;
+@group(0) @binding(2) var<storage, read_write> merge_out: array<Moments>;
+
+@compute @workgroup_size(256)
+fn merge_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let s = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (s >= mp.count) {
+        return;
+    }
+    var m = empty_moments();
+    for (var i = 0u; i < mp.parts_total; i++) {
+        m = merge_moments(m, merge_in[s * mp.parts_total + i]);
+    }
+    if (m.count == 0u) {
+        // All NaN (or empty): NaN statistics, as numpy's nanmean/nanvar.
+        m.mean = nan_f32();
+        m.m2 = nan_f32();
+        m.min = nan_f32();
+        m.max = nan_f32();
+    }
+    merge_out[s] = m;
+}

@@ -1,0 +1,386 @@
+//! The GPU context: adapter choice, device and queue, limits, cached pipelines.
+//!
+//! Built once and shared (`Gpu` is `Send + Sync`); every compute pipeline is created
+//! on first use and cached for the life of the context, so no shader is compiled
+//! twice. Callers who own a device pass it in with [`Gpu::from_device`].
+
+mod readback;
+mod shaders;
+mod tensor;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use readback::read_buffer;
+pub use shaders::Shader;
+pub use tensor::GpuTensor;
+
+use crate::error::{Error, Result};
+use crate::verify::Verify;
+
+/// Options for [`Gpu::with_options`]. `Default` reads nothing from the environment;
+/// [`GpuOptions::from_env`] honours `GPUNORM_BACKEND` / `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Restrict to these backends (`None`: all).
+    pub backends: Option<wgpu::Backends>,
+    /// Choose the first adapter whose name contains this (case-insensitive).
+    pub adapter_name: Option<String>,
+    /// Check every operation against the CPU reference.
+    pub verify: Verify,
+}
+
+impl GpuOptions {
+    /// Options from `GPUNORM_BACKEND` (or `WGPU_BACKEND`) and `WGPU_ADAPTER_NAME`.
+    pub fn from_env() -> Result<Self> {
+        let backend = std::env::var("GPUNORM_BACKEND").or_else(|_| std::env::var("WGPU_BACKEND")).ok();
+        let backends = match backend {
+            Some(b) => parse_backends(&b)?,
+            None => None,
+        };
+        let adapter_name = std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty());
+        Ok(GpuOptions { backends, adapter_name, verify: Verify::Never })
+    }
+}
+
+/// Parse a backend name list (`auto`, `vulkan`, `metal`, `dx12`, `gl`, comma-separated).
+/// `auto` (or empty) means all backends.
+pub fn parse_backends(s: &str) -> Result<Option<wgpu::Backends>> {
+    let mut out = wgpu::Backends::empty();
+    for name in s.split(',').map(|x| x.trim().to_ascii_lowercase()) {
+        out |= match name.as_str() {
+            "" | "auto" | "all" => return Ok(None),
+            "vulkan" | "vk" => wgpu::Backends::VULKAN,
+            "metal" | "mtl" => wgpu::Backends::METAL,
+            "dx12" | "d3d12" => wgpu::Backends::DX12,
+            "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+            other => {
+                return Err(Error::InvalidParameter(format!(
+                    "unknown backend '{other}': expected auto, vulkan, metal, dx12 or gl"
+                )))
+            }
+        };
+    }
+    Ok(Some(out))
+}
+
+/// A GPU device with gpunorm's pipelines.
+pub struct Gpu {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    features: wgpu::Features,
+    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<(Shader, &'static str), Arc<wgpu::ComputePipeline>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    max_chunk_elements: Mutex<Option<u64>>,
+    verify: Verify,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu").field("adapter", &self.info.name).field("backend", &self.info.backend).finish()
+    }
+}
+
+/// Adapter preference: hardware first, then software; Vulkan before GL among equals.
+fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (kind, backend)
+}
+
+fn backend_names(b: wgpu::Backends) -> String {
+    let mut v = Vec::new();
+    for (flag, name) in [
+        (wgpu::Backends::VULKAN, "vulkan"),
+        (wgpu::Backends::METAL, "metal"),
+        (wgpu::Backends::DX12, "dx12"),
+        (wgpu::Backends::GL, "gl"),
+    ] {
+        if b.contains(flag) {
+            v.push(name);
+        }
+    }
+    v.join(", ")
+}
+
+impl Gpu {
+    /// The best adapter under the environment's choices (`GPUNORM_BACKEND`, `WGPU_BACKEND`,
+    /// `WGPU_ADAPTER_NAME`): a hardware GPU if there is one, else a software adapter.
+    pub fn new() -> Result<Self> {
+        Self::with_options(GpuOptions::from_env()?)
+    }
+
+    /// The best adapter under explicit options.
+    pub fn with_options(opts: GpuOptions) -> Result<Self> {
+        pollster::block_on(Self::with_options_async(opts))
+    }
+
+    async fn with_options_async(opts: GpuOptions) -> Result<Self> {
+        let backends = opts.backends.unwrap_or(wgpu::Backends::all());
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = instance.enumerate_adapters(backends).await;
+        if let Some(name) = &opts.adapter_name {
+            let name = name.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&name));
+        }
+        adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
+        let mut last_err = None;
+        for adapter in adapters {
+            match Self::from_adapter(&adapter, opts.verify).await {
+                Ok(gpu) => return Ok(gpu),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| {
+            let mut tried = backend_names(backends);
+            if let Some(n) = &opts.adapter_name {
+                tried.push_str(&format!("; adapter name containing '{n}'"));
+            }
+            Error::NoAdapter { tried }
+        }))
+    }
+
+    async fn from_adapter(adapter: &wgpu::Adapter, verify: Verify) -> Result<Self> {
+        // Ask for everything the adapter offers: larger bindings mean fewer chunks.
+        let limits = adapter.limits();
+        let wanted = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let features = adapter.features() & wanted;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("gpunorm"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("could not create a device on '{}': {e}", adapter.get_info().name)))?;
+        let mut gpu = Self::from_device(device, queue, adapter.get_info());
+        gpu.verify = verify;
+        Ok(gpu)
+    }
+
+    /// Wrap a device and queue that the caller owns. gpunorm records its work into the
+    /// caller's command encoders and buffers; nothing is read back unless asked.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
+        }));
+        Gpu {
+            limits: device.limits(),
+            features: device.features(),
+            device,
+            queue,
+            info,
+            modules: Mutex::default(),
+            pipelines: Mutex::default(),
+            errors,
+            max_chunk_elements: Mutex::new(None),
+            verify: Verify::Never,
+        }
+    }
+
+    /// Check every operation against the float64 CPU reference from now on (or not).
+    pub fn set_verify(&mut self, verify: Verify) {
+        self.verify = verify;
+    }
+
+    pub fn verify(&self) -> Verify {
+        self.verify
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    pub fn features(&self) -> wgpu::Features {
+        self.features
+    }
+
+    /// Whether the adapter is a software rasterizer (lavapipe, llvmpipe, WARP).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Workgroups a reduction aims to launch: a software adapter wants few with much
+    /// work each (its barriers are expensive); a GPU wants enough to fill every core.
+    pub fn target_workgroups(&self) -> u32 {
+        if self.is_software() {
+            64
+        } else {
+            2048
+        }
+    }
+
+    /// The most elements one binding window may span: the adapter's
+    /// `max_storage_buffer_binding_size` (less the offset alignment), or the
+    /// override of [`Gpu::set_max_chunk_elements`].
+    pub fn max_chunk_elements(&self) -> u64 {
+        let align = self.limits.min_storage_buffer_offset_alignment as u64;
+        let hw = (self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size) - align) / 4;
+        match *self.max_chunk_elements.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(n) => n.clamp(1, hw),
+            None => hw,
+        }
+    }
+
+    /// Force a smaller binding window, so that tests can cross many chunk boundaries
+    /// with small inputs. `None` restores the adapter's limit.
+    pub fn set_max_chunk_elements(&self, n: Option<u64>) {
+        *self.max_chunk_elements.lock().unwrap_or_else(|p| p.into_inner()) = n;
+    }
+
+    /// Storage-binding offsets must be multiples of this many f32 elements.
+    pub fn offset_alignment_elements(&self) -> u64 {
+        (self.limits.min_storage_buffer_offset_alignment as u64 / 4).max(1)
+    }
+
+    /// The cached pipeline for an entry point of a shader (created on first use).
+    pub fn pipeline(&self, shader: Shader, entry: &'static str) -> Arc<wgpu::ComputePipeline> {
+        let mut pipelines = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = pipelines.get(&(shader, entry)) {
+            return p.clone();
+        }
+        let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        let module = modules.entry(shader).or_insert_with(|| {
+            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.name()),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            })
+        });
+        let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        }));
+        pipelines.insert((shader, entry), pipeline.clone());
+        pipeline
+    }
+
+    /// A storage buffer of `size` bytes (at least 4).
+    pub fn storage_buffer(&self, label: &str, size: u64) -> Result<wgpu::Buffer> {
+        let size = size.max(4).next_multiple_of(4);
+        if size > self.limits.max_buffer_size {
+            return Err(Error::TooLarge(format!(
+                "a buffer of {size} bytes exceeds this adapter's max_buffer_size ({} bytes)",
+                self.limits.max_buffer_size
+            )));
+        }
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A uniform buffer holding `value`.
+    pub fn uniform<T: bytemuck::Pod>(&self, value: &T) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("gpunorm params"),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+    }
+
+    /// Submit an encoder and wait for the device to finish it.
+    pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        self.queue.submit(Some(encoder.finish()));
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.check_errors()
+    }
+
+    /// Turn errors that the device reported since the last check into `Error::Gpu`.
+    pub fn check_errors(&self) -> Result<()> {
+        let mut errs = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let msg = errs.join("; ");
+        errs.clear();
+        Err(Error::Gpu(msg))
+    }
+
+    pub fn encoder(&self) -> wgpu::CommandEncoder {
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gpunorm") })
+    }
+
+    /// A window `[offset, offset + len)` of f32 elements of a buffer, as a binding.
+    pub fn binding(buffer: &wgpu::Buffer, offset_elems: u64, len_elems: u64) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer,
+            offset: offset_elems * 4,
+            size: std::num::NonZeroU64::new(len_elems.max(1) * 4),
+        })
+    }
+
+    /// Record one dispatch of `workgroups` workgroups (spread over x and y when more
+    /// than 65535) with the given bindings, in order, at group 0.
+    pub fn dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        bindings: &[wgpu::BindingResource<'_>],
+        workgroups: u32,
+    ) -> Result<()> {
+        if workgroups == 0 {
+            return Ok(());
+        }
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1);
+        let x = workgroups.min(max);
+        let y = workgroups.div_ceil(x);
+        if y > max {
+            return Err(Error::TooLarge(format!("{workgroups} workgroups exceed this adapter's dispatch limits")));
+        }
+        let entries: Vec<wgpu::BindGroupEntry> = bindings
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
+            .collect();
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! Host side of each shader: parameter structs, bind groups, dispatch sizes, chunking.
+//!
+//! Each `record_*` function records work into a caller's `CommandEncoder` and returns
+//! GPU buffers, so that a caller can chain gpunorm into its own GPU pipeline with no
+//! readback; the user-facing modules (`stats`, `scale`, `norm`) build on these.
+
+pub mod affine;
+pub mod moments;
+pub mod plan;
+
+use crate::gpu::Gpu;
+use crate::segments::Segments;
+
+/// The WGSL `Segments` struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SegmentsGpu {
+    pub count: u32,
+    pub len: u32,
+    pub seg_div: u32,
+    pub seg_stride_hi: u32,
+    pub seg_stride_lo: u32,
+    pub inner_div: u32,
+    pub elem_stride_hi: u32,
+    pub elem_stride_lo: u32,
+}
+
+impl From<Segments> for SegmentsGpu {
+    fn from(s: Segments) -> Self {
+        SegmentsGpu {
+            count: s.count,
+            len: s.len,
+            seg_div: s.seg_div,
+            seg_stride_hi: s.seg_stride_hi,
+            seg_stride_lo: s.seg_stride_lo,
+            inner_div: s.inner_div,
+            elem_stride_hi: s.elem_stride_hi,
+            elem_stride_lo: s.elem_stride_lo,
+        }
+    }
+}
+
+/// The WGSL `IndexMap` struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct IndexMapGpu {
+    pub d1: u32,
+    pub m1: u32,
+    pub s1: u32,
+    pub m2: u32,
+    pub d2: u32,
+    pub s2: u32,
+    pub _pad: [u32; 2],
+}
+
+impl From<crate::segments::IndexMap> for IndexMapGpu {
+    fn from(m: crate::segments::IndexMap) -> Self {
+        IndexMapGpu { d1: m.d1, m1: m.m1, s1: m.s1, m2: m.m2, d2: m.d2, s2: m.s2, _pad: [0; 2] }
+    }
+}
+
+/// Limits of a reduction plan on this device.
+pub(crate) fn plan_limits(gpu: &Gpu, state_bytes: u64) -> plan::PlanLimits {
+    let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
+    plan::PlanLimits {
+        max_span: gpu.max_chunk_elements(),
+        align: gpu.offset_alignment_elements(),
+        target_workgroups: gpu.target_workgroups(),
+        max_partials: binding / state_bytes,
+        min_per_thread: 4,
+    }
+}

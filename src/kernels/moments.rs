@@ -1,0 +1,153 @@
+//! Host side of `shaders/moments.wgsl`: per-segment count, NaN count, mean, M2, min, max.
+
+use crate::error::{Error, Result};
+use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
+use crate::kernels::{plan, plan_limits, SegmentsGpu};
+use crate::segments::Grouping;
+use crate::stats::Moments;
+
+/// The WGSL `Moments` struct: one segment's state in float32.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MomentsGpu {
+    pub count: u32,
+    pub nan_count: u32,
+    pub mean: f32,
+    pub m2: f32,
+    pub min: f32,
+    pub max: f32,
+}
+
+pub const MOMENTS_BYTES: u64 = std::mem::size_of::<MomentsGpu>() as u64;
+
+impl From<MomentsGpu> for Moments {
+    fn from(m: MomentsGpu) -> Self {
+        Moments {
+            count: m.count as u64,
+            nan_count: m.nan_count as u64,
+            mean: m.mean as f64,
+            m2: m.m2 as f64,
+            min: m.min as f64,
+            max: m.max as f64,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReduceParams {
+    seg: SegmentsGpu,
+    window_lo: u32,
+    seg_first: u32,
+    seg_end: u32,
+    tile_width: u32,
+    k_first: u32,
+    k_end: u32,
+    parts: u32,
+    part_offset: u32,
+    parts_total: u32,
+    tiles: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct MergeParams {
+    count: u32,
+    parts_total: u32,
+    _pad: [u32; 2],
+}
+
+/// Check that `input` holds the tensor that `grouping` describes.
+pub(crate) fn check_input(input: &GpuTensor, grouping: &Grouping) -> Result<()> {
+    grouping.validate()?;
+    if input.numel() != grouping.numel() {
+        return Err(Error::Shape(format!(
+            "tensor of shape {:?} ({} elements) does not match {grouping:?} ({} elements)",
+            input.shape(),
+            input.numel(),
+            grouping.numel()
+        )));
+    }
+    Ok(())
+}
+
+/// Record the two passes into `encoder`; returns the buffer of `num_segments` [`MomentsGpu`].
+pub fn record_moments(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    grouping: &Grouping,
+) -> Result<wgpu::Buffer> {
+    let out = gpu.storage_buffer("moments", grouping.num_segments() as u64 * MOMENTS_BYTES)?;
+    record_moments_into(gpu, encoder, input, grouping, &out)?;
+    Ok(out)
+}
+
+/// [`record_moments`] into a caller's buffer of at least `num_segments` [`MomentsGpu`].
+pub fn record_moments_into(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    grouping: &Grouping,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    check_input(input, grouping)?;
+    let seg = grouping.segments();
+    let s_count = seg.count as u64;
+    if out.size() < s_count * MOMENTS_BYTES {
+        return Err(Error::Shape(format!(
+            "moments buffer of {} bytes is too small for {s_count} segments",
+            out.size()
+        )));
+    }
+    let plan = plan::plan_reduction(&seg, &plan_limits(gpu, MOMENTS_BYTES))?;
+    let partials = gpu.storage_buffer("moments partials", s_count * plan.parts_total as u64 * MOMENTS_BYTES)?;
+    let pass1 = gpu.pipeline(Shader::Moments, "partials_main");
+    for d in &plan.dispatches {
+        let params = gpu.uniform(&ReduceParams {
+            seg: seg.into(),
+            window_lo: d.window_lo as u32,
+            seg_first: d.seg_first,
+            seg_end: d.seg_end,
+            tile_width: plan.tile_width,
+            k_first: d.k_first,
+            k_end: d.k_end,
+            parts: d.parts,
+            part_offset: d.part_offset,
+            parts_total: plan.parts_total,
+            tiles: d.tiles,
+            _pad: [0; 2],
+        });
+        gpu.dispatch(
+            encoder,
+            &pass1,
+            &[params.as_entire_binding(), Gpu::binding(input.buffer(), d.window_lo, d.window_len), partials.as_entire_binding()],
+            d.tiles * d.parts,
+        )?;
+    }
+    let params = gpu.uniform(&MergeParams { count: seg.count, parts_total: plan.parts_total, _pad: [0; 2] });
+    let pass2 = gpu.pipeline(Shader::Moments, "merge_main");
+    gpu.dispatch(
+        encoder,
+        &pass2,
+        &[params.as_entire_binding(), partials.as_entire_binding(), out.as_entire_binding()],
+        seg.count.div_ceil(256),
+    )?;
+    Ok(())
+}
+
+/// Read a buffer of [`MomentsGpu`] back as float64 states.
+pub fn download_moments(gpu: &Gpu, buffer: &wgpu::Buffer, count: usize) -> Result<Vec<Moments>> {
+    let bytes = read_buffer(gpu, buffer, 0, count as u64 * MOMENTS_BYTES)?;
+    let raw: Vec<MomentsGpu> = bytemuck::pod_collect_to_vec(&bytes);
+    Ok(raw.into_iter().map(Moments::from).collect())
+}
+
+/// Per-segment moments of a GPU tensor, read back.
+pub fn moments(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping) -> Result<Vec<Moments>> {
+    let mut encoder = gpu.encoder();
+    let buf = record_moments(gpu, &mut encoder, input, grouping)?;
+    gpu.submit_and_wait(encoder)?;
+    download_moments(gpu, &buf, grouping.num_segments())
+}

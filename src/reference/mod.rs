@@ -1,0 +1,9 @@
+//! Float64 CPU twins of every GPU kernel, written independently of the kernels
+//! (two-pass variance, sorting for quantiles), and named after the kernel they mirror.
+//! They take the same float32 input the GPU sees, widened to f64.
+
+pub mod affine;
+pub mod moments;
+
+pub use affine::{affine, expm1, log1p, AffineSpec};
+pub use moments::moments;

@@ -1,0 +1,57 @@
+//! Shared test helpers: one GPU context per test binary, a seeded generator, data makers.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use gpunorm::{Gpu, GpuOptions};
+
+/// The shared context (adapter from GPUNORM_BACKEND / WGPU_BACKEND, as users get it).
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| Gpu::with_options(GpuOptions::from_env().unwrap()).expect("a GPU or software adapter"))
+}
+
+/// A fresh context, for tests that change its settings (e.g. a tiny chunk size).
+pub fn own_gpu() -> Gpu {
+    Gpu::with_options(GpuOptions::from_env().unwrap()).expect("a GPU or software adapter")
+}
+
+/// xorshift64* — small, seeded, reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    pub fn normals(&mut self, n: usize, mean: f64, std: f64) -> Vec<f32> {
+        (0..n).map(|_| (mean + std * self.normal()) as f32).collect()
+    }
+}
+
+/// Fill a NaN into roughly `fraction` of the values.
+pub fn sprinkle_nan(v: &mut [f32], fraction: f64, rng: &mut Rng) {
+    for x in v.iter_mut() {
+        if rng.uniform() < fraction {
+            *x = f32::NAN;
+        }
+    }
+}

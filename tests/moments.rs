@@ -1,0 +1,191 @@
+//! The statistics kernel against its float64 twin, on every segment layout, on random
+//! and adversarial data, across chunk and dispatch boundaries.
+
+mod common;
+
+use common::{gpu, own_gpu, sprinkle_nan, Rng};
+use gpunorm::kernels::moments::{download_moments, moments, record_moments_into, MOMENTS_BYTES};
+use gpunorm::verify::{mean_tolerance, var_tolerance, Tolerance};
+use gpunorm::{reference, Gpu, GpuTensor, Grouping, Moments};
+
+/// Every segment layout, at a given element count per segment (roughly).
+fn layouts(n: usize) -> Vec<Grouping> {
+    let mut v = vec![
+        Grouping::Columns { rows: n, cols: 3 },
+        Grouping::Columns { rows: n, cols: 1 },
+        Grouping::Rows { rows: 3, len: n },
+    ];
+    for cl in [false, true] {
+        v.push(Grouping::Channels { n: 2, c: 3, spatial: n.div_ceil(2), channels_last: cl });
+        v.push(Grouping::Groups { n: 2, c: 4, spatial: n.div_ceil(2), groups: 2, channels_last: cl });
+        v.push(Grouping::Instances { n: 2, c: 2, spatial: n, channels_last: cl });
+    }
+    v
+}
+
+/// Compare GPU moments with the reference within the documented tolerances.
+fn assert_moments_match(what: &str, g: &Grouping, data: &[f32], got: &[Moments]) {
+    let want = reference::moments(data, g);
+    assert_eq!(got.len(), want.len(), "{what}: segment count");
+    let n = g.segment_len();
+    for (s, (a, b)) in got.iter().zip(&want).enumerate() {
+        let ctx = format!("{what} {g:?} segment {s}: gpu {a:?} vs reference {b:?}");
+        assert_eq!(a.count, b.count, "{ctx}");
+        assert_eq!(a.nan_count, b.nan_count, "{ctx}");
+        if b.count == 0 {
+            assert!(a.mean.is_nan() && a.m2.is_nan() && a.min.is_nan() && a.max.is_nan(), "{ctx}");
+            continue;
+        }
+        // min and max are exact (they are input values).
+        assert_eq!(a.min, b.min, "{ctx}");
+        assert_eq!(a.max, b.max, "{ctx}");
+        let std = b.std();
+        let chain = n; // worst case: one thread runs the whole segment
+        let tm = mean_tolerance(n, chain.min(4096), b.mean.abs(), std);
+        assert!(tm.accepts(a.mean, b.mean), "{ctx}: mean off by {:e} > {:e}", (a.mean - b.mean).abs(), tm.bound(b.mean));
+        let tv = var_tolerance(n, chain.min(4096), b.mean.abs(), std);
+        assert!(tv.accepts(a.var(), b.var()), "{ctx}: var off by {:e} > {:e}", (a.var() - b.var()).abs(), tv.bound(b.var()));
+    }
+}
+
+fn run(gpu: &Gpu, g: &Grouping, data: &[f32]) -> Vec<Moments> {
+    let t = GpuTensor::from_slice(gpu, data, &[g.numel()]).unwrap();
+    moments(gpu, &t, g).unwrap()
+}
+
+#[test]
+fn random_data_every_layout_and_size() {
+    let mut rng = Rng::new(1);
+    for n in [1, 2, 255, 256, 257, 1000, 4097] {
+        for g in layouts(n) {
+            let data = rng.normals(g.numel(), 3.0, 2.0);
+            assert_moments_match("random", &g, &data, &run(gpu(), &g, &data));
+        }
+    }
+}
+
+#[test]
+fn nan_mixed_in_and_all_nan_segments() {
+    let mut rng = Rng::new(2);
+    for g in layouts(300) {
+        let mut data = rng.normals(g.numel(), -1.0, 5.0);
+        sprinkle_nan(&mut data, 0.2, &mut rng);
+        // Make segment 0 entirely NaN.
+        let seg = g.segments();
+        for k in 0..g.segment_len() {
+            data[seg.offset(0, k)] = f32::NAN;
+        }
+        let got = run(gpu(), &g, &data);
+        assert_eq!(got[0].count, 0);
+        assert_eq!(got[0].nan_count as usize, g.segment_len());
+        assert_moments_match("nan", &g, &data, &got);
+    }
+}
+
+#[test]
+fn constant_segments_have_zero_variance() {
+    for g in layouts(777) {
+        let data = vec![0.1f32; g.numel()];
+        let got = run(gpu(), &g, &data);
+        for m in &got {
+            assert_eq!(m.m2, 0.0, "{g:?}: constant segment must have M2 exactly 0, got {m:?}");
+            assert_eq!(m.mean, 0.1f32 as f64);
+        }
+        assert_moments_match("constant", &g, &data, &got);
+    }
+}
+
+#[test]
+fn huge_offset_keeps_variance() {
+    // 1e4 + N(0,1): E[x²] − E[x]² would lose every digit in float32.
+    let mut rng = Rng::new(3);
+    for g in [Grouping::Columns { rows: 100_000, cols: 2 }, Grouping::Rows { rows: 2, len: 100_000 }] {
+        let data = rng.normals(g.numel(), 1e4, 1.0);
+        let got = run(gpu(), &g, &data);
+        assert_moments_match("offset", &g, &data, &got);
+        for m in &got {
+            assert!((m.var() - 1.0).abs() < 0.05, "variance of 1e4 + N(0,1) came out {}", m.var());
+        }
+    }
+}
+
+#[test]
+fn one_element_segments() {
+    for g in [Grouping::Columns { rows: 1, cols: 5 }, Grouping::Rows { rows: 7, len: 1 }] {
+        let data: Vec<f32> = (0..g.numel()).map(|i| i as f32 - 2.5).collect();
+        let got = run(gpu(), &g, &data);
+        for (i, m) in got.iter().enumerate() {
+            assert_eq!((m.count, m.m2, m.mean), (1, 0.0, data[g.segments().offset(i, 0)] as f64));
+        }
+    }
+}
+
+#[test]
+fn forced_tiny_chunks_cross_many_boundaries() {
+    let gpu = own_gpu();
+    let mut rng = Rng::new(4);
+    for span in [64, 100, 1000] {
+        gpu.set_max_chunk_elements(Some(span));
+        for g in layouts(523) {
+            let mut data = rng.normals(g.numel(), 10.0, 3.0);
+            sprinkle_nan(&mut data, 0.05, &mut rng);
+            assert_moments_match(&format!("chunk {span}"), &g, &data, &run(&gpu, &g, &data));
+        }
+    }
+}
+
+#[test]
+fn many_segments_beyond_one_dispatch_row() {
+    // 70_000 segments × 1 element: more than 65535 workgroups of the merge pass's
+    // segment tiles would be needed in one dimension for the partials pass.
+    let g = Grouping::Rows { rows: 70_000 * 4, len: 3 };
+    let mut rng = Rng::new(5);
+    let data = rng.normals(g.numel(), 0.0, 1.0);
+    assert_moments_match("many segments", &g, &data, &run(gpu(), &g, &data));
+}
+
+#[test]
+fn output_buffer_prefilled_with_sentinel_is_overwritten() {
+    // Record into an encoder, then check every state was written: count must equal
+    // the segment length and no field may hold the sentinel bit pattern.
+    let g = Grouping::Columns { rows: 513, cols: 7 };
+    let mut rng = Rng::new(6);
+    let data = rng.normals(g.numel(), 1.0, 1.0);
+    let t = GpuTensor::from_slice(gpu(), &data, &[513, 7]).unwrap();
+    let buf = gpu().storage_buffer("sentinel", 7 * MOMENTS_BYTES).unwrap();
+    gpu().queue().write_buffer(&buf, 0, &vec![0xA5u8; 7 * MOMENTS_BYTES as usize]);
+    let mut enc = gpu().encoder();
+    record_moments_into(gpu(), &mut enc, &t, &g, &buf).unwrap();
+    gpu().submit_and_wait(enc).unwrap();
+    let got = download_moments(gpu(), &buf, 7).unwrap();
+    assert_moments_match("sentinel", &g, &data, &got);
+}
+
+#[test]
+fn input_above_one_binding() {
+    // A real input above lavapipe's 128 MiB max_storage_buffer_binding_size.
+    let limit = gpu().limits().max_storage_buffer_binding_size as usize;
+    let rows = limit / 4 / 2 + 1_000_003;
+    let g = Grouping::Columns { rows, cols: 2 };
+    let mut rng = Rng::new(7);
+    let data = rng.normals(g.numel(), 5.0, 2.0);
+    assert!(data.len() * 4 > limit);
+    assert_moments_match("big", &g, &data, &run(gpu(), &g, &data));
+}
+
+#[test]
+fn merged_shard_states_equal_one_pass() {
+    let g = Grouping::Columns { rows: 3000, cols: 4 };
+    let mut rng = Rng::new(8);
+    let data = rng.normals(g.numel(), 2.0, 3.0);
+    let whole = run(gpu(), &g, &data);
+    let (a, b) = data.split_at(1000 * 4);
+    let ga = Grouping::Columns { rows: 1000, cols: 4 };
+    let gb = Grouping::Columns { rows: 2000, cols: 4 };
+    let merged = gpunorm::stats::merge_all(&run(gpu(), &ga, a), &run(gpu(), &gb, b));
+    for (m, w) in merged.iter().zip(&whole) {
+        assert_eq!(m.count, w.count);
+        assert!(Tolerance::new(1e-5, 1e-5).accepts(m.mean, w.mean));
+        assert!(Tolerance::new(1e-4, 1e-5).accepts(m.var(), w.var()));
+    }
+}
