@@ -81,3 +81,109 @@ impl Moments {
 pub fn merge_all(a: &[Moments], b: &[Moments]) -> Vec<Moments> {
     a.iter().zip(b).map(|(x, y)| x.merge(y)).collect()
 }
+
+use ndarray::ArrayView2;
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuTensor};
+use crate::kernels::{moments::moments, select::quantiles};
+use crate::segments::Grouping;
+use crate::verify::{self, Tolerance, Verify};
+
+/// Summary of one feature (column): what `gpunorm stats` prints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureStats {
+    pub count: u64,
+    pub nan_count: u64,
+    pub mean: f64,
+    /// Population variance (ddof 0).
+    pub var: f64,
+    /// Sample variance (ddof 1); `None` when count < 2.
+    pub var_sample: Option<f64>,
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+    /// One value per requested quantile, in the order asked.
+    pub quantiles: Vec<f64>,
+}
+
+/// Reject ±inf (NaN is allowed: it means missing), naming row and column.
+pub fn check_no_infinity(x: ArrayView2<f32>) -> Result<()> {
+    for ((row, col), &v) in x.indexed_iter() {
+        if v.is_infinite() {
+            return Err(Error::NonFinite { what: "infinite value", row, col, value: v as f64 });
+        }
+    }
+    Ok(())
+}
+
+/// Check that every quantile lies in [0, 1].
+pub fn check_quantiles(qs: &[f64]) -> Result<()> {
+    match qs.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+        Some(q) => Err(Error::InvalidParameter(format!("quantile {q} is outside [0, 1]"))),
+        None => Ok(()),
+    }
+}
+
+/// Tolerance of a quantile: exact order statistics, interpolated in float32.
+pub fn quantile_tolerance() -> Tolerance {
+    Tolerance::new(0.0, 4.0 * verify::F32_EPS)
+}
+
+/// Per-column statistics of a `(n_samples, n_features)` matrix on the GPU: count, NaN
+/// count, mean, variances, min, max and exact quantiles (numpy's linear method).
+/// NaN is missing; ±inf is an error naming row and column.
+pub fn describe(gpu: &Gpu, x: ArrayView2<f32>, qs: &[f64]) -> Result<Vec<FeatureStats>> {
+    check_quantiles(qs)?;
+    check_no_infinity(x)?;
+    let (rows, cols) = x.dim();
+    let grouping = Grouping::Columns { rows, cols };
+    let tensor = GpuTensor::from_array(gpu, x.into_dyn())?;
+    let m = moments(gpu, &tensor, &grouping)?;
+    let q = if qs.is_empty() { vec![Vec::new(); cols] } else { quantiles(gpu, &tensor, &grouping, qs)? };
+    if gpu.verify() == Verify::Always {
+        let data = tensor.to_vec(gpu)?;
+        verify_describe(&data, &grouping, qs, &m, &q)?;
+    }
+    Ok(m.iter()
+        .zip(q)
+        .map(|(m, quantiles)| FeatureStats {
+            count: m.count,
+            nan_count: m.nan_count,
+            mean: m.mean,
+            var: m.var(),
+            var_sample: m.var_sample(),
+            std: m.std(),
+            min: m.min,
+            max: m.max,
+            quantiles,
+        })
+        .collect())
+}
+
+/// Compare moments and quantiles with the float64 twins.
+fn verify_describe(data: &[f32], g: &Grouping, qs: &[f64], m: &[Moments], q: &[Vec<f64>]) -> Result<()> {
+    let want = crate::reference::moments(data, g);
+    let n = g.segment_len();
+    let cols = g.num_segments();
+    let field = |name: &str, get: &dyn Fn(&Moments) -> f64, tol: &dyn Fn(&Moments) -> Tolerance| {
+        let gpu: Vec<f64> = m.iter().map(get).collect();
+        let reference: Vec<f64> = want.iter().map(get).collect();
+        verify::compare_with(&format!("stats {name}"), &[cols], &gpu, &reference, |i| tol(&want[i]))
+            .map_err(Error::VerifyMismatch)
+    };
+    let exact = |_: &Moments| Tolerance::new(0.0, 0.0);
+    field("count", &|s| s.count as f64, &exact)?;
+    field("nan_count", &|s| s.nan_count as f64, &exact)?;
+    field("min", &|s| s.min, &exact)?;
+    field("max", &|s| s.max, &exact)?;
+    field("mean", &|s| s.mean, &|r| verify::mean_tolerance(n, n, r.mean.abs(), r.std()))?;
+    field("var", &|s| s.var(), &|r| verify::var_tolerance(n, n, r.mean.abs(), r.std()))?;
+    if !qs.is_empty() {
+        let want_q = crate::reference::quantiles(data, g, qs);
+        let flat = |v: &[Vec<f64>]| v.iter().flatten().copied().collect::<Vec<_>>();
+        verify::compare("stats quantiles", &[cols, qs.len()], &flat(q), &flat(&want_q), quantile_tolerance())
+            .map_err(Error::VerifyMismatch)?;
+    }
+    Ok(())
+}

@@ -7,6 +7,7 @@
 pub mod affine;
 pub mod moments;
 pub mod plan;
+pub mod select;
 
 use crate::gpu::Gpu;
 use crate::segments::Segments;

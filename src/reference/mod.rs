@@ -4,6 +4,8 @@
 
 pub mod affine;
 pub mod moments;
+pub mod quantiles;
 
 pub use affine::{affine, expm1, log1p, AffineSpec};
 pub use moments::moments;
+pub use quantiles::quantiles;

@@ -1,0 +1,37 @@
+//! Twin of `shaders/select.wgsl`: sort each segment, interpolate linearly (numpy's default).
+
+use crate::segments::Grouping;
+
+/// Quantile `q` of sorted finite values, numpy's linear method: rank `q·(n−1)`.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = q * (sorted.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    let frac = rank - lo as f64;
+    let (a, b) = (sorted[lo], sorted[hi]);
+    // numpy's _lerp: a + (b - a)·t, switched to b − (b − a)·(1 − t) for t >= 0.5.
+    let d = b - a;
+    if frac >= 0.5 {
+        b - d * (1.0 - frac)
+    } else {
+        a + d * frac
+    }
+}
+
+/// Per segment, the quantiles `qs` of its non-NaN values; NaN for an all-NaN segment.
+pub fn quantiles(data: &[f32], grouping: &Grouping, qs: &[f64]) -> Vec<Vec<f64>> {
+    let seg = grouping.segments();
+    (0..grouping.num_segments())
+        .map(|s| {
+            let mut v: Vec<f64> = (0..grouping.segment_len())
+                .map(|k| data[seg.offset(s, k)] as f64)
+                .filter(|x| !x.is_nan())
+                .collect();
+            v.sort_by(|a, b| a.total_cmp(b));
+            qs.iter().map(|&q| quantile_sorted(&v, q)).collect()
+        })
+        .collect()
+}
