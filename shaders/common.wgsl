@@ -27,15 +27,19 @@ struct IndexMap {
     _pad1: u32,
 }
 
-// One segment's running statistics (Welford / Chan). The mean and M2 are of the
-// non-NaN values; min/max ignore NaN.
+// One segment's running statistics (Welford / Chan). The mean of the non-NaN values
+// is `shift + mean`: every state keeps the first value it saw as its shift, so the
+// accumulated mean and M2 stay small and exact-ish even for data like 1e4 + N(0, 1);
+// merges subtract shifts (exact for nearby floats) before anything is rounded.
 struct Moments {
     count: u32,
     nan_count: u32,
+    shift: f32,
     mean: f32,
     m2: f32,
     min: f32,
     max: f32,
+    _pad: u32,
 }
 
 const WG: u32 = 256u;
@@ -66,23 +70,35 @@ fn is_nan(x: f32) -> bool {
 }
 
 fn empty_moments() -> Moments {
-    return Moments(0u, 0u, 0.0, 0.0, inf_f32(), -inf_f32());
+    return Moments(0u, 0u, 0.0, 0.0, 0.0, inf_f32(), -inf_f32(), 0u);
 }
 
-// Chan-Golub-LeVeque merge: M2 = M2a + M2b + d^2 * na * nb / n.
+// The mean the state stands for.
+fn moments_mean(m: Moments) -> f32 {
+    return m.shift + m.mean;
+}
+
+// Chan-Golub-LeVeque merge: M2 = M2a + M2b + d^2 * na * nb / n, with the difference
+// of the means taken shift to shift first. The result keeps a's shift.
 fn merge_moments(a: Moments, b: Moments) -> Moments {
+    var r = a;
+    r.nan_count = a.nan_count + b.nan_count;
     if (b.count == 0u) {
-        return Moments(a.count, a.nan_count + b.nan_count, a.mean, a.m2, a.min, a.max);
+        return r;
     }
     if (a.count == 0u) {
-        return Moments(b.count, a.nan_count + b.nan_count, b.mean, b.m2, b.min, b.max);
+        r = b;
+        r.nan_count = a.nan_count + b.nan_count;
+        return r;
     }
     let n = a.count + b.count;
     let na = f32(a.count);
-    let nb = f32(b.count);
-    let fb = nb / f32(n);
-    let d = b.mean - a.mean;
-    let mean = a.mean + d * fb;
-    let m2 = a.m2 + b.m2 + d * d * na * fb;
-    return Moments(n, a.nan_count + b.nan_count, mean, m2, min(a.min, b.min), max(a.max, b.max));
+    let fb = f32(b.count) / f32(n);
+    let d = (b.shift - a.shift) + (b.mean - a.mean);
+    r.count = n;
+    r.mean = a.mean + d * fb;
+    r.m2 = a.m2 + b.m2 + d * d * na * fb;
+    r.min = min(a.min, b.min);
+    r.max = max(a.max, b.max);
+    return r;
 }

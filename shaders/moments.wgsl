@@ -35,13 +35,16 @@ var<workgroup> sh_m2: array<f32, WG>;
 var<workgroup> sh_min: array<f32, WG>;
 var<workgroup> sh_max: array<f32, WG>;
 
+var<workgroup> sh_shift: array<f32, WG>;
+
 fn load_shared(i: u32) -> Moments {
-    return Moments(sh_count[i], sh_nan[i], sh_mean[i], sh_m2[i], sh_min[i], sh_max[i]);
+    return Moments(sh_count[i], sh_nan[i], sh_shift[i], sh_mean[i], sh_m2[i], sh_min[i], sh_max[i], 0u);
 }
 
 fn store_shared(i: u32, m: Moments) {
     sh_count[i] = m.count;
     sh_nan[i] = m.nan_count;
+    sh_shift[i] = m.shift;
     sh_mean[i] = m.mean;
     sh_m2[i] = m.m2;
     sh_min[i] = m.min;
@@ -97,7 +100,7 @@ fn partials_main(
             hi = max(hi, v);
         }
     }
-    store_shared(lid, Moments(n, nans, mean + shift, m2, lo, hi));
+    store_shared(lid, Moments(n, nans, shift, mean, m2, lo, hi, 0u));
     workgroupBarrier();
 
     // Tree over the element lanes of each segment lane.
@@ -139,6 +142,7 @@ fn merge_main(
     }
     if (m.count == 0u) {
         // All NaN (or empty): NaN statistics, as numpy's nanmean/nanvar.
+        m.shift = 0.0;
         m.mean = nan_f32();
         m.m2 = nan_f32();
         m.min = nan_f32();

@@ -14,8 +14,10 @@
 
 pub mod error;
 pub mod gpu;
+pub mod io;
 pub mod kernels;
 pub mod reference;
+pub mod scale;
 pub mod segments;
 pub mod stats;
 pub mod verify;

@@ -163,13 +163,27 @@ pub fn describe(gpu: &Gpu, x: ArrayView2<f32>, qs: &[f64]) -> Result<Vec<Feature
 
 /// Compare moments and quantiles with the float64 twins.
 fn verify_describe(data: &[f32], g: &Grouping, qs: &[f64], m: &[Moments], q: &[Vec<f64>]) -> Result<()> {
+    verify_moments("stats", data, g, m)?;
+    if !qs.is_empty() {
+        let want_q = crate::reference::quantiles(data, g, qs);
+        let flat = |v: &[Vec<f64>]| v.iter().flatten().copied().collect::<Vec<_>>();
+        let shape = [g.num_segments(), qs.len()];
+        verify::compare("stats quantiles", &shape, &flat(q), &flat(&want_q), quantile_tolerance())
+            .map_err(Error::VerifyMismatch)?;
+    }
+    Ok(())
+}
+
+/// Compare GPU moments with the float64 twin: counts, min and max exactly, mean and
+/// variance within [`verify::mean_tolerance`] and [`verify::var_tolerance`].
+pub fn verify_moments(what: &str, data: &[f32], g: &Grouping, m: &[Moments]) -> Result<()> {
     let want = crate::reference::moments(data, g);
     let n = g.segment_len();
-    let cols = g.num_segments();
+    let segs = g.num_segments();
     let field = |name: &str, get: &dyn Fn(&Moments) -> f64, tol: &dyn Fn(&Moments) -> Tolerance| {
         let gpu: Vec<f64> = m.iter().map(get).collect();
         let reference: Vec<f64> = want.iter().map(get).collect();
-        verify::compare_with(&format!("stats {name}"), &[cols], &gpu, &reference, |i| tol(&want[i]))
+        verify::compare_with(&format!("{what} {name}"), &[segs], &gpu, &reference, |i| tol(&want[i]))
             .map_err(Error::VerifyMismatch)
     };
     let exact = |_: &Moments| Tolerance::new(0.0, 0.0);
@@ -179,11 +193,5 @@ fn verify_describe(data: &[f32], g: &Grouping, qs: &[f64], m: &[Moments], q: &[V
     field("max", &|s| s.max, &exact)?;
     field("mean", &|s| s.mean, &|r| verify::mean_tolerance(n, n, r.mean.abs(), r.std()))?;
     field("var", &|s| s.var(), &|r| verify::var_tolerance(n, n, r.mean.abs(), r.std()))?;
-    if !qs.is_empty() {
-        let want_q = crate::reference::quantiles(data, g, qs);
-        let flat = |v: &[Vec<f64>]| v.iter().flatten().copied().collect::<Vec<_>>();
-        verify::compare("stats quantiles", &[cols, qs.len()], &flat(q), &flat(&want_q), quantile_tolerance())
-            .map_err(Error::VerifyMismatch)?;
-    }
     Ok(())
 }

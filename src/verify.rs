@@ -31,6 +31,12 @@ impl Tolerance {
 
     /// Whether `gpu` is within tolerance of `reference` (NaN matches NaN, inf matches the same inf).
     pub fn accepts(&self, gpu: f64, reference: f64) -> bool {
+        // A float64 reference beyond float32's range is an infinity in float32.
+        let reference = if reference.abs() > f32::MAX as f64 && reference.is_finite() {
+            reference.signum() * f64::INFINITY
+        } else {
+            reference
+        };
         if reference.is_nan() || gpu.is_nan() {
             return reference.is_nan() && gpu.is_nan();
         }
@@ -63,6 +69,34 @@ pub fn var_tolerance(n: usize, chain: usize, mean_abs: f64, std: f64) -> Toleran
     let t = Tolerance::reduction(n, chain);
     let abs = 8.0 * F32_EPS * (mean_abs + std) * std + 8.0 * t.rel * std * std;
     Tolerance::new(abs + f64::MIN_POSITIVE, t.rel * 8.0)
+}
+
+/// Forward affine step `(x − c)·inv·g + b` in float32 with parameters rounded to float32:
+/// four roundings of the result (subtract, two multiplies, add) plus the rounding of each
+/// parameter, which the data's magnitude carries: `|x − c|` has an absolute error of
+/// `u·(|x| + |c|)` before it is scaled by `|inv·g|`.
+pub fn affine_tolerance(x: f64, c: f64, inv: f64, g: f64, b: f64) -> Tolerance {
+    let scaled = (x.abs() + c.abs()) * (inv * g).abs();
+    Tolerance::new(6.0 * F32_EPS * (scaled + b.abs()) + f64::MIN_POSITIVE, 6.0 * F32_EPS)
+}
+
+/// Inverse affine step `((y − b)/g)/inv + c`: the same four roundings, mirrored.
+pub fn inverse_affine_tolerance(y: f64, c: f64, inv: f64, g: f64, b: f64) -> Tolerance {
+    let scaled = (y.abs() + b.abs()) / (inv * g).abs();
+    Tolerance::new(6.0 * F32_EPS * (scaled + c.abs()) + f64::MIN_POSITIVE, 6.0 * F32_EPS)
+}
+
+/// `log1p` on the GPU: the atanh series near 0 (a few roundings), `log(1 + x)` beyond,
+/// whose WGSL accuracy is 3 ulp outside [0.5, 2] and 2^-21 absolute inside it.
+pub fn log1p_tolerance() -> Tolerance {
+    Tolerance::new(0.0, 16.0 * F32_EPS)
+}
+
+/// `expm1` on the GPU: a Taylor polynomial for |x| < 0.5, `exp(x) − 1` beyond, where
+/// WGSL's `exp` is accurate to `3 + 2|x|` ulp and the subtraction amplifies that by at
+/// most `e^x / (e^x − 1) < 2.6`.
+pub fn expm1_tolerance(x: f64) -> Tolerance {
+    Tolerance::new(0.0, (16.0 + 2.6 * (3.0 + 2.0 * x.abs())) * F32_EPS)
 }
 
 /// The worst element of a failed comparison.

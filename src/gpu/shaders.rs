@@ -8,6 +8,7 @@ const COMMON: &str = include_str!("../../shaders/common.wgsl");
 pub enum Shader {
     Moments,
     Affine,
+    Derive,
     Select,
     Copy,
     Backward,
@@ -18,6 +19,7 @@ impl Shader {
         match self {
             Shader::Moments => "moments.wgsl",
             Shader::Affine => "affine.wgsl",
+            Shader::Derive => "derive.wgsl",
             Shader::Select => "select.wgsl",
             Shader::Copy => "copy.wgsl",
             Shader::Backward => "backward.wgsl",
@@ -28,6 +30,7 @@ impl Shader {
         match self {
             Shader::Moments => include_str!("../../shaders/moments.wgsl"),
             Shader::Affine => include_str!("../../shaders/affine.wgsl"),
+            Shader::Derive => include_str!("../../shaders/derive.wgsl"),
             Shader::Select => include_str!("../../shaders/select.wgsl"),
             Shader::Copy => include_str!("../../shaders/copy.wgsl"),
             Shader::Backward => include_str!("../../shaders/backward.wgsl"),

@@ -25,7 +25,14 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let temp = create_temp(path, bytes)?;
     fs::rename(&temp.path, path).map_err(|e| {
-        io_error(path, format!("cannot rename the temporary file {} over it", temp.path.display()), e)
+        io_error(
+            path,
+            format!(
+                "cannot rename the temporary file {} over it",
+                temp.path.display()
+            ),
+            e,
+        )
     })?;
     temp.disarm();
     sync_dir(path);
@@ -182,7 +189,13 @@ fn create_temp(target: &Path, bytes: &[u8]) -> Result<Temp> {
     let mut file: File = file;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|e| io_error(target, format!("cannot write the temporary file {}", temp.path.display()), e))?;
+        .map_err(|e| {
+            io_error(
+                target,
+                format!("cannot write the temporary file {}", temp.path.display()),
+                e,
+            )
+        })?;
     drop(file);
     Ok(temp)
 }
@@ -218,5 +231,61 @@ fn io_error(path: &Path, what: String, e: io::Error) -> Error {
     Error::Io {
         path: path.to_path_buf(),
         source: io::Error::new(e.kind(), format!("{what}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::tests::TmpDir;
+
+    #[test]
+    fn failed_rename_rolls_back_earlier_targets() {
+        let dir = TmpDir::new("rollback");
+        let existing = dir.file("existing.npy");
+        let fresh = dir.file("fresh.npy");
+        let third = dir.file("third.npy");
+        std::fs::write(&existing, b"old").unwrap();
+        let files = vec![
+            (existing.clone(), b"new 1".to_vec()),
+            (fresh.clone(), b"new 2".to_vec()),
+            (third.clone(), b"new 3".to_vec()),
+        ];
+        // The third rename fails.
+        let mut calls = 0;
+        let e = write_all_with(&files, |from, to| {
+            calls += 1;
+            if calls == 3 {
+                Err(io::Error::other("injected failure"))
+            } else {
+                fs::rename(from, to)
+            }
+        })
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("injected failure") && msg.contains("rolled back"),
+            "{msg}"
+        );
+        assert!(matches!(&e, Error::Io { path, .. } if *path == third));
+        assert_eq!(std::fs::read(&existing).unwrap(), b"old");
+        assert!(!fresh.exists());
+        assert!(!third.exists());
+        assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
+    }
+
+    #[test]
+    fn temp_names_are_hidden_siblings() {
+        let (dir, name) = split(Path::new("out.npy")).unwrap();
+        assert_eq!(dir, PathBuf::from("."));
+        let a = sibling(&dir, &name, "tmp");
+        let b = sibling(&dir, &name, "tmp");
+        assert_ne!(a, b);
+        let s = a.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            s.starts_with(&format!(".out.npy.tmp-{}-", std::process::id())),
+            "{s}"
+        );
+        assert!(matches!(split(Path::new("/")), Err(Error::Io { .. })));
     }
 }

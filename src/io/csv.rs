@@ -31,12 +31,20 @@ use super::Table;
 /// fault) and a message giving the 0-based data row (header excluded), column
 /// and the offending text.
 pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
-    let err = |line: Option<usize>, msg: String| Error::Parse { path: path.to_path_buf(), line, msg };
+    let err = |line: Option<usize>, msg: String| Error::Parse {
+        path: path.to_path_buf(),
+        line,
+        msg,
+    };
 
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
             return Err(err(
                 Some(line),
                 "the file is not valid UTF-8 text (is it really a CSV file?)".into(),
@@ -72,15 +80,26 @@ pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
         (None, &rows[..])
     };
     if data_rows.is_empty() {
-        return Err(err(None, "no data rows: the file has only a header line".into()));
+        return Err(err(
+            None,
+            "no data rows: the file has only a header line".into(),
+        ));
     }
 
     let cols = rows[0].1.len();
-    let expected_from = if has_header { " (as in the header)" } else { " (as in row 0)" };
+    let expected_from = if has_header {
+        " (as in the header)"
+    } else {
+        " (as in row 0)"
+    };
     let mut data = Vec::with_capacity(data_rows.len() * cols);
     for (row, (line, fields)) in data_rows.iter().enumerate() {
         if fields.len() != cols {
-            let blank = if lines[line - 1].trim().is_empty() { "; the line is blank" } else { "" };
+            let blank = if lines[line - 1].trim().is_empty() {
+                "; the line is blank"
+            } else {
+                ""
+            };
             return Err(err(
                 Some(*line),
                 format!(
@@ -112,7 +131,10 @@ pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
     let array = Array2::from_shape_vec((data_rows.len(), cols), data)
         .expect("rows * cols values")
         .into_dyn();
-    Ok(Table { data: array, header })
+    Ok(Table {
+        data: array,
+        header,
+    })
 }
 
 /// One field of a line: its text with surrounding spaces and quotes removed.

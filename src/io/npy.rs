@@ -22,7 +22,8 @@ const GROWTH_AXIS_MAX_DIGITS: usize = 21;
 /// Nesting limit of the header literal (a real header nests at most 2 deep).
 const MAX_DEPTH: usize = 16;
 
-const SUPPORTED: &str = "supported dtypes are float32, float64, int32 and int64 in either byte order \
+const SUPPORTED: &str =
+    "supported dtypes are float32, float64, int32 and int64 in either byte order \
      ('<f4', '>f4', '<f8', '>f8', '<i4', '>i4', '<i8', '>i8')";
 
 /// An element type this reader accepts.
@@ -110,7 +111,11 @@ pub fn npy_bytes(data: ArrayViewD<f32>) -> Vec<u8> {
 /// the problem: the magic, the version, the header, the dtype, or how many data
 /// bytes were expected and found); [`Error::Shape`] for a 0-d array.
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
-    let err = |msg: String| Error::Parse { path: path.to_path_buf(), line: None, msg };
+    let err = |msg: String| Error::Parse {
+        path: path.to_path_buf(),
+        line: None,
+        msg,
+    };
 
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(err(
@@ -154,8 +159,12 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
     }
     let text = std::str::from_utf8(&bytes[start..data_start])
         .map_err(|_| err("malformed .npy header: it is not ASCII/UTF-8 text".into()))?;
-    let header = parse_header(text)
-        .map_err(|m| err(format!("malformed .npy header: {m} (header: {})", text.trim_end())))?;
+    let header = parse_header(text).map_err(|m| {
+        err(format!(
+            "malformed .npy header: {m} (header: {})",
+            text.trim_end()
+        ))
+    })?;
 
     let (kind, big_endian) = dtype(&header.descr).map_err(err)?;
     if header.shape.is_empty() {
@@ -183,7 +192,7 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
             "the .npy data is longer than its header says"
         };
         return Err(err(format!(
-            "{what}: shape {} of {} ('{}') needs {nbytes} bytes, found {}",
+            "{what}: expected {nbytes} bytes of data for shape {} of {} ('{}'), found {}",
             py_shape(&header.shape),
             kind.name(),
             header.descr_text(),
@@ -193,7 +202,11 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
 
     let values: Vec<f64> = match kind {
         Kind::F4 => decode::<4>(data, |b| {
-            (if big_endian { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) }) as f64
+            (if big_endian {
+                f32::from_be_bytes(b)
+            } else {
+                f32::from_le_bytes(b)
+            }) as f64
         }),
         Kind::F8 => decode::<8>(data, |b| {
             if big_endian {
@@ -203,10 +216,18 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
             }
         }),
         Kind::I4 => decode::<4>(data, |b| {
-            (if big_endian { i32::from_be_bytes(b) } else { i32::from_le_bytes(b) }) as f64
+            (if big_endian {
+                i32::from_be_bytes(b)
+            } else {
+                i32::from_le_bytes(b)
+            }) as f64
         }),
         Kind::I8 => decode::<8>(data, |b| {
-            (if big_endian { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) }) as f64
+            (if big_endian {
+                i64::from_be_bytes(b)
+            } else {
+                i64::from_le_bytes(b)
+            }) as f64
         }),
     };
     debug_assert_eq!(values.len(), count);
@@ -323,7 +344,10 @@ fn describe_dtype(code: &str) -> String {
 /// `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }` followed by
 /// spaces and `\n`.
 fn parse_header(text: &str) -> std::result::Result<Header, String> {
-    let mut p = Lit { s: text.as_bytes(), i: 0 };
+    let mut p = Lit {
+        s: text.as_bytes(),
+        i: 0,
+    };
     p.ws();
     let value = p.value(0)?;
     p.ws();
@@ -346,7 +370,12 @@ fn parse_header(text: &str) -> std::result::Result<Header, String> {
     let descr = get("descr")?.clone();
     let fortran_order = match get("fortran_order")? {
         Py::Bool(b) => *b,
-        other => return Err(format!("'fortran_order' is {}, not True or False", other.repr())),
+        other => {
+            return Err(format!(
+                "'fortran_order' is {}, not True or False",
+                other.repr()
+            ))
+        }
     };
     let shape = match get("shape")? {
         Py::Seq(items) => items
@@ -363,9 +392,18 @@ fn parse_header(text: &str) -> std::result::Result<Header, String> {
         Py::Int(n) => {
             vec![usize::try_from(*n).map_err(|_| format!("shape {n} is not a valid size"))?]
         }
-        other => return Err(format!("'shape' is {}, not a tuple of integers", other.repr())),
+        other => {
+            return Err(format!(
+                "'shape' is {}, not a tuple of integers",
+                other.repr()
+            ))
+        }
     };
-    Ok(Header { descr, fortran_order, shape })
+    Ok(Header {
+        descr,
+        fortran_order,
+        shape,
+    })
 }
 
 /// A Python literal value, as far as `.npy` headers use them.
@@ -438,7 +476,11 @@ impl Lit<'_> {
                     let key = self.value(depth + 1)?;
                     self.ws();
                     if self.peek() != Some(b':') {
-                        return Err(format!("expected ':' after the key {} at byte {}", key.repr(), self.i));
+                        return Err(format!(
+                            "expected ':' after the key {} at byte {}",
+                            key.repr(),
+                            self.i
+                        ));
                     }
                     self.i += 1;
                     let value = self.value(depth + 1)?;

@@ -5,6 +5,7 @@
 //! readback; the user-facing modules (`stats`, `scale`, `norm`) build on these.
 
 pub mod affine;
+pub mod derive;
 pub mod moments;
 pub mod plan;
 pub mod select;

@@ -12,10 +12,13 @@ use crate::stats::Moments;
 pub struct MomentsGpu {
     pub count: u32,
     pub nan_count: u32,
+    /// The mean is `shift + mean` (see shaders/common.wgsl).
+    pub shift: f32,
     pub mean: f32,
     pub m2: f32,
     pub min: f32,
     pub max: f32,
+    pub _pad: u32,
 }
 
 pub const MOMENTS_BYTES: u64 = std::mem::size_of::<MomentsGpu>() as u64;
@@ -25,7 +28,7 @@ impl From<MomentsGpu> for Moments {
         Moments {
             count: m.count as u64,
             nan_count: m.nan_count as u64,
-            mean: m.mean as f64,
+            mean: m.shift as f64 + m.mean as f64,
             m2: m.m2 as f64,
             min: m.min as f64,
             max: m.max as f64,

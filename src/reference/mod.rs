@@ -3,6 +3,7 @@
 //! They take the same float32 input the GPU sees, widened to f64.
 
 pub mod affine;
+pub mod derive;
 pub mod moments;
 pub mod quantiles;
 

@@ -55,3 +55,40 @@ pub fn sprinkle_nan(v: &mut [f32], fraction: f64, rng: &mut Rng) {
         }
     }
 }
+
+/// A golden array `{"shape": [...], "data": [... null = NaN]}`.
+pub fn golden_array(v: &serde_json::Value) -> (Vec<usize>, Vec<f64>) {
+    let shape = v["shape"].as_array().expect("shape").iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    let data = v["data"].as_array().expect("data").iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect();
+    (shape, data)
+}
+
+/// A golden array as a 2-D f32 matrix (1-D becomes one column).
+pub fn golden_matrix(v: &serde_json::Value) -> ndarray::Array2<f32> {
+    let (shape, data) = golden_array(v);
+    let (r, c) = match shape[..] {
+        [n] => (n, 1),
+        [r, c] => (r, c),
+        _ => panic!("not a matrix: {shape:?}"),
+    };
+    ndarray::Array2::from_shape_vec((r, c), data.iter().map(|&x| x as f32).collect()).unwrap()
+}
+
+/// A list of numbers with null = NaN.
+pub fn golden_vec(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().expect("list").iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect()
+}
+
+pub fn load_golden(name: &str) -> Vec<serde_json::Value> {
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str::<serde_json::Value>(&text).unwrap().as_array().unwrap().clone()
+}
+
+/// Both NaN, or within `abs + rel·|want|`.
+pub fn close(got: f64, want: f64, abs: f64, rel: f64) -> bool {
+    if want.is_nan() || got.is_nan() {
+        return want.is_nan() && got.is_nan();
+    }
+    (got - want).abs() <= abs + rel * want.abs()
+}

@@ -1,0 +1,394 @@
+//! scikit-learn's scalers on the GPU: standard, min-max, max-abs, robust and log.
+//!
+//! A [`Scaler`] (options) is fitted into a [`FittedScaler`] (options + per-feature
+//! statistics), which transforms and inverse-transforms any data with the same number
+//! of features — "the same scaler instance" for train and test data. Every scaler is
+//! the same two GPU steps: per-column statistics (the moments kernel, or exact
+//! quantiles for robust), then the affine kernel `(x − center)·inv_scale·γ + β`.
+//!
+//! ```no_run
+//! use gpunorm::scale::{MinMaxScaler, Scaler};
+//! use ndarray::array;
+//! let gpu = gpunorm::Gpu::new()?;
+//! let train = array![[10.0f32], [200.0], [3000.0], [40000.0], [500000.0]];
+//! let fitted = Scaler::from(MinMaxScaler::new()).fit(&gpu, train.view())?;
+//! let scaled = fitted.transform(&gpu, train.view())?;
+//! assert_eq!(scaled[[4, 0]], 1.0);
+//! # Ok::<(), gpunorm::Error>(())
+//! ```
+
+mod options;
+mod params;
+
+use ndarray::{Array2, ArrayView2};
+
+pub use options::{normal_ppf, LogScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuTensor};
+use crate::kernels::affine::{record_affine, AffineArgs, AffineMode};
+use crate::kernels::derive::{record_derive, DeriveRule};
+use crate::kernels::moments::{download_moments, record_moments};
+use crate::kernels::select;
+use crate::reference;
+use crate::segments::Grouping;
+use crate::stats::{check_no_infinity, verify_moments, Moments};
+use crate::verify::{self, Verify};
+
+/// What a fit learned, per feature.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FitState {
+    /// Mergeable statistics (standard, min-max, max-abs).
+    Moments(Vec<Moments>),
+    /// scikit-learn's `center_` and `scale_` (robust; zero scales already 1).
+    Robust { center: Vec<f64>, scale: Vec<f64> },
+    /// Nothing (log).
+    Stateless,
+}
+
+/// A fitted scaler: options, feature count and per-feature statistics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FittedScaler {
+    pub scaler: Scaler,
+    /// `None` for the stateless log scaler (any width).
+    pub n_features: Option<usize>,
+    pub state: FitState,
+}
+
+/// Elements that can be scaled: converted to float32 on upload.
+pub trait Element: Copy {
+    fn to_f32(self) -> f32;
+}
+impl Element for f32 {
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+impl Element for f64 {
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+}
+
+fn to_f32<T: Element>(x: ArrayView2<T>) -> Array2<f32> {
+    x.mapv(Element::to_f32)
+}
+
+fn upload(gpu: &Gpu, x: &Array2<f32>) -> Result<GpuTensor> {
+    GpuTensor::from_array(gpu, x.view().into_dyn())
+}
+
+/// Vectors of f32 as GPU buffers.
+fn upload_vec(gpu: &Gpu, v: &[f64]) -> Result<GpuTensor> {
+    let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+    GpuTensor::from_slice(gpu, &f, &[f.len()])
+}
+
+/// Values that log1p cannot take: x <= -1 (and ±inf, which every scaler rejects).
+fn check_log_domain(x: ArrayView2<f32>) -> Result<()> {
+    for ((row, col), &v) in x.indexed_iter() {
+        if v <= -1.0 {
+            return Err(Error::Domain { op: "log1p", row, col, value: v as f64, why: "log1p needs x > -1" });
+        }
+    }
+    Ok(())
+}
+
+/// The quantiles a robust scaler needs, as fractions: `[lo, 0.5, hi]`.
+fn robust_quantiles(o: &RobustScaler) -> [f64; 3] {
+    [o.quantile_range.0 / 100.0, 0.5, o.quantile_range.1 / 100.0]
+}
+
+fn robust_unit(o: &RobustScaler) -> f64 {
+    if o.unit_variance {
+        normal_ppf(o.quantile_range.1 / 100.0) - normal_ppf(o.quantile_range.0 / 100.0)
+    } else {
+        1.0
+    }
+}
+
+impl Scaler {
+    fn derive_rule(&self) -> Option<DeriveRule> {
+        Some(match *self {
+            Scaler::Standard(o) => DeriveRule::Standard { with_mean: o.with_mean, with_std: o.with_std },
+            Scaler::MinMax(_) => DeriveRule::MinMax,
+            Scaler::MaxAbs(_) => DeriveRule::MaxAbs,
+            Scaler::Robust(o) => {
+                DeriveRule::Robust { with_centering: o.with_centering, with_scaling: o.with_scaling, unit: robust_unit(&o) }
+            }
+            Scaler::Log(_) => return None,
+        })
+    }
+
+    /// Check a fit/transform input: 2-D, no ±inf, in the log domain for log.
+    fn check_input(&self, x: ArrayView2<f32>) -> Result<()> {
+        self.validate()?;
+        check_no_infinity(x)?;
+        if let Scaler::Log(_) = self {
+            check_log_domain(x)?;
+        }
+        Ok(())
+    }
+
+    /// Fit to `x` (`n_samples × n_features`; NaN is missing).
+    pub fn fit<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<FittedScaler> {
+        let x = to_f32(x);
+        self.check_input(x.view())?;
+        let tensor = upload(gpu, &x)?;
+        self.fit_tensor(gpu, &tensor, x.dim())
+    }
+
+    fn fit_tensor(&self, gpu: &Gpu, tensor: &GpuTensor, (rows, cols): (usize, usize)) -> Result<FittedScaler> {
+        if rows == 0 {
+            return Err(Error::Shape(format!("cannot fit on 0 samples (input shape ({rows}, {cols}))")));
+        }
+        let g = Grouping::Columns { rows, cols };
+        let state = match self {
+            Scaler::Log(_) => FitState::Stateless,
+            Scaler::Robust(o) => {
+                let q = select::quantiles(gpu, tensor, &g, &robust_quantiles(o))?;
+                if gpu.verify() == Verify::Always {
+                    let data = tensor.to_vec(gpu)?;
+                    let want = reference::quantiles(&data, &g, &robust_quantiles(o));
+                    let flat = |v: &[Vec<f64>]| v.iter().flatten().copied().collect::<Vec<_>>();
+                    verify::compare("robust fit quantiles", &[cols, 3], &flat(&q), &flat(&want), crate::stats::quantile_tolerance())
+                        .map_err(Error::VerifyMismatch)?;
+                }
+                let (center, inv) = reference::derive::derive(self.derive_rule().unwrap(), &vec![Moments::EMPTY; cols], Some(&q), None);
+                FitState::Robust { center, scale: inv.iter().map(|i| 1.0 / i).collect() }
+            }
+            _ => {
+                let mut enc = gpu.encoder();
+                let buf = record_moments(gpu, &mut enc, tensor, &g)?;
+                gpu.submit_and_wait(enc)?;
+                let m = download_moments(gpu, &buf, cols)?;
+                if gpu.verify() == Verify::Always {
+                    verify_moments(&format!("{} fit", self.method()), &tensor.to_vec(gpu)?, &g, &m)?;
+                }
+                FitState::Moments(m)
+            }
+        };
+        let n_features = if matches!(self, Scaler::Log(_)) { None } else { Some(cols) };
+        Ok(FittedScaler { scaler: *self, n_features, state })
+    }
+
+    /// Fit and transform the same data, uploading it once.
+    pub fn fit_transform<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<(FittedScaler, Array2<f32>)> {
+        let x = to_f32(x);
+        self.check_input(x.view())?;
+        let tensor = upload(gpu, &x)?;
+        let fitted = self.fit_tensor(gpu, &tensor, x.dim())?;
+        let out = fitted.apply(gpu, &x, &tensor, false)?;
+        Ok((fitted, out))
+    }
+
+    /// Fit and transform a GPU tensor `(n_samples, n_features)` entirely on the GPU,
+    /// recorded into the caller's encoder: statistics, parameters and the transform
+    /// never leave the device. Returns the output tensor and the per-feature center
+    /// and inverse scale buffers.
+    pub fn fit_transform_gpu(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &GpuTensor,
+    ) -> Result<(GpuTensor, Option<crate::kernels::derive::Derived>)> {
+        self.validate()?;
+        let (rows, cols) = matrix_shape(input.shape())?;
+        let g = Grouping::Columns { rows, cols };
+        let output = GpuTensor::empty(gpu, input.shape())?;
+        let Some(rule) = self.derive_rule() else {
+            let args = AffineArgs { mode: AffineMode::Log1p, center: None, inv_scale: None, gamma_beta: None, clip: None };
+            record_affine(gpu, encoder, input, &output, &g, &args)?;
+            return Ok((output, None));
+        };
+        let moments = record_moments(gpu, encoder, input, &g)?;
+        let quant = match self {
+            Scaler::Robust(o) => Some(select::record_quantiles(gpu, encoder, input, &g, &moments, &robust_quantiles(o))?),
+            _ => None,
+        };
+        let derived = record_derive(gpu, encoder, &moments, cols, rule, quant.as_ref(), None)?;
+        let gb = self.gamma_beta(cols).map(|(g, b)| (upload_vec(gpu, &g), upload_vec(gpu, &b)));
+        let gb = match gb {
+            Some((g, b)) => Some((g?, b?)),
+            None => None,
+        };
+        let args = AffineArgs {
+            mode: AffineMode::Forward,
+            center: Some(&derived.center),
+            inv_scale: Some(&derived.inv_scale),
+            gamma_beta: gb.as_ref().map(|(g, b)| (g.buffer(), b.buffer())),
+            clip: self.clip_range(),
+        };
+        record_affine(gpu, encoder, input, &output, &g, &args)?;
+        Ok((output, Some(derived)))
+    }
+
+    /// γ and β of the affine step (min-max's `MAX − MIN` and `MIN`).
+    fn gamma_beta(&self, cols: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+        match self {
+            Scaler::MinMax(o) => {
+                let (lo, hi) = o.feature_range;
+                Some((vec![hi - lo; cols], vec![lo; cols]))
+            }
+            _ => None,
+        }
+    }
+
+    fn clip_range(&self) -> Option<(f32, f32)> {
+        match self {
+            Scaler::MinMax(o) if o.clip => Some((o.feature_range.0 as f32, o.feature_range.1 as f32)),
+            _ => None,
+        }
+    }
+}
+
+fn matrix_shape(shape: &[usize]) -> Result<(usize, usize)> {
+    match *shape {
+        [n] => Ok((n, 1)),
+        [n, f] => Ok((n, f)),
+        _ => Err(Error::Shape(format!("scalers take a 1-D or 2-D (n_samples, n_features) input, got shape {shape:?}"))),
+    }
+}
+
+impl FittedScaler {
+    /// Per-feature (center, inverse scale) in float64.
+    pub fn center_inv_scale(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        match &self.state {
+            FitState::Moments(m) => Some(reference::derive::derive(self.scaler.derive_rule()?, m, None, None)),
+            FitState::Robust { center, scale } => Some((center.clone(), scale.iter().map(|s| 1.0 / s).collect())),
+            FitState::Stateless => None,
+        }
+    }
+
+    fn check_width(&self, cols: usize) -> Result<()> {
+        match self.n_features {
+            Some(f) if f != cols => Err(Error::Shape(format!(
+                "the scaler was fitted on {f} features but the input has {cols} (shape (n, {cols}))"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Transform `x` with the fitted statistics.
+    pub fn transform<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<Array2<f32>> {
+        let x = to_f32(x);
+        self.scaler.check_input(x.view())?;
+        self.check_width(x.ncols())?;
+        let tensor = upload(gpu, &x)?;
+        self.apply(gpu, &x, &tensor, false)
+    }
+
+    /// Undo [`FittedScaler::transform`] (`expm1` for log).
+    pub fn inverse_transform<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<Array2<f32>> {
+        let x = to_f32(x);
+        check_no_infinity(x.view())?;
+        self.check_width(x.ncols())?;
+        let tensor = upload(gpu, &x)?;
+        self.apply(gpu, &x, &tensor, true)
+    }
+
+    /// Fold another batch into the statistics (standard, min-max, max-abs), as
+    /// scikit-learn's `partial_fit`: the result equals one fit over all batches.
+    pub fn partial_fit<T: Element>(&mut self, gpu: &Gpu, x: ArrayView2<T>) -> Result<()> {
+        let FitState::Moments(m) = &self.state else {
+            return Err(Error::InvalidParameter(format!("the {} scaler has no partial_fit", self.scaler.method())));
+        };
+        let x = to_f32(x);
+        self.check_width(x.ncols())?;
+        let more = self.scaler.fit(gpu, x.view())?;
+        let FitState::Moments(b) = more.state else { unreachable!("same scaler, same state kind") };
+        self.state = FitState::Moments(crate::stats::merge_all(m, &b));
+        Ok(())
+    }
+
+    /// Record the transform (or inverse) of a GPU tensor into the caller's encoder.
+    pub fn transform_gpu(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &GpuTensor,
+        inverse: bool,
+    ) -> Result<GpuTensor> {
+        let (rows, cols) = matrix_shape(input.shape())?;
+        self.check_width(cols)?;
+        let g = Grouping::Columns { rows, cols };
+        let output = GpuTensor::empty(gpu, input.shape())?;
+        let Some((center, inv)) = self.center_inv_scale() else {
+            let mode = if inverse { AffineMode::Expm1 } else { AffineMode::Log1p };
+            let args = AffineArgs { mode, center: None, inv_scale: None, gamma_beta: None, clip: None };
+            record_affine(gpu, encoder, input, &output, &g, &args)?;
+            return Ok(output);
+        };
+        let (c, i) = (upload_vec(gpu, &center)?, upload_vec(gpu, &inv)?);
+        let gb = match self.scaler.gamma_beta(cols) {
+            Some((g, b)) => Some((upload_vec(gpu, &g)?, upload_vec(gpu, &b)?)),
+            None => None,
+        };
+        let args = AffineArgs {
+            mode: if inverse { AffineMode::Inverse } else { AffineMode::Forward },
+            center: Some(c.buffer()),
+            inv_scale: Some(i.buffer()),
+            gamma_beta: gb.as_ref().map(|(g, b)| (g.buffer(), b.buffer())),
+            clip: if inverse { None } else { self.scaler.clip_range() },
+        };
+        record_affine(gpu, encoder, input, &output, &g, &args)?;
+        Ok(output)
+    }
+
+    /// Transform an uploaded matrix, download, and verify when asked.
+    fn apply(&self, gpu: &Gpu, x: &Array2<f32>, tensor: &GpuTensor, inverse: bool) -> Result<Array2<f32>> {
+        let mut enc = gpu.encoder();
+        let out = self.transform_gpu(gpu, &mut enc, tensor, inverse)?;
+        gpu.submit_and_wait(enc)?;
+        let y = out.to_vec(gpu)?;
+        if gpu.verify() == Verify::Always {
+            self.verify_apply(x, &y, inverse)?;
+        }
+        Array2::from_shape_vec(x.dim(), y).map_err(|e| Error::Shape(e.to_string()))
+    }
+
+    /// The reference twin of [`FittedScaler::apply`], with the same float32 parameters.
+    fn verify_apply(&self, x: &Array2<f32>, y: &[f32], inverse: bool) -> Result<()> {
+        let (rows, cols) = x.dim();
+        let g = Grouping::Columns { rows, cols };
+        let data: Vec<f32> = x.iter().copied().collect();
+        let gpu_out: Vec<f64> = y.iter().map(|&v| v as f64).collect();
+        let what = format!("{} {}", self.scaler.method(), if inverse { "inverse_transform" } else { "transform" });
+        let shape = [rows, cols];
+        let Some((center, inv)) = self.center_inv_scale() else {
+            let (mode, f): (_, fn(f64) -> f64) =
+                if inverse { (AffineMode::Expm1, reference::expm1) } else { (AffineMode::Log1p, reference::log1p) };
+            let _ = mode;
+            let want: Vec<f64> = data.iter().map(|&v| f(v as f64)).collect();
+            return verify::compare_with(&what, &shape, &gpu_out, &want, |i| {
+                if inverse {
+                    verify::expm1_tolerance(data[i] as f64)
+                } else {
+                    verify::log1p_tolerance()
+                }
+            })
+            .map_err(Error::VerifyMismatch);
+        };
+        let round = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<_>>();
+        let (center, inv) = (round(&center), round(&inv));
+        let gb = self.scaler.gamma_beta(cols).map(|(g, b)| (round(&g), round(&b)));
+        let spec = reference::AffineSpec {
+            mode: if inverse { AffineMode::Inverse } else { AffineMode::Forward },
+            center: &center,
+            inv_scale: &inv,
+            gamma_beta: gb.as_ref().map(|(g, b)| (g.as_slice(), b.as_slice())),
+            clip: if inverse { None } else { self.scaler.clip_range().map(|(a, b)| (a as f64, b as f64)) },
+        };
+        let want = reference::affine(&data, &g, &spec);
+        verify::compare_with(&what, &shape, &gpu_out, &want, |i| {
+            let j = i % cols;
+            let (gj, bj) = gb.as_ref().map(|(g, b)| (g[j], b[j])).unwrap_or((1.0, 0.0));
+            if inverse {
+                verify::inverse_affine_tolerance(data[i] as f64, center[j], inv[j], gj, bj)
+            } else {
+                verify::affine_tolerance(data[i] as f64, center[j], inv[j], gj, bj)
+            }
+        })
+        .map_err(Error::VerifyMismatch)
+    }
+}

@@ -1,0 +1,163 @@
+//! The params file: a fitted scaler as JSON a person can read.
+//!
+//! ```json
+//! {"method": "standard", "options": {"with_mean": true, "with_std": true},
+//!  "n_features": 2, "n_samples_seen": [5, 5], "mean": [..], "var": [..], "scale": [..]}
+//! ```
+//! Field names follow scikit-learn's attributes without the trailing underscore.
+//! NaN (an all-NaN feature) is written as `null`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{FitState, FittedScaler, Scaler};
+use crate::error::{Error, Result};
+use crate::stats::Moments;
+
+#[derive(Serialize, Deserialize, Default)]
+struct ParamsFile {
+    method: String,
+    options: serde_json::Value,
+    #[serde(default)]
+    n_features: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n_samples_seen: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mean: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    var: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_min: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_max: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_range: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_abs: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    center: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scale: Option<Vec<Option<f64>>>,
+    /// Non-NaN count per feature (mergeable state for partial_fit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    count: Option<Vec<u64>>,
+}
+
+fn opt(v: impl IntoIterator<Item = f64>) -> Option<Vec<Option<f64>>> {
+    Some(v.into_iter().map(|x| (!x.is_nan()).then_some(x)).collect())
+}
+
+fn need<'a>(field: &'a Option<Vec<Option<f64>>>, name: &str, n: usize) -> Result<Vec<f64>> {
+    let v = field.as_ref().ok_or_else(|| Error::InvalidParameter(format!("params file lacks '{name}'")))?;
+    if v.len() != n {
+        return Err(Error::InvalidParameter(format!("params file: '{name}' has {} values, n_features is {n}", v.len())));
+    }
+    Ok(v.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
+impl FittedScaler {
+    /// scikit-learn's `scale_` per feature (what the transform divides by).
+    pub fn scale(&self) -> Option<Vec<f64>> {
+        let (_, inv) = self.center_inv_scale()?;
+        let mut s: Vec<f64> = inv.iter().map(|i| 1.0 / i).collect();
+        if let Scaler::MinMax(o) = self.scaler {
+            // scikit-learn's MinMaxScaler.scale_ = (MAX − MIN) / data_range
+            s = inv.iter().map(|i| i * (o.feature_range.1 - o.feature_range.0)).collect();
+        }
+        Some(s)
+    }
+
+    /// The params file's JSON text.
+    pub fn to_json(&self) -> String {
+        let mut f = ParamsFile {
+            method: self.scaler.method().into(),
+            options: self.scaler.options_json(),
+            n_features: self.n_features,
+            ..Default::default()
+        };
+        match &self.state {
+            FitState::Moments(m) => {
+                f.count = Some(m.iter().map(|s| s.count).collect());
+                let scale = self.scale().unwrap_or_default();
+                match self.scaler {
+                    Scaler::Standard(_) => {
+                        f.n_samples_seen = f.count.clone();
+                        f.mean = opt(m.iter().map(|s| s.mean));
+                        f.var = opt(m.iter().map(|s| s.var()));
+                        f.scale = opt(scale);
+                    }
+                    Scaler::MinMax(o) => {
+                        f.n_samples_seen = Some(m.iter().map(|s| s.count + s.nan_count).collect());
+                        f.data_min = opt(m.iter().map(|s| s.min));
+                        f.data_max = opt(m.iter().map(|s| s.max));
+                        f.data_range = opt(m.iter().map(|s| s.max - s.min));
+                        f.min = opt(m.iter().zip(&scale).map(|(s, sc)| o.feature_range.0 - s.min * sc));
+                        f.scale = opt(scale);
+                    }
+                    _ => {
+                        f.n_samples_seen = Some(m.iter().map(|s| s.count + s.nan_count).collect());
+                        f.max_abs = opt(m.iter().map(|s| s.max_abs()));
+                        f.scale = opt(scale);
+                    }
+                }
+            }
+            FitState::Robust { center, scale } => {
+                f.center = opt(center.iter().copied());
+                f.scale = opt(scale.iter().copied());
+            }
+            FitState::Stateless => {}
+        }
+        serde_json::to_string_pretty(&f).expect("params serialize")
+    }
+
+    /// Load a params file's JSON text.
+    pub fn from_json(text: &str) -> Result<FittedScaler> {
+        let f: ParamsFile =
+            serde_json::from_str(text).map_err(|e| Error::InvalidParameter(format!("params file is not valid: {e}")))?;
+        let scaler = Scaler::from_json(&f.method, &f.options)?;
+        if matches!(scaler, Scaler::Log(_)) {
+            return Ok(FittedScaler { scaler, n_features: f.n_features, state: FitState::Stateless });
+        }
+        let n = f.n_features.ok_or_else(|| Error::InvalidParameter("params file lacks 'n_features'".into()))?;
+        let counts = |c: &Option<Vec<u64>>| -> Vec<u64> { c.clone().filter(|v| v.len() == n).unwrap_or(vec![1; n]) };
+        let state = match scaler {
+            Scaler::Robust(_) => FitState::Robust { center: need(&f.center, "center", n)?, scale: need(&f.scale, "scale", n)? },
+            Scaler::Standard(_) => {
+                let (mean, var) = (need(&f.mean, "mean", n)?, need(&f.var, "var", n)?);
+                let count = counts(&f.count);
+                FitState::Moments(
+                    (0..n)
+                        .map(|j| Moments {
+                            count: count[j],
+                            nan_count: 0,
+                            mean: mean[j],
+                            m2: var[j] * count[j] as f64,
+                            min: f64::NAN,
+                            max: f64::NAN,
+                        })
+                        .collect(),
+                )
+            }
+            Scaler::MinMax(_) => {
+                let (lo, hi) = (need(&f.data_min, "data_min", n)?, need(&f.data_max, "data_max", n)?);
+                let count = counts(&f.count);
+                FitState::Moments(
+                    (0..n)
+                        .map(|j| Moments { count: count[j], nan_count: 0, mean: f64::NAN, m2: f64::NAN, min: lo[j], max: hi[j] })
+                        .collect(),
+                )
+            }
+            _ => {
+                let a = need(&f.max_abs, "max_abs", n)?;
+                let count = counts(&f.count);
+                FitState::Moments(
+                    (0..n)
+                        .map(|j| Moments { count: count[j], nan_count: 0, mean: f64::NAN, m2: f64::NAN, min: 0.0, max: a[j] })
+                        .collect(),
+                )
+            }
+        };
+        Ok(FittedScaler { scaler, n_features: Some(n), state })
+    }
+}

@@ -1,0 +1,209 @@
+//! The scalers against scikit-learn's own numbers (tests/golden/scalers.json, made by
+//! tools/golden/make_scalers.py), every method and option; plus round trips.
+
+mod common;
+
+use common::{close, golden_matrix, golden_vec, gpu, load_golden, Rng};
+use gpunorm::scale::{FittedScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler};
+use gpunorm::verify::F32_EPS;
+use gpunorm::Error;
+use ndarray::{Array2, Axis};
+
+const U: f64 = F32_EPS;
+
+/// Error bound of a float32 transform against scikit-learn's float64: the statistics
+/// of at most a few hundred float32 values are good to ~32u (relative to |μ| + σ for
+/// the mean), the affine step adds 6u; the data's magnitude carries the center's error.
+fn transform_ok(got: f32, want: f64, x: f64, c: f64, inv_g: f64) -> bool {
+    let abs = 8.0 * U * (x.abs() + c.abs()) * inv_g.abs() + 32.0 * U * want.abs() + 1e-6 * U;
+    close(got as f64, want, abs, 0.0)
+}
+
+fn scaler_of(case: &serde_json::Value) -> Scaler {
+    Scaler::from_json(case["method"].as_str().unwrap(), &case["options"]).unwrap()
+}
+
+fn assert_matrix(what: &str, got: &Array2<f32>, want: &Array2<f32>, x: &Array2<f32>, fitted: &FittedScaler) {
+    assert_eq!(got.dim(), want.dim(), "{what}: shape");
+    let (c, inv) = fitted.center_inv_scale().unwrap_or((vec![0.0; got.ncols()], vec![1.0; got.ncols()]));
+    let g = match fitted.scaler {
+        Scaler::MinMax(o) => o.feature_range.1 - o.feature_range.0,
+        _ => 1.0,
+    };
+    for ((i, j), &w) in want.indexed_iter() {
+        let cj = if c[j].is_nan() { 0.0 } else { c[j] };
+        let ij = if inv[j].is_nan() { 1.0 } else { inv[j] };
+        assert!(
+            transform_ok(got[[i, j]], w as f64, x[[i, j]] as f64, cj, ij * g),
+            "{what}: element ({i}, {j}): got {}, scikit-learn {w}",
+            got[[i, j]]
+        );
+    }
+}
+
+fn assert_params(what: &str, fitted: &FittedScaler, want: &serde_json::Value) {
+    let json: serde_json::Value = serde_json::from_str(&fitted.to_json()).unwrap();
+    for (key, want_v) in want.as_object().unwrap() {
+        if want_v.is_null() {
+            continue;
+        }
+        let ours = key.trim_end_matches('_');
+        let got = golden_vec(&json[ours]);
+        let want = golden_vec(want_v);
+        assert_eq!(got.len(), want.len(), "{what}: {key} length");
+        for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+            let tol = 32.0 * U * w.abs() + 1e-30;
+            // The mean of values around |μ| carries ~u·|μ| absolute error.
+            assert!(close(*g, *w, tol, 0.0), "{what}: {key}[{j}] = {g}, scikit-learn {w}");
+        }
+    }
+}
+
+#[test]
+fn every_scikit_learn_case() {
+    let cases = load_golden("scalers.json");
+    assert!(cases.len() >= 50);
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let scaler = scaler_of(case);
+        let fitted = if case["fit"].is_null() {
+            let batches: Vec<Array2<f32>> = case["batches"].as_array().unwrap().iter().map(golden_matrix).collect();
+            let mut f = scaler.fit(gpu(), batches[0].view()).unwrap();
+            for b in &batches[1..] {
+                f.partial_fit(gpu(), b.view()).unwrap();
+            }
+            f
+        } else {
+            scaler.fit(gpu(), golden_matrix(&case["fit"]).view()).unwrap()
+        };
+        assert_params(name, &fitted, &case["expected"]["params"]);
+        let x = golden_matrix(&case["transform"]);
+        let y = fitted.transform(gpu(), x.view()).unwrap();
+        assert_matrix(name, &y, &golden_matrix(&case["expected"]["transformed"]), &x, &fitted);
+        let back = fitted.inverse_transform(gpu(), y.view()).unwrap();
+        let want_back = golden_matrix(&case["expected"]["inverse"]);
+        for ((i, j), &w) in want_back.indexed_iter() {
+            let tol = 64.0 * U * (w.abs() as f64 + fitted_scale_of(&fitted, j) * 4.0) + 1e-30;
+            assert!(close(back[[i, j]] as f64, w as f64, tol, 0.0), "{name}: inverse ({i},{j}) {} vs {w}", back[[i, j]]);
+        }
+        // The params file reproduces the transform exactly.
+        let loaded = FittedScaler::from_json(&fitted.to_json()).unwrap();
+        let again = loaded.transform(gpu(), x.view()).unwrap();
+        for (a, b) in again.iter().zip(y.iter()) {
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{name}: params round trip {a} vs {b}");
+        }
+    }
+}
+
+/// A magnitude scale for a feature's inverse error (|center| + scale).
+fn fitted_scale_of(f: &FittedScaler, j: usize) -> f64 {
+    match f.center_inv_scale() {
+        Some((c, inv)) => {
+            let v = c[j].abs() + 1.0 / inv[j].abs();
+            if v.is_nan() {
+                0.0
+            } else {
+                v
+            }
+        }
+        None => 1.0,
+    }
+}
+
+#[test]
+fn verify_always_accepts_every_method() {
+    let mut gpu = common::own_gpu();
+    gpu.set_verify(gpunorm::Verify::Always);
+    let mut rng = Rng::new(11);
+    let mut x = Array2::from_shape_vec((1000, 3), rng.normals(3000, 50.0, 7.0)).unwrap();
+    x[[3, 1]] = f32::NAN;
+    for s in [
+        Scaler::from(StandardScaler::new()),
+        MinMaxScaler::new().feature_range(-1.0, 1.0).clip(true).into(),
+        MaxAbsScaler::default().into(),
+        RobustScaler::new().unit_variance(true).into(),
+        Scaler::from_method("log").unwrap(),
+    ] {
+        let (f, y) = s.fit_transform(&gpu, x.view()).unwrap();
+        f.inverse_transform(&gpu, y.view()).unwrap();
+    }
+}
+
+#[test]
+fn partial_fit_equals_one_fit() {
+    let mut rng = Rng::new(12);
+    let x = Array2::from_shape_vec((900, 4), rng.normals(3600, 1e3, 10.0)).unwrap();
+    for s in [Scaler::from(StandardScaler::new()), MinMaxScaler::new().into(), MaxAbsScaler::default().into()] {
+        let whole = s.fit(gpu(), x.view()).unwrap();
+        let mut parts = s.fit(gpu(), x.slice(ndarray::s![..300, ..])).unwrap();
+        for chunk in x.slice(ndarray::s![300.., ..]).axis_chunks_iter(Axis(0), 200) {
+            parts.partial_fit(gpu(), chunk).unwrap();
+        }
+        let (a, b) = (whole.transform(gpu(), x.view()).unwrap(), parts.transform(gpu(), x.view()).unwrap());
+        for (p, q) in a.iter().zip(b.iter()) {
+            assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{}: {p} vs {q}", s.method());
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_typed_errors_naming_row_and_column() {
+    let mut x = Array2::<f32>::zeros((4, 3));
+    x[[2, 1]] = f32::INFINITY;
+    match Scaler::from(StandardScaler::new()).fit(gpu(), x.view()) {
+        Err(Error::NonFinite { row: 2, col: 1, .. }) => {}
+        other => panic!("expected NonFinite at (2,1), got {other:?}"),
+    }
+    let mut x = Array2::<f32>::zeros((4, 3));
+    x[[3, 2]] = -1.0;
+    match Scaler::from_method("log").unwrap().fit_transform(gpu(), x.view()) {
+        Err(Error::Domain { row: 3, col: 2, .. }) => {}
+        other => panic!("expected Domain at (3,2), got {other:?}"),
+    }
+    let fitted = Scaler::from(StandardScaler::new()).fit(gpu(), Array2::<f32>::zeros((4, 3)).view()).unwrap();
+    assert!(matches!(fitted.transform(gpu(), Array2::<f32>::zeros((4, 2)).view()), Err(Error::Shape(_))));
+    assert!(matches!(
+        Scaler::from(MinMaxScaler::new().feature_range(2.0, 1.0)).fit(gpu(), Array2::<f32>::zeros((2, 1)).view()),
+        Err(Error::InvalidParameter(_))
+    ));
+}
+
+#[test]
+fn log_keeps_relative_accuracy_for_tiny_values() {
+    let xs = [1e-10f32, -1e-7, 3e-5, 0.3, -0.4, 0.7, 5.0, 1e6];
+    let x = Array2::from_shape_vec((xs.len(), 1), xs.to_vec()).unwrap();
+    let (f, y) = Scaler::from_method("log").unwrap().fit_transform(gpu(), x.view()).unwrap();
+    for (v, got) in xs.iter().zip(y.iter()) {
+        let want = (*v as f64).ln_1p();
+        assert!(((*got as f64) - want).abs() <= 16.0 * U * want.abs(), "log1p({v}) = {got}, want {want}");
+    }
+    let back = f.inverse_transform(gpu(), y.view()).unwrap();
+    for (v, got) in y.iter().zip(back.iter()) {
+        let want = (*v as f64).exp_m1();
+        assert!(((*got as f64) - want).abs() <= 64.0 * U * want.abs(), "expm1({v}) = {got}, want {want}");
+    }
+}
+
+#[test]
+fn gpu_resident_fit_transform_matches_ndarray_path() {
+    let mut rng = Rng::new(13);
+    let x = Array2::from_shape_vec((3000, 5), rng.normals(15000, 4.0, 2.0)).unwrap();
+    for s in [
+        Scaler::from(StandardScaler::new()),
+        MinMaxScaler::new().feature_range(-1.0, 1.0).into(),
+        MaxAbsScaler::default().into(),
+        RobustScaler::new().into(),
+        Scaler::from_method("log").unwrap(),
+    ] {
+        let xs = if s.method() == "log" { x.mapv(f32::abs) } else { x.clone() };
+        let t = gpunorm::GpuTensor::from_array(gpu(), xs.view().into_dyn()).unwrap();
+        let mut enc = gpu().encoder();
+        let (out, _) = s.fit_transform_gpu(gpu(), &mut enc, &t).unwrap();
+        gpu().submit_and_wait(enc).unwrap();
+        let got = out.to_vec(gpu()).unwrap();
+        let (_, want) = s.fit_transform(gpu(), xs.view()).unwrap();
+        for (a, b) in got.iter().zip(want.iter()) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{}: {a} vs {b}", s.method());
+        }
+    }
+}
