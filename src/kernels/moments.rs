@@ -36,6 +36,24 @@ impl From<MomentsGpu> for Moments {
     }
 }
 
+impl From<&Moments> for MomentsGpu {
+    /// A float64 state as the kernels' float32 state; the mean's residual below
+    /// float32 precision is kept in `mean` with `shift` holding the rounded mean.
+    fn from(m: &Moments) -> Self {
+        let shift = if m.mean.is_finite() { m.mean as f32 } else { 0.0 };
+        MomentsGpu {
+            count: m.count as u32,
+            nan_count: m.nan_count as u32,
+            shift,
+            mean: (m.mean - shift as f64) as f32,
+            m2: m.m2 as f32,
+            min: m.min as f32,
+            max: m.max as f32,
+            _pad: 0,
+        }
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct ReduceParams {
