@@ -5,11 +5,14 @@
 //! helpers), exactly as `src/gpu/shaders.rs` assembles it at run time; error
 //! positions are mapped back to the file they came from.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+include!("build/wgsl_check.rs");
 
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     println!("cargo:rerun-if-changed=shaders");
+    println!("cargo:rerun-if-changed=build/wgsl_check.rs");
     let common_path = dir.join("common.wgsl");
     let common = read(&common_path);
     let mut kernels: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -35,41 +38,7 @@ fn main() {
     }
 }
 
-/// naga's report quotes the assembled source, whose line numbers include the prelude.
-fn combined_label(kernel: &Path) -> String {
-    format!("common.wgsl + {} (assembled; lines counted from the start of common.wgsl)", kernel.display())
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// Parse and validate; on error return `file:line:col: message` plus naga's full report.
-fn validate(source: &str, common: &Path, kernel: &Path, prelude_lines: usize) -> Result<(), String> {
-    let locate = |loc: Option<naga::SourceLocation>| match loc {
-        Some(l) if (l.line_number as usize) <= prelude_lines - 1 => {
-            format!("{}:{}:{}", common.display(), l.line_number, l.line_position)
-        }
-        Some(l) => format!("{}:{}:{}", kernel.display(), l.line_number as usize - prelude_lines, l.line_position),
-        None => kernel.display().to_string(),
-    };
-    let module = naga::front::wgsl::parse_str(source).map_err(|e| {
-        format!(
-            "{}: {}\n{}",
-            locate(e.location(source)),
-            e.message(),
-            e.emit_to_string_with_path(source, &combined_label(kernel))
-        )
-    })?;
-    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
-    validator.validate(&module).map_err(|e| {
-        let loc = e.spans().next().map(|(span, _)| span.location(source));
-        format!(
-            "{}: {}\n{}",
-            locate(loc),
-            e.as_inner(),
-            e.emit_to_string_with_path(source, &combined_label(kernel))
-        )
-    })?;
-    Ok(())
-}

@@ -1,0 +1,57 @@
+//! The build-time shader check: every shader validates, and a broken one is reported
+//! at its own file and line (build.rs runs this same code and panics, failing the build).
+
+
+include!("../build/wgsl_check.rs");
+
+fn shaders() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders")
+}
+
+fn check(kernel_name: &str, kernel_source: &str) -> Result<(), String> {
+    let common_path = shaders().join("common.wgsl");
+    let common = std::fs::read_to_string(&common_path).unwrap();
+    let source = format!("{common}\n{kernel_source}");
+    validate(&source, &common_path, &shaders().join(kernel_name), common.lines().count() + 1)
+}
+
+#[test]
+fn every_shader_validates() {
+    for entry in std::fs::read_dir(shaders()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.ends_with(".wgsl") && name != "common.wgsl" {
+            let src = std::fs::read_to_string(&path).unwrap();
+            check(&name, &src).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn a_broken_shader_is_reported_at_its_file_and_line() {
+    let src = std::fs::read_to_string(shaders().join("affine.wgsl")).unwrap();
+    // Break the line that declares `transform`: a type that does not exist.
+    let line = src.lines().position(|l| l.starts_with("fn transform(")).expect("fn transform") + 1;
+    let broken = src.replace("fn transform(e: u32, v: f32) -> f32 {", "fn transform(e: u32, v: f33) -> f32 {");
+    let err = check("affine.wgsl", &broken).expect_err("a broken shader must fail");
+    let want = format!("affine.wgsl:{line}:");
+    assert!(err.contains(&want), "expected the error to name {want}, got:\n{err}");
+
+    // A validation (not parse) error: writing to a read-only binding.
+    let broken = src.replace("y[i] = transform(ap.window_lo + i, x[i]);", "x[i] = transform(ap.window_lo + i, x[i]);");
+    let line = src.lines().position(|l| l.contains("y[i] = transform(")).unwrap() + 1;
+    let err = check("affine.wgsl", &broken).expect_err("writing a read-only buffer must fail");
+    assert!(err.contains("affine.wgsl:"), "expected affine.wgsl in:\n{err}");
+    let _ = line;
+}
+
+#[test]
+fn an_error_in_the_common_prelude_names_common_wgsl() {
+    let common_path = shaders().join("common.wgsl");
+    let common = std::fs::read_to_string(&common_path).unwrap().replace("fn nan_f32() -> f32 {", "fn nan_f32() -> f3 {");
+    let line = common.lines().position(|l| l.starts_with("fn nan_f32(")).unwrap() + 1;
+    let kernel = std::fs::read_to_string(shaders().join("affine.wgsl")).unwrap();
+    let source = format!("{common}\n{kernel}");
+    let err = validate(&source, &common_path, &shaders().join("affine.wgsl"), common.lines().count() + 1).unwrap_err();
+    assert!(err.contains(&format!("common.wgsl:{line}:")), "expected common.wgsl:{line} in:\n{err}");
+}
