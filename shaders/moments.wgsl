@@ -20,13 +20,16 @@ struct ReduceParams {
     part_offset: u32,    // this dispatch's first part in the partials of a segment
     parts_total: u32,    // partials per segment
     tiles: u32,          // workgroups along the segments in this dispatch
-    _pad0: u32,
+    flags: u32,          // 1: multiply each segment's values by prescale[s] (huge magnitudes)
     _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: ReduceParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partials: array<Moments>;
+// A power of two per segment that brings values near 3e38 (whose squares and
+// differences overflow float32) down to a safe range; min and max stay unscaled.
+@group(0) @binding(3) var<storage, read> prescale: array<f32>;
 
 var<workgroup> sh_count: array<u32, WG>;
 var<workgroup> sh_nan: array<u32, WG>;
@@ -83,21 +86,26 @@ fn partials_main(
     var hi = -inf_f32();
     if (s < p.seg_end) {
         let base = segment_base(p.seg, s) - p.window_lo;
+        var scale = 1.0;
+        if ((p.flags & 1u) != 0u) {
+            scale = prescale[s];
+        }
         for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
             let v = x[base + element_offset(p.seg, k)];
             if (is_nan(v)) {
                 nans += 1u;
                 continue;
             }
-            if (n == 0u) {
-                shift = v;
-            }
-            n += 1u;
-            let d = (v - shift) - mean;
-            mean += d / f32(n);
-            m2 += d * ((v - shift) - mean);
             lo = min(lo, v);
             hi = max(hi, v);
+            let w = v * scale;
+            if (n == 0u) {
+                shift = w;
+            }
+            n += 1u;
+            let d = (w - shift) - mean;
+            mean += d / f32(n);
+            m2 += d * ((w - shift) - mean);
         }
     }
     store_shared(lid, Moments(n, nans, shift, mean, m2, lo, hi, 0u));

@@ -86,7 +86,7 @@ use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor};
-use crate::kernels::{moments::moments, select::quantiles};
+use crate::kernels::{moments::moments_prescaled, select::quantiles};
 use crate::segments::Grouping;
 use crate::verify::{self, Tolerance, Verify};
 
@@ -109,12 +109,22 @@ pub struct FeatureStats {
 
 /// Reject ±inf (NaN is allowed: it means missing), naming row and column.
 pub fn check_no_infinity(x: ArrayView2<f32>) -> Result<()> {
+    column_prescale(x).map(|_| ())
+}
+
+/// Reject ±inf, naming row and column, and return each column's prescale factor
+/// for the moments kernel (see [`crate::kernels::moments::prescale_for`]).
+pub fn column_prescale(x: ArrayView2<f32>) -> Result<Vec<f32>> {
+    let mut max_abs = vec![0.0f32; x.ncols()];
     for ((row, col), &v) in x.indexed_iter() {
         if v.is_infinite() {
             return Err(Error::NonFinite { what: "infinite value", row, col, value: v as f64 });
         }
+        if v.abs() > max_abs[col] {
+            max_abs[col] = v.abs();
+        }
     }
-    Ok(())
+    Ok(max_abs.iter().map(|&m| crate::kernels::moments::prescale_for(m as f64)).collect())
 }
 
 /// Check that every quantile lies in [0, 1].
@@ -135,11 +145,11 @@ pub fn quantile_tolerance() -> Tolerance {
 /// NaN is missing; ±inf is an error naming row and column.
 pub fn describe(gpu: &Gpu, x: ArrayView2<f32>, qs: &[f64]) -> Result<Vec<FeatureStats>> {
     check_quantiles(qs)?;
-    check_no_infinity(x)?;
+    let prescale = column_prescale(x)?;
     let (rows, cols) = x.dim();
     let grouping = Grouping::Columns { rows, cols };
     let tensor = GpuTensor::from_array(gpu, x.into_dyn())?;
-    let m = moments(gpu, &tensor, &grouping)?;
+    let m = moments_prescaled(gpu, &tensor, &grouping, &prescale)?;
     let q = if qs.is_empty() { vec![Vec::new(); cols] } else { quantiles(gpu, &tensor, &grouping, qs)? };
     if gpu.verify() == Verify::Always {
         let data = tensor.to_vec(gpu)?;

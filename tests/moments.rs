@@ -135,13 +135,25 @@ fn forced_tiny_chunks_cross_many_boundaries() {
 }
 
 #[test]
-fn many_segments_beyond_one_dispatch_row() {
-    // 70_000 segments × 1 element: more than 65535 workgroups of the merge pass's
-    // segment tiles would be needed in one dimension for the partials pass.
+fn many_segments_share_workgroups() {
+    // 280_000 short rows: a thread per segment, not a workgroup per segment.
     let g = Grouping::Rows { rows: 70_000 * 4, len: 3 };
     let mut rng = Rng::new(5);
     let data = rng.normals(g.numel(), 0.0, 1.0);
     assert_moments_match("many segments", &g, &data, &run(gpu(), &g, &data));
+}
+
+#[test]
+fn dispatches_beyond_one_row_of_workgroups() {
+    // With the per-dimension limit forced down to 7, every pass with more than 7
+    // workgroups is spread over x and y and must still cover every segment once.
+    let gpu = own_gpu();
+    gpu.set_max_workgroups_per_dim(Some(7));
+    let mut rng = Rng::new(15);
+    for g in layouts(3000).into_iter().chain([Grouping::Rows { rows: 5000, len: 700 }]) {
+        let data = rng.normals(g.numel(), -2.0, 0.5);
+        assert_moments_match("2-D dispatch", &g, &data, &run(&gpu, &g, &data));
+    }
 }
 
 #[test]
@@ -155,7 +167,7 @@ fn output_buffer_prefilled_with_sentinel_is_overwritten() {
     let buf = gpu().storage_buffer("sentinel", 7 * MOMENTS_BYTES).unwrap();
     gpu().queue().write_buffer(&buf, 0, &vec![0xA5u8; 7 * MOMENTS_BYTES as usize]);
     let mut enc = gpu().encoder();
-    record_moments_into(gpu(), &mut enc, &t, &g, &buf).unwrap();
+    record_moments_into(gpu(), &mut enc, &t, &g, &buf, None).unwrap();
     gpu().submit_and_wait(enc).unwrap();
     let got = download_moments(gpu(), &buf, 7).unwrap();
     assert_moments_match("sentinel", &g, &data, &got);
@@ -187,5 +199,30 @@ fn merged_shard_states_equal_one_pass() {
         assert_eq!(m.count, w.count);
         assert!(Tolerance::new(1e-5, 1e-5).accepts(m.mean, w.mean));
         assert!(Tolerance::new(1e-4, 1e-5).accepts(m.var(), w.var()));
+    }
+}
+
+#[test]
+fn huge_magnitudes_with_prescale() {
+    // ±3e38: differences and squares overflow float32; a power-of-two prescale per
+    // segment keeps mean and variance finite and right (min and max stay raw).
+    use gpunorm::kernels::moments::{moments_prescaled, prescale_for};
+    let g = Grouping::Columns { rows: 5, cols: 3 };
+    let data: Vec<f32> = vec![
+        3e38, 1.0, -3e38, //
+        -3e38, 2.0, 3e38, //
+        3e38, 3.0, 1e38, //
+        3e38, 4.0, -1e38, //
+        -3e38, 5.0, 0.0,
+    ];
+    let want = gpunorm::reference::moments(&data, &g);
+    let prescale: Vec<f32> = (0..3).map(|j| prescale_for((0..5).map(|i| data[i * 3 + j].abs() as f64).fold(0.0, f64::max))).collect();
+    assert_eq!(prescale[1], 1.0, "ordinary data is left alone");
+    let t = GpuTensor::from_slice(gpu(), &data, &[5, 3]).unwrap();
+    let got = moments_prescaled(gpu(), &t, &g, &prescale).unwrap();
+    for (a, b) in got.iter().zip(&want) {
+        assert_eq!((a.min, a.max), (b.min, b.max));
+        assert!(Tolerance::new(1e-6 * b.std(), 1e-6).accepts(a.mean, b.mean), "{a:?} vs {b:?}");
+        assert!(Tolerance::new(0.0, 1e-5).accepts(a.var(), b.var()), "{a:?} vs {b:?}");
     }
 }

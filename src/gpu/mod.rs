@@ -75,6 +75,7 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<(Shader, &'static str), Arc<wgpu::ComputePipeline>>>,
     errors: Arc<Mutex<Vec<String>>>,
     max_chunk_elements: Mutex<Option<u64>>,
+    max_workgroups_per_dim: Mutex<Option<u32>>,
     verify: Verify,
 }
 
@@ -129,15 +130,15 @@ impl Gpu {
 
     async fn with_options_async(opts: GpuOptions) -> Result<Self> {
         let backends = opts.backends.unwrap_or(wgpu::Backends::all());
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = backends;
-        let instance = wgpu::Instance::new(desc);
-        let mut adapters = instance.enumerate_adapters(backends).await;
-        if let Some(name) = &opts.adapter_name {
-            let name = name.to_lowercase();
-            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&name));
+        // GL is asked only when Vulkan/Metal/DX12 offer no hardware adapter: its EGL
+        // probing is slow and noisy, and a hardware GPU is found without it.
+        let primary = backends - wgpu::Backends::GL;
+        let mut adapters = Self::adapters(primary, &opts).await;
+        let has_hardware = adapters.first().is_some_and(|a| a.get_info().device_type != wgpu::DeviceType::Cpu);
+        if !has_hardware && backends.contains(wgpu::Backends::GL) {
+            adapters.extend(Self::adapters(wgpu::Backends::GL, &opts).await);
+            adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
         }
-        adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
         let mut last_err = None;
         for adapter in adapters {
             match Self::from_adapter(&adapter, opts.verify).await {
@@ -152,6 +153,23 @@ impl Gpu {
             }
             Error::NoAdapter { tried }
         }))
+    }
+
+    /// The adapters of some backends that match the name filter, best first.
+    async fn adapters(backends: wgpu::Backends, opts: &GpuOptions) -> Vec<wgpu::Adapter> {
+        if backends.is_empty() {
+            return Vec::new();
+        }
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = instance.enumerate_adapters(backends).await;
+        if let Some(name) = &opts.adapter_name {
+            let name = name.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&name));
+        }
+        adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
+        adapters
     }
 
     async fn from_adapter(adapter: &wgpu::Adapter, verify: Verify) -> Result<Self> {
@@ -193,6 +211,7 @@ impl Gpu {
             pipelines: Mutex::default(),
             errors,
             max_chunk_elements: Mutex::new(None),
+            max_workgroups_per_dim: Mutex::new(None),
             verify: Verify::Never,
         }
     }
@@ -257,6 +276,12 @@ impl Gpu {
     /// with small inputs. `None` restores the adapter's limit.
     pub fn set_max_chunk_elements(&self, n: Option<u64>) {
         *self.max_chunk_elements.lock().unwrap_or_else(|p| p.into_inner()) = n;
+    }
+
+    /// Pretend the adapter allows at most `n` workgroups per dispatch dimension, so that
+    /// tests reach the two-dimensional dispatch path with small inputs. `None` restores it.
+    pub fn set_max_workgroups_per_dim(&self, n: Option<u32>) {
+        *self.max_workgroups_per_dim.lock().unwrap_or_else(|p| p.into_inner()) = n;
     }
 
     /// Storage-binding offsets must be multiples of this many f32 elements.
@@ -361,7 +386,9 @@ impl Gpu {
         if workgroups == 0 {
             return Ok(());
         }
-        let max = self.limits.max_compute_workgroups_per_dimension.max(1);
+        let hw = self.limits.max_compute_workgroups_per_dimension;
+        let forced = *self.max_workgroups_per_dim.lock().unwrap_or_else(|p| p.into_inner());
+        let max = forced.map_or(hw, |f| f.min(hw)).max(1);
         let x = workgroups.min(max);
         let y = workgroups.div_ceil(x);
         if y > max {

@@ -68,7 +68,8 @@ struct ReduceParams {
     part_offset: u32,
     parts_total: u32,
     tiles: u32,
-    _pad: [u32; 2],
+    flags: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -101,17 +102,21 @@ pub fn record_moments(
     grouping: &Grouping,
 ) -> Result<wgpu::Buffer> {
     let out = gpu.storage_buffer("moments", grouping.num_segments() as u64 * MOMENTS_BYTES)?;
-    record_moments_into(gpu, encoder, input, grouping, &out)?;
+    record_moments_into(gpu, encoder, input, grouping, &out, None)?;
     Ok(out)
 }
 
 /// [`record_moments`] into a caller's buffer of at least `num_segments` [`MomentsGpu`].
+/// With `prescale` (one f32 power of two per segment, see [`prescale_for`]) each value is
+/// multiplied by its segment's factor before the mean and M2 accumulate (min and max
+/// stay raw); [`download_moments_prescaled`] undoes it in float64.
 pub fn record_moments_into(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     input: &GpuTensor,
     grouping: &Grouping,
     out: &wgpu::Buffer,
+    prescale: Option<&wgpu::Buffer>,
 ) -> Result<()> {
     check_input(input, grouping)?;
     let seg = grouping.segments();
@@ -124,6 +129,7 @@ pub fn record_moments_into(
     }
     let plan = plan::plan_reduction(&seg, &plan_limits(gpu, MOMENTS_BYTES))?;
     let partials = gpu.storage_buffer("moments partials", s_count * plan.parts_total as u64 * MOMENTS_BYTES)?;
+    let unused = gpu.storage_buffer("unused prescale", 4)?;
     let pass1 = gpu.pipeline(Shader::Moments, "partials_main");
     for d in &plan.dispatches {
         let params = gpu.uniform(&ReduceParams {
@@ -138,12 +144,18 @@ pub fn record_moments_into(
             part_offset: d.part_offset,
             parts_total: plan.parts_total,
             tiles: d.tiles,
-            _pad: [0; 2],
+            flags: prescale.is_some() as u32,
+            _pad: 0,
         });
         gpu.dispatch(
             encoder,
             &pass1,
-            &[params.as_entire_binding(), Gpu::binding(input.buffer(), d.window_lo, d.window_len), partials.as_entire_binding()],
+            &[
+                params.as_entire_binding(),
+                Gpu::binding(input.buffer(), d.window_lo, d.window_len),
+                partials.as_entire_binding(),
+                prescale.unwrap_or(&unused).as_entire_binding(),
+            ],
             d.tiles * d.parts,
         )?;
     }
@@ -171,4 +183,44 @@ pub fn moments(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping) -> Result<Vec<
     let buf = record_moments(gpu, &mut encoder, input, grouping)?;
     gpu.submit_and_wait(encoder)?;
     download_moments(gpu, &buf, grouping.num_segments())
+}
+
+/// The power of two that keeps a segment's float32 accumulation clear of overflow:
+/// values up to `max_abs` are brought to about 2^16 when `max_abs` exceeds 2^40
+/// (float32 squares and differences overflow near 1.8e19 and 1.7e38), else 1.
+pub fn prescale_for(max_abs: f64) -> f32 {
+    if max_abs.is_finite() && max_abs > (1u64 << 40) as f64 {
+        2f32.powi(16 - max_abs.log2().ceil() as i32)
+    } else {
+        1.0
+    }
+}
+
+/// Per-segment moments with a prescale factor per segment (see [`prescale_for`]).
+pub fn moments_prescaled(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping, prescale: &[f32]) -> Result<Vec<Moments>> {
+    if prescale.iter().all(|&p| p == 1.0) {
+        return moments(gpu, input, grouping);
+    }
+    if prescale.len() != grouping.num_segments() {
+        return Err(Error::Shape(format!("{} prescale factors for {} segments", prescale.len(), grouping.num_segments())));
+    }
+    let factors = GpuTensor::from_slice(gpu, prescale, &[prescale.len()])?;
+    let out = gpu.storage_buffer("moments", grouping.num_segments() as u64 * MOMENTS_BYTES)?;
+    let mut encoder = gpu.encoder();
+    record_moments_into(gpu, &mut encoder, input, grouping, &out, Some(factors.buffer()))?;
+    gpu.submit_and_wait(encoder)?;
+    download_moments_prescaled(gpu, &out, prescale)
+}
+
+/// Read back states computed with prescale factors, undoing them in float64.
+pub fn download_moments_prescaled(gpu: &Gpu, buffer: &wgpu::Buffer, prescale: &[f32]) -> Result<Vec<Moments>> {
+    let raw = download_moments(gpu, buffer, prescale.len())?;
+    Ok(raw
+        .into_iter()
+        .zip(prescale)
+        .map(|(m, &p)| {
+            let p = p as f64;
+            Moments { mean: m.mean / p, m2: m.m2 / (p * p), ..m }
+        })
+        .collect())
 }

@@ -57,12 +57,15 @@ const WG: u32 = 256;
 
 /// Segments per workgroup: spread threads across segments when segments are
 /// neighbours in memory, else along each segment.
+/// Short segments share a workgroup too (a thread each, when they are very short),
+/// so that a million rows of layer norm are not a million workgroups.
 pub fn tile_width(seg: &Segments) -> u32 {
-    if seg.segments_interleaved() {
-        (seg.count.min(seg.seg_div)).next_power_of_two().min(64)
-    } else {
-        1
-    }
+    let interleaved =
+        if seg.segments_interleaved() { (seg.count.min(seg.seg_div)).next_power_of_two().min(64) } else { 1 };
+    // Element lanes such that each thread gets at least 16 elements.
+    let lanes = seg.len.div_ceil(16).next_power_of_two().clamp(1, WG);
+    let short = WG / lanes;
+    interleaved.max(short).min(seg.count.next_power_of_two()).max(1)
 }
 
 struct Chunk {

@@ -28,11 +28,11 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::kernels::affine::{record_affine, AffineArgs, AffineMode};
 use crate::kernels::derive::{record_derive, DeriveRule};
-use crate::kernels::moments::{download_moments, record_moments};
+use crate::kernels::moments::{moments_prescaled, record_moments};
 use crate::kernels::select;
 use crate::reference;
 use crate::segments::Grouping;
-use crate::stats::{check_no_infinity, verify_moments, Moments};
+use crate::stats::{check_no_infinity, column_prescale, verify_moments, Moments};
 use crate::verify::{self, Verify};
 
 /// What a fit learned, per feature.
@@ -135,10 +135,11 @@ impl Scaler {
         let x = to_f32(x);
         self.check_input(x.view())?;
         let tensor = upload(gpu, &x)?;
-        self.fit_tensor(gpu, &tensor, x.dim())
+        self.fit_tensor(gpu, &tensor, x.view())
     }
 
-    fn fit_tensor(&self, gpu: &Gpu, tensor: &GpuTensor, (rows, cols): (usize, usize)) -> Result<FittedScaler> {
+    fn fit_tensor(&self, gpu: &Gpu, tensor: &GpuTensor, x: ArrayView2<f32>) -> Result<FittedScaler> {
+        let (rows, cols) = x.dim();
         if rows == 0 {
             return Err(Error::Shape(format!("cannot fit on 0 samples (input shape ({rows}, {cols}))")));
         }
@@ -158,10 +159,7 @@ impl Scaler {
                 FitState::Robust { center, scale: inv.iter().map(|i| 1.0 / i).collect() }
             }
             _ => {
-                let mut enc = gpu.encoder();
-                let buf = record_moments(gpu, &mut enc, tensor, &g)?;
-                gpu.submit_and_wait(enc)?;
-                let m = download_moments(gpu, &buf, cols)?;
+                let m = moments_prescaled(gpu, tensor, &g, &column_prescale(x)?)?;
                 if gpu.verify() == Verify::Always {
                     verify_moments(&format!("{} fit", self.method()), &tensor.to_vec(gpu)?, &g, &m)?;
                 }
@@ -177,7 +175,7 @@ impl Scaler {
         let x = to_f32(x);
         self.check_input(x.view())?;
         let tensor = upload(gpu, &x)?;
-        let fitted = self.fit_tensor(gpu, &tensor, x.dim())?;
+        let fitted = self.fit_tensor(gpu, &tensor, x.view())?;
         let out = fitted.apply(gpu, &x, &tensor, false)?;
         Ok((fitted, out))
     }
