@@ -12,10 +12,12 @@
 //! # Ok::<(), gpunorm::Error>(())
 //! ```
 
+pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod io;
 pub mod kernels;
+pub mod norm;
 pub mod reference;
 pub mod scale;
 pub mod segments;

@@ -5,6 +5,8 @@
 //! readback; the user-facing modules (`stats`, `scale`, `norm`) build on these.
 
 pub mod affine;
+pub mod backward;
+pub mod copy;
 pub mod derive;
 pub mod moments;
 pub mod plan;

@@ -1,13 +1,433 @@
 //! Host side of `shaders/select.wgsl`: exact per-segment quantiles by radix select.
-//! (Placeholder until the radix-select kernel lands: computes on the CPU twin.)
+//!
+//! numpy's default (linear) method over the non-NaN values of each segment: rank
+//! `q·(n−1)`, linear interpolation between the order statistics at `floor` and
+//! `floor + 1`; an all-NaN segment gives NaN. The order statistics are exact: the
+//! values are mapped to order-preserving u32 keys and each wanted rank is found by a
+//! radix select over the key digits (a few passes of up to 11 bits), every pass
+//! building per-(segment, group) histograms with u32 atomics. All ranks of a segment
+//! (the floor and the next rank of every q, deduplicated) are resolved in the same
+//! passes; the count `n` comes from the moments pass, which the caller records first.
+//!
+//! Everything stays on the GPU between passes: [`record_quantiles`] records the work
+//! into the caller's encoder and returns a buffer of `num_segments × qs.len()` f32
+//! (row-major by segment), interpolated in float32. [`quantiles`] is the convenience
+//! on top: one readback of the two order statistics per (segment, q), interpolated in
+//! float64 on the host exactly as [`crate::reference::quantiles`] does.
 
-use crate::error::Result;
-use crate::gpu::{Gpu, GpuTensor};
-use crate::segments::Grouping;
+use crate::error::{Error, Result};
+use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
+use crate::kernels::moments::{check_input, record_moments, MOMENTS_BYTES};
+use crate::kernels::{plan, SegmentsGpu};
+use crate::reference::quantiles::{lerp, rank};
+use crate::segments::{Grouping, Segments};
+
+/// Workgroup-local histogram bins (`LBINS` in select.wgsl).
+const LOCAL_BINS: u32 = 4096;
+/// Group prefixes a workgroup holds (`GPCAP` in select.wgsl).
+const GROUP_CAP: u32 = 1024;
+/// Unique quantiles resolved in one set of passes (slots = 2 × this <= GROUP_CAP / 4).
+const MAX_BATCH_Q: usize = 128;
+/// Most histogram bins of one segment batch (u32 each: 16 MiB).
+const HIST_CAP: u64 = 1 << 22;
+/// Widest radix digit.
+const MAX_BITS: u32 = 11;
+/// Elements a thread should at least get before another workgroup is added.
+const MIN_PER_THREAD: u64 = 32;
+const WG: u32 = 256;
+
+/// The WGSL `SelectParams` struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct SelectParams {
+    seg: SegmentsGpu,
+    window_lo: u32,
+    seg_first: u32,
+    seg_end: u32,
+    tile: u32,
+    k_first: u32,
+    k_end: u32,
+    parts: u32,
+    tiles: u32,
+    r_total: u32,
+    r0: u32,
+    rb: u32,
+    nqb: u32,
+    qb: u32,
+    sb0: u32,
+    shift: u32,
+    bits: u32,
+    level: u32,
+    gl: u32,
+    u_total: u32,
+    u0: u32,
+    ub: u32,
+    nq: u32,
+    _pad: [u32; 2],
+}
+
+/// The WGSL `QInfo` struct: q = m · 2^-e, m = m_hi · 2^32 + m_lo.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+struct QInfo {
+    m_hi: u32,
+    m_lo: u32,
+    e: u32,
+    qf: f32,
+}
+
+fn encode_q(q: f64) -> QInfo {
+    if q == 0.0 {
+        return QInfo { m_hi: 0, m_lo: 0, e: 52, qf: 0.0 };
+    }
+    let bits = q.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as u32;
+    let frac = bits & ((1u64 << 52) - 1);
+    let (m, e) = if exp == 0 { (frac, 1074) } else { (frac | (1u64 << 52), 1075 - exp) };
+    QInfo { m_hi: (m >> 32) as u32, m_lo: m as u32, e, qf: q as f32 }
+}
+
+/// Check that every q is a number in [0, 1].
+pub fn check_qs(qs: &[f64]) -> Result<()> {
+    match qs.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+        Some(q) => Err(Error::InvalidParameter(format!("quantile {q} is outside [0, 1]"))),
+        None => Ok(()),
+    }
+}
+
+/// Digit widths of the radix passes for segments of `len` elements and `slots` wanted
+/// ranks: wide digits (few passes over the input) for long segments, narrow ones for
+/// short segments, whose histograms would otherwise outweigh their data.
+fn digit_schedule(len: u64, slots: usize) -> Vec<u32> {
+    let want = (len / slots.max(1) as u64).max(2).ilog2().clamp(4, MAX_BITS);
+    let passes = 32u32.div_ceil(want);
+    (0..passes).map(|i| 32 / passes + u32::from(i < 32 % passes)).collect()
+}
+
+fn prev_pow2(x: u32) -> u32 {
+    if x == 0 {
+        1
+    } else {
+        1 << x.ilog2()
+    }
+}
+
+/// Segments per workgroup that the layout would like: neighbouring segments for
+/// interleaved layouts, several short segments at once for short contiguous ones.
+fn preferred_tile(seg: &Segments) -> u32 {
+    if seg.segments_interleaved() {
+        seg.count.min(seg.seg_div).next_power_of_two().min(64)
+    } else {
+        prev_pow2((WG * 16 / seg.len.max(1)).clamp(1, WG))
+    }
+}
+
+/// The results of one selection: f32 quantiles and, per (segment, q), the two keys and
+/// the count as `[key_lo, key_hi, count, 0]`.
+struct Selected {
+    values: wgpu::Buffer,
+    order_stats: wgpu::Buffer,
+}
+
+/// Record the quantiles `qs` of every segment of `input` into `encoder`. `moments` is the
+/// buffer that [`record_moments`] filled for the same input and grouping (its counts are
+/// reused, not recounted). Returns a buffer of `num_segments × qs.len()` f32, row-major by
+/// segment; an all-NaN segment gives NaN.
+pub fn record_quantiles(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    grouping: &Grouping,
+    moments: &wgpu::Buffer,
+    qs: &[f64],
+) -> Result<wgpu::Buffer> {
+    Ok(record_select(gpu, encoder, input, grouping, moments, qs)?.values)
+}
+
+fn storage_with(gpu: &Gpu, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+    let buf = gpu.storage_buffer(label, data.len() as u64)?;
+    if !data.is_empty() {
+        gpu.queue().write_buffer(&buf, 0, data);
+    }
+    Ok(buf)
+}
+
+fn record_select(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    grouping: &Grouping,
+    moments: &wgpu::Buffer,
+    qs: &[f64],
+) -> Result<Selected> {
+    check_qs(qs)?;
+    check_input(input, grouping)?;
+    let seg = grouping.segments();
+    let s_count = seg.count as u64;
+    let nq = qs.len() as u64;
+    if moments.size() < s_count * MOMENTS_BYTES {
+        return Err(Error::Shape(format!(
+            "moments buffer of {} bytes is too small for {s_count} segments",
+            moments.size()
+        )));
+    }
+    let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
+    let check_size = |what: &str, bytes: u64| {
+        if bytes > binding {
+            Err(Error::TooLarge(format!(
+                "{what} of {bytes} bytes ({s_count} segments × {nq} quantiles) exceeds one storage binding; \
+                 ask for fewer quantiles or segments per call"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    check_size("the quantile order statistics", s_count * nq * 16)?;
+    let values = gpu.storage_buffer("quantiles", s_count * nq * 4)?;
+    let order_stats = gpu.storage_buffer("quantile order statistics", s_count * nq * 16)?;
+    if nq == 0 || s_count == 0 {
+        return Ok(Selected { values, order_stats });
+    }
+
+    // Unique q, ascending: then the ranks of a segment ascend with the slot index.
+    let mut uq: Vec<f64> = qs.iter().map(|&q| q + 0.0).collect(); // −0.0 → +0.0
+    uq.sort_by(f64::total_cmp);
+    uq.dedup();
+    let qmap: Vec<u32> = qs.iter().map(|&q| uq.partition_point(|&x| x < q + 0.0) as u32).collect();
+    let u_total = uq.len() as u64;
+    let r_total = 2 * u_total;
+    check_size("the quantile slots", s_count * r_total * 16)?;
+    check_size("the quantile weights", s_count * u_total * 32)?;
+    let qinfo: Vec<QInfo> = uq.iter().map(|&q| encode_q(q)).collect();
+    let qinfo = storage_with(gpu, "quantile q", bytemuck::cast_slice(&qinfo))?;
+    let qmap = storage_with(gpu, "quantile map", bytemuck::cast_slice(&qmap))?;
+    let slots = gpu.storage_buffer("quantile slots", s_count * r_total * 16)?;
+    let fracs = gpu.storage_buffer("quantile weights", s_count * u_total * 32)?;
+    let nqb = u_total.div_ceil(MAX_BATCH_Q as u64);
+    let hdr = gpu.storage_buffer("quantile groups", s_count * nqb * 8)?;
+    let gprefix = gpu.storage_buffer("quantile prefixes", s_count * r_total * 4)?;
+
+    let limits = plan::PlanLimits {
+        max_span: gpu.max_chunk_elements(),
+        align: gpu.offset_alignment_elements(),
+        target_workgroups: gpu.target_workgroups(),
+        max_partials: u64::MAX,
+        min_per_thread: 1,
+    };
+    let plan = plan::plan_reduction(&seg, &limits)?;
+    let init = gpu.pipeline(Shader::Select, "init_main");
+    let hist_p = gpu.pipeline(Shader::Select, "hist_main");
+    let scan = gpu.pipeline(Shader::Select, "scan_main");
+    let finish = gpu.pipeline(Shader::Select, "finish_main");
+    let base = SelectParams {
+        seg: seg.into(),
+        r_total: r_total as u32,
+        nqb: nqb as u32,
+        u_total: u_total as u32,
+        nq: nq as u32,
+        ..bytemuck::Zeroable::zeroed()
+    };
+    let per_segment = |n: u64| n.div_ceil(WG as u64) as u32;
+
+    for qb in 0..nqb {
+        let u0 = qb * MAX_BATCH_Q as u64;
+        let ub = (u_total - u0).min(MAX_BATCH_Q as u64);
+        let rb = 2 * ub;
+        let sched = digit_schedule(seg.len as u64, rb as usize);
+        let b_max = 1u64 << sched.iter().max().copied().unwrap_or(4);
+        let s_batch = (HIST_CAP / (rb * b_max)).clamp(1, s_count);
+        let hist = gpu.storage_buffer("quantile histograms", s_batch * rb * b_max * 4)?;
+        let qbase = SelectParams { r0: (2 * u0) as u32, rb: rb as u32, qb: qb as u32, u0: u0 as u32, ub: ub as u32, ..base };
+        let mut sb0 = 0;
+        while sb0 < s_count {
+            let sb1 = (sb0 + s_batch).min(s_count);
+            let bbase = SelectParams { sb0: sb0 as u32, seg_first: sb0 as u32, seg_end: sb1 as u32, ..qbase };
+            let params = gpu.uniform(&bbase);
+            gpu.dispatch(
+                encoder,
+                &init,
+                &[
+                    params.as_entire_binding(),
+                    moments.as_entire_binding(),
+                    qinfo.as_entire_binding(),
+                    slots.as_entire_binding(),
+                    fracs.as_entire_binding(),
+                    hdr.as_entire_binding(),
+                    gprefix.as_entire_binding(),
+                ],
+                per_segment(sb1 - sb0),
+            )?;
+            let mut consumed = 0;
+            for (level, &bits) in sched.iter().enumerate() {
+                let nb = 1u32 << bits;
+                let shift = 32 - consumed - bits;
+                consumed += bits;
+                encoder.clear_buffer(&hist, 0, Some((sb1 - sb0) * rb * nb as u64 * 4));
+                let groups_cap = if level == 0 { 1 } else { rb as u32 };
+                let tile = prev_pow2(
+                    preferred_tile(&seg)
+                        .min((LOCAL_BINS / (groups_cap * nb)).max(1))
+                        .min(GROUP_CAP / rb as u32),
+                );
+                let gl = groups_cap.min(LOCAL_BINS / (tile * nb));
+                let lanes = (WG / tile) as u64;
+                for d in &plan.dispatches {
+                    let first = (d.seg_first as u64).max(sb0);
+                    let end = (d.seg_end as u64).min(sb1);
+                    if first >= end || d.k_end <= d.k_first {
+                        continue;
+                    }
+                    let tiles = (end - first).div_ceil(tile as u64);
+                    let k = (d.k_end - d.k_first) as u64;
+                    let want = (gpu.target_workgroups() as u64 / tiles).max(1);
+                    let useful = k.div_ceil(lanes * MIN_PER_THREAD).max(1);
+                    let parts = want.min(useful).min(1 << 16);
+                    let params = gpu.uniform(&SelectParams {
+                        window_lo: d.window_lo as u32,
+                        seg_first: first as u32,
+                        seg_end: end as u32,
+                        tile,
+                        k_first: d.k_first,
+                        k_end: d.k_end,
+                        parts: parts as u32,
+                        tiles: tiles as u32,
+                        shift,
+                        bits,
+                        level: level as u32,
+                        gl,
+                        ..bbase
+                    });
+                    gpu.dispatch(
+                        encoder,
+                        &hist_p,
+                        &[
+                            params.as_entire_binding(),
+                            Gpu::binding(input.buffer(), d.window_lo, d.window_len),
+                            hdr.as_entire_binding(),
+                            gprefix.as_entire_binding(),
+                            hist.as_entire_binding(),
+                        ],
+                        u32::try_from(tiles * parts)
+                            .map_err(|_| Error::TooLarge(format!("{} workgroups", tiles * parts)))?,
+                    )?;
+                }
+                let params = gpu.uniform(&SelectParams { shift, bits, level: level as u32, ..bbase });
+                gpu.dispatch(
+                    encoder,
+                    &scan,
+                    &[
+                        params.as_entire_binding(),
+                        hist.as_entire_binding(),
+                        slots.as_entire_binding(),
+                        hdr.as_entire_binding(),
+                        gprefix.as_entire_binding(),
+                    ],
+                    per_segment(sb1 - sb0),
+                )?;
+            }
+            sb0 = sb1;
+        }
+    }
+
+    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ..base });
+    gpu.dispatch(
+        encoder,
+        &finish,
+        &[
+            params.as_entire_binding(),
+            slots.as_entire_binding(),
+            fracs.as_entire_binding(),
+            qmap.as_entire_binding(),
+            values.as_entire_binding(),
+            order_stats.as_entire_binding(),
+        ],
+        u32::try_from(per_segment(s_count * nq) as u64).unwrap_or(u32::MAX),
+    )?;
+    Ok(Selected { values, order_stats })
+}
 
 /// Per segment, the requested quantiles (numpy's linear method, NaN ignored;
 /// NaN for an all-NaN segment). `result[s][j]` is quantile `qs[j]` of segment `s`.
+///
+/// Records the moments pass (for the counts) and the selection, reads back the two
+/// order statistics of every (segment, q) once, and interpolates them in float64.
 pub fn quantiles(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping, qs: &[f64]) -> Result<Vec<Vec<f64>>> {
-    let data = input.to_vec(gpu)?;
-    Ok(crate::reference::quantiles(&data, grouping, qs))
+    check_qs(qs)?;
+    check_input(input, grouping)?;
+    let s_count = grouping.num_segments();
+    if qs.is_empty() || s_count == 0 {
+        return Ok(vec![Vec::new(); s_count]);
+    }
+    let mut encoder = gpu.encoder();
+    let moments = record_moments(gpu, &mut encoder, input, grouping)?;
+    let sel = record_select(gpu, &mut encoder, input, grouping, &moments, qs)?;
+    gpu.submit_and_wait(encoder)?;
+    let bytes = read_buffer(gpu, &sel.order_stats, 0, (s_count * qs.len() * 16) as u64)?;
+    let raw: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(&bytes);
+    Ok(raw
+        .chunks(qs.len())
+        .map(|row| {
+            row.iter()
+                .zip(qs)
+                .map(|(&[ka, kb, n, _], &q)| {
+                    if n == 0 {
+                        return f64::NAN;
+                    }
+                    let (_, _, frac) = rank(q, n as usize);
+                    lerp(value_of(ka) as f64, value_of(kb) as f64, frac)
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// The order-preserving key of a non-NaN f32 (the map select.wgsl uses).
+pub fn key_of(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b ^ 0x8000_0000
+    }
+}
+
+/// The f32 of a key.
+pub fn value_of(k: u32) -> f32 {
+    f32::from_bits(if k & 0x8000_0000 != 0 { k ^ 0x8000_0000 } else { !k })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_preserve_order() {
+        let xs = [f32::NEG_INFINITY, -3e38, -1.0, -1e-45, -0.0, 0.0, 1e-45, 1.0, 3e38, f32::INFINITY];
+        for w in xs.windows(2) {
+            assert!(key_of(w[0]) < key_of(w[1]), "{} {}", w[0], w[1]);
+        }
+        for x in xs {
+            assert_eq!(value_of(key_of(x)).to_bits(), x.to_bits());
+        }
+    }
+
+    #[test]
+    fn q_encoding_is_exact() {
+        for q in [0.0, 1.0, 0.5, 0.1, 0.7, 1e-300, 5e-324, 0.999_999_999_999_999_9] {
+            let i = encode_q(q);
+            let m = ((i.m_hi as u64) << 32 | i.m_lo as u64) as f64;
+            assert_eq!(m * 2f64.powi(-(i.e as i32)), q, "{q}");
+        }
+    }
+
+    #[test]
+    fn schedules_cover_32_bits() {
+        for len in [1, 10, 100, 1000, 100_000, 10_000_000] {
+            for slots in [2, 6, 256] {
+                let s = digit_schedule(len, slots);
+                assert_eq!(s.iter().sum::<u32>(), 32);
+                assert!(s.iter().all(|&b| (4..=MAX_BITS).contains(&b)));
+            }
+        }
+    }
 }

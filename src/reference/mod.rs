@@ -5,6 +5,7 @@
 pub mod affine;
 pub mod derive;
 pub mod moments;
+pub mod norms;
 pub mod quantiles;
 
 pub use affine::{affine, expm1, log1p, AffineSpec};

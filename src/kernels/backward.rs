@@ -1,0 +1,371 @@
+//! Host side of `shaders/backward.wgsl`: the norm layers' fused backward pass (one
+//! reduction over `(dy, x)`, then one elementwise pass) and two small forward helpers.
+//!
+//! The reduction reuses the segment descriptions ([`Grouping`]) and the chunk planner
+//! of the moments kernel ([`crate::kernels::plan`]): a reduction segment can be the
+//! statistics segment itself (batch, instance, layer rows), a finer one (the
+//! (sample, channel) instances inside a group of group norm, so that dγ and dβ per
+//! channel come from the same pass) or a transposed one (the columns of layer norm,
+//! for its per-position dγ and dβ).
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuTensor, Shader};
+use crate::kernels::moments::{check_input, MOMENTS_BYTES};
+use crate::kernels::{plan, plan_limits, IndexMapGpu, SegmentsGpu};
+use crate::segments::{Grouping, IndexMap, Segments};
+
+/// Bytes of one reduction state: `(Σw·dy, Σw·dy·x̂)` as `vec2<f32>`.
+pub const SUMS_BYTES: u64 = 8;
+
+/// Which statistics segment (saved mean/invstd) an element of a reduction segment uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatIndex {
+    /// Reduction segment `r` uses statistics segment `r / div` (1: the same segment;
+    /// `C/G` for the instances of group norm).
+    PerSegment { div: u32 },
+    /// Each element's statistics segment from its flat index (layer norm's columns).
+    Map(IndexMap),
+}
+
+/// The per-element weight of the reduction: γ at the element's parameter index.
+#[derive(Clone, Copy, Debug)]
+pub struct Weight<'a> {
+    pub gamma: &'a wgpu::Buffer,
+    pub param_map: IndexMap,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct SumsParams {
+    seg: SegmentsGpu,
+    stat_map: IndexMapGpu,
+    param_map: IndexMapGpu,
+    window_lo: u32,
+    seg_first: u32,
+    seg_end: u32,
+    tile_width: u32,
+    k_first: u32,
+    k_end: u32,
+    parts: u32,
+    part_offset: u32,
+    parts_total: u32,
+    tiles: u32,
+    flags: u32,
+    stat_div: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct SumsMergeParams {
+    count: u32,
+    parts_total: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct CoeffParams {
+    count: u32,
+    sub: u32,
+    channels: u32,
+    flags: u32,
+    inv_n: f32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct ParamGradParams {
+    count: u32,
+    loops: u32,
+    stride: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct DxParams {
+    seg_map: IndexMapGpu,
+    param_map: IndexMapGpu,
+    window_lo: u32,
+    count: u32,
+    per_wg: u32,
+    flags: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct CountParams {
+    count: u32,
+    n: u32,
+    c: u32,
+    _pad0: u32,
+    momentum: f32,
+    _pad: [u32; 3],
+}
+
+/// The longest run of values one float32 accumulator sums in sequence in a segmented
+/// reduction over `seg` with `state_bytes`-byte states on this device (the per-thread
+/// loop, then the merge of the parts); the tree in between adds `log2(256)`. This is
+/// the `chain` of [`crate::verify::Tolerance::reduction`].
+pub fn reduction_chain(gpu: &Gpu, seg: &Segments, state_bytes: u64) -> Result<usize> {
+    let plan = plan::plan_reduction(seg, &plan_limits(gpu, state_bytes))?;
+    let lanes = (256 / plan.tile_width.max(1)) as usize;
+    let per_thread = plan
+        .dispatches
+        .iter()
+        .map(|d| ((d.k_end - d.k_first) as usize).div_ceil(d.parts.max(1) as usize).div_ceil(lanes))
+        .max()
+        .unwrap_or(0);
+    Ok(per_thread + plan.parts_total as usize)
+}
+
+/// Record the fused reduction over `(dy, x)`: per segment of `red`, `Σw·dy` and
+/// `Σw·dy·x̂` with `x̂ = (x − mean[t])·invstd[t]`, `t` from `stat`, `w` from `weight`
+/// (or 1). Returns a buffer of `red.num_segments()` `vec2<f32>`.
+#[allow(clippy::too_many_arguments)]
+pub fn record_sums(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    red: &Grouping,
+    stat: StatIndex,
+    mean: &wgpu::Buffer,
+    invstd: &wgpu::Buffer,
+    weight: Option<Weight>,
+) -> Result<wgpu::Buffer> {
+    check_input(x, red)?;
+    check_input(dy, red)?;
+    let seg = red.segments();
+    let s_count = seg.count as u64;
+    let out = gpu.storage_buffer("norm backward sums", s_count * SUMS_BYTES)?;
+    let plan = plan::plan_reduction(&seg, &plan_limits(gpu, SUMS_BYTES))?;
+    if plan.dispatches.is_empty() {
+        // Empty segments: zero sums.
+        encoder.clear_buffer(&out, 0, None);
+        return Ok(out);
+    }
+    let partials = gpu.storage_buffer("norm backward partials", s_count * plan.parts_total as u64 * SUMS_BYTES)?;
+    let (stat_flag, stat_div, stat_map) = match stat {
+        StatIndex::PerSegment { div } => (1, div.max(1), IndexMap { d1: 1, m1: 1, s1: 0, m2: 1, d2: 1, s2: 0 }),
+        StatIndex::Map(m) => (0, 1, m),
+    };
+    let dummy = gpu.storage_buffer("backward unused", 4)?;
+    let (gamma, param_map, weight_flag) = match weight {
+        Some(w) => (w.gamma, w.param_map, 2),
+        None => (&dummy, stat_map, 0),
+    };
+    let pass1 = gpu.pipeline(Shader::Backward, "sums_main");
+    for d in &plan.dispatches {
+        let params = gpu.uniform(&SumsParams {
+            seg: seg.into(),
+            stat_map: stat_map.into(),
+            param_map: param_map.into(),
+            window_lo: d.window_lo as u32,
+            seg_first: d.seg_first,
+            seg_end: d.seg_end,
+            tile_width: plan.tile_width,
+            k_first: d.k_first,
+            k_end: d.k_end,
+            parts: d.parts,
+            part_offset: d.part_offset,
+            parts_total: plan.parts_total,
+            tiles: d.tiles,
+            flags: stat_flag | weight_flag,
+            stat_div,
+            _pad: [0; 2],
+        });
+        gpu.dispatch(
+            encoder,
+            &pass1,
+            &[
+                params.as_entire_binding(),
+                Gpu::binding(x.buffer(), d.window_lo, d.window_len),
+                Gpu::binding(dy.buffer(), d.window_lo, d.window_len),
+                mean.as_entire_binding(),
+                invstd.as_entire_binding(),
+                gamma.as_entire_binding(),
+                partials.as_entire_binding(),
+            ],
+            d.tiles * d.parts,
+        )?;
+    }
+    let params = gpu.uniform(&SumsMergeParams { count: seg.count, parts_total: plan.parts_total, _pad: [0; 2] });
+    let pass2 = gpu.pipeline(Shader::Backward, "sums_merge_main");
+    gpu.dispatch(
+        encoder,
+        &pass2,
+        &[params.as_entire_binding(), partials.as_entire_binding(), out.as_entire_binding()],
+        seg.count.div_ceil(256),
+    )?;
+    Ok(out)
+}
+
+/// Record the per-statistics-segment coefficients `(Σg/N, Σg·x̂/N)` (`vec2<f32>` each):
+/// statistics segment `t` sums reduction segments `t·sub .. t·sub + sub`, each multiplied
+/// by `γ[r % channels]` when `gamma` is given (sums that were not weighted).
+pub fn record_coeffs(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    sums: &wgpu::Buffer,
+    count: usize,
+    sub: usize,
+    channels: usize,
+    gamma: Option<&wgpu::Buffer>,
+    n_per_segment: usize,
+) -> Result<wgpu::Buffer> {
+    let out = gpu.storage_buffer("norm backward coefficients", count as u64 * SUMS_BYTES)?;
+    let dummy = gpu.storage_buffer("backward unused", 4)?;
+    let params = gpu.uniform(&CoeffParams {
+        count: count as u32,
+        sub: sub as u32,
+        channels: channels.max(1) as u32,
+        flags: gamma.is_some() as u32,
+        inv_n: (1.0 / n_per_segment.max(1) as f64) as f32,
+        _pad: [0; 3],
+    });
+    let pipeline = gpu.pipeline(Shader::Backward, "coeffs_main");
+    gpu.dispatch(
+        encoder,
+        &pipeline,
+        &[
+            params.as_entire_binding(),
+            sums.as_entire_binding(),
+            gamma.unwrap_or(&dummy).as_entire_binding(),
+            out.as_entire_binding(),
+        ],
+        (count as u32).div_ceil(256),
+    )?;
+    Ok(out)
+}
+
+/// Record dγ and dβ per parameter: `dγ[p] = Σ_i sums[i·stride + p].y`,
+/// `dβ[p] = Σ_i sums[i·stride + p].x`, `i < loops`. Returns `(dγ, dβ)`, `count` f32 each.
+pub fn record_param_grads(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    sums: &wgpu::Buffer,
+    count: usize,
+    loops: usize,
+    stride: usize,
+) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+    let dgamma = gpu.storage_buffer("grad_gamma", count as u64 * 4)?;
+    let dbeta = gpu.storage_buffer("grad_beta", count as u64 * 4)?;
+    let params =
+        gpu.uniform(&ParamGradParams { count: count as u32, loops: loops as u32, stride: stride as u32, _pad: 0 });
+    let pipeline = gpu.pipeline(Shader::Backward, "param_grads_main");
+    gpu.dispatch(
+        encoder,
+        &pipeline,
+        &[params.as_entire_binding(), sums.as_entire_binding(), dgamma.as_entire_binding(), dbeta.as_entire_binding()],
+        (count as u32).div_ceil(256),
+    )?;
+    Ok((dgamma, dbeta))
+}
+
+/// The arguments of the elementwise backward pass.
+pub struct DxArgs<'a> {
+    /// The statistics grouping (segment map → mean/invstd index; param map → γ index).
+    pub grouping: &'a Grouping,
+    pub mean: &'a wgpu::Buffer,
+    pub invstd: &'a wgpu::Buffer,
+    pub gamma: Option<&'a wgpu::Buffer>,
+    /// Train: the coefficients of [`record_coeffs`]; `None`: eval (`dx = invstd·γ·dy`).
+    pub coeffs: Option<&'a wgpu::Buffer>,
+}
+
+/// Record `dx` from `x` and `dy` (same shape; `dx` a distinct buffer).
+pub fn record_dx(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    dx: &GpuTensor,
+    args: &DxArgs,
+) -> Result<()> {
+    check_input(x, args.grouping)?;
+    check_input(dy, args.grouping)?;
+    check_input(dx, args.grouping)?;
+    if dx.buffer() == x.buffer() || dx.buffer() == dy.buffer() {
+        return Err(Error::InvalidParameter("grad_input cannot be written into x or grad_output".into()));
+    }
+    let dummy = gpu.storage_buffer("backward unused", 8)?;
+    let flags = args.coeffs.is_some() as u32 | (args.gamma.is_some() as u32) << 1;
+    let numel = x.numel() as u64;
+    let align = gpu.offset_alignment_elements();
+    let max_span = (gpu.max_chunk_elements() / align * align).max(align);
+    let pipeline = gpu.pipeline(Shader::Backward, "dx_main");
+    let mut lo = 0u64;
+    while lo < numel {
+        let count = max_span.min(numel - lo);
+        let wgs = (gpu.target_workgroups() as u64 * 4).clamp(1, count.div_ceil(256));
+        let per_wg = count.div_ceil(wgs).next_multiple_of(256);
+        let params = gpu.uniform(&DxParams {
+            seg_map: args.grouping.segment_map().into(),
+            param_map: args.grouping.param_map().into(),
+            window_lo: lo as u32,
+            count: count as u32,
+            per_wg: per_wg as u32,
+            flags,
+        });
+        gpu.dispatch(
+            encoder,
+            &pipeline,
+            &[
+                params.as_entire_binding(),
+                Gpu::binding(x.buffer(), lo, count),
+                Gpu::binding(dy.buffer(), lo, count),
+                Gpu::binding(dx.buffer(), lo, count),
+                args.mean.as_entire_binding(),
+                args.invstd.as_entire_binding(),
+                args.gamma.unwrap_or(&dummy).as_entire_binding(),
+                args.coeffs.unwrap_or(&dummy).as_entire_binding(),
+            ],
+            count.div_ceil(per_wg) as u32,
+        )?;
+        lo += count;
+    }
+    Ok(())
+}
+
+/// Record the NaN step of a norm layer's statistics: a segment holding a NaN gets NaN
+/// mean and M2 (PyTorch propagates NaN; the moments kernel counts NaN as missing).
+pub fn record_poison(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, moments: &wgpu::Buffer, count: usize) -> Result<()> {
+    if moments.size() < count as u64 * MOMENTS_BYTES {
+        return Err(Error::Shape(format!("moments buffer too small for {count} segments")));
+    }
+    let params = gpu.uniform(&CountParams { count: count as u32, n: 0, c: 0, _pad0: 0, momentum: 0.0, _pad: [0; 3] });
+    let pipeline = gpu.pipeline(Shader::Backward, "poison_main");
+    gpu.dispatch(encoder, &pipeline, &[params.as_entire_binding(), moments.as_entire_binding()], (count as u32).div_ceil(256))
+}
+
+/// Record instance norm's running-stat update from per-(sample, channel) moments:
+/// `running = (1 − f)·running + f·mean over samples` of the means and unbiased variances.
+#[allow(clippy::too_many_arguments)]
+pub fn record_instance_running(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    moments: &wgpu::Buffer,
+    n: usize,
+    c: usize,
+    factor: f64,
+    running_mean: &wgpu::Buffer,
+    running_var: &wgpu::Buffer,
+) -> Result<()> {
+    let params =
+        gpu.uniform(&CountParams { count: c as u32, n: n as u32, c: c as u32, _pad0: 0, momentum: factor as f32, _pad: [0; 3] });
+    let pipeline = gpu.pipeline(Shader::Backward, "instance_running_main");
+    gpu.dispatch(
+        encoder,
+        &pipeline,
+        &[
+            params.as_entire_binding(),
+            moments.as_entire_binding(),
+            running_mean.as_entire_binding(),
+            running_var.as_entire_binding(),
+        ],
+        (c as u32).div_ceil(256),
+    )
+}

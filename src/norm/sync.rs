@@ -1,0 +1,85 @@
+//! Batch-norm statistics across devices (SyncBatchNorm).
+//!
+//! Each shard of a batch (on its own device, or machine) computes per-channel
+//! [`Moments`] with [`channel_moments`]; the states merge exactly
+//! ([`Moments::merge`], Chan et al.) with [`merge_shards`] — the step a distributed
+//! runtime's all-reduce would carry — and every shard then normalizes its own data
+//! with the merged statistics through [`super::BatchNorm::forward_with_moments`],
+//! which gives the output one device would compute over all the data.
+//!
+//! ```no_run
+//! use gpunorm::norm::{sync, BatchNorm, BatchNormConfig};
+//! # fn shards() -> Vec<(gpunorm::Gpu, ndarray::ArrayD<f32>)> { unimplemented!() }
+//! let shards = shards(); // (device, its part of the batch)
+//! let parts: Vec<_> = shards.iter().map(|(gpu, x)| sync::channel_moments(gpu, x.view(), false)).collect::<Result<_, _>>()?;
+//! let merged = sync::merge_shards(&parts)?;
+//! for (gpu, x) in &shards {
+//!     let mut bn = BatchNorm::new(gpu, merged.len(), BatchNormConfig::default())?;
+//!     let (y, _saved) = bn.forward_with_moments(gpu, x.view(), &merged)?;
+//! }
+//! # Ok::<(), gpunorm::Error>(())
+//! ```
+
+use ndarray::ArrayViewD;
+
+use super::channel_dims;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuTensor};
+use crate::kernels::moments::{download_moments, record_moments};
+use crate::segments::Grouping;
+use crate::stats::{merge_all, verify_moments, Moments};
+use crate::verify::Verify;
+
+/// The per-channel grouping of an `(N, C, *)` (or channels-last `(N, *, C)`) shape.
+pub fn channel_grouping(shape: &[usize], channels_last: bool) -> Result<Grouping> {
+    let (n, c, spatial) = channel_dims(shape, channels_last, "batch norm statistics")?;
+    Ok(Grouping::Channels { n, c, spatial, channels_last })
+}
+
+/// Per-channel statistics of one shard, read back as mergeable float64 states.
+/// NaN is counted in `nan_count` (a channel with NaN normalizes to NaN after merging).
+pub fn channel_moments(gpu: &Gpu, x: ArrayViewD<f32>, channels_last: bool) -> Result<Vec<Moments>> {
+    let g = channel_grouping(x.shape(), channels_last)?;
+    let t = GpuTensor::from_array(gpu, x.view())?;
+    let mut encoder = gpu.encoder();
+    let buf = record_moments(gpu, &mut encoder, &t, &g)?;
+    gpu.submit_and_wait(encoder)?;
+    let m = download_moments(gpu, &buf, g.num_segments())?;
+    if gpu.verify() == Verify::Always {
+        let data: Vec<f32> = x.iter().copied().collect();
+        verify_moments("batch norm shard statistics", &data, &g, &m)?;
+    }
+    Ok(m)
+}
+
+/// Record the per-channel statistics of a GPU tensor (a buffer of
+/// [`crate::kernels::moments::MomentsGpu`], one per channel), for callers that carry
+/// the states themselves.
+pub fn record_channel_moments(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    x: &GpuTensor,
+    channels_last: bool,
+) -> Result<wgpu::Buffer> {
+    let g = channel_grouping(x.shape(), channels_last)?;
+    record_moments(gpu, encoder, x, &g)
+}
+
+/// Merge the per-channel states of several shards (in order; exact up to rounding).
+pub fn merge_shards(shards: &[Vec<Moments>]) -> Result<Vec<Moments>> {
+    let Some(first) = shards.first() else {
+        return Err(Error::InvalidParameter("no shard statistics to merge".into()));
+    };
+    let mut merged = first.clone();
+    for (i, s) in shards.iter().enumerate().skip(1) {
+        if s.len() != merged.len() {
+            return Err(Error::Shape(format!(
+                "shard {i} has statistics for {} channels, shard 0 for {}",
+                s.len(),
+                merged.len()
+            )));
+        }
+        merged = merge_all(&merged, s);
+    }
+    Ok(merged)
+}

@@ -1,0 +1,372 @@
+//! Exact quantiles (radix select) against the float64 twin (`reference::quantiles`), on
+//! every segment layout, on adversarial data and across chunk boundaries.
+//!
+//! Two paths are checked on every input:
+//! - `quantiles` (read back the order statistics, interpolate in float64 on the host)
+//!   must equal the reference exactly;
+//! - `record_quantiles` (interpolated in float32 on the GPU) must be exact when the
+//!   interpolation weight is 0 and within 2 ulp of max(|lo|, |hi|) otherwise, lo and hi
+//!   being the reference's order statistics.
+
+mod common;
+
+use common::{gpu, own_gpu, sprinkle_nan, Rng};
+use gpunorm::kernels::moments::record_moments;
+use gpunorm::kernels::select::{quantiles, record_quantiles};
+use gpunorm::reference::quantiles::{quantile_sorted, rank};
+use gpunorm::{reference, Error, Gpu, GpuTensor, Grouping};
+
+const MANY_Q: [f64; 9] = [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0];
+
+/// Every segment layout, at roughly `n` elements per segment.
+fn layouts(n: usize) -> Vec<Grouping> {
+    let mut v = vec![
+        Grouping::Columns { rows: n, cols: 3 },
+        Grouping::Columns { rows: n, cols: 1 },
+        Grouping::Rows { rows: 3, len: n },
+    ];
+    for cl in [false, true] {
+        v.push(Grouping::Channels { n: 2, c: 3, spatial: n.div_ceil(2), channels_last: cl });
+        v.push(Grouping::Groups { n: 2, c: 4, spatial: n.div_ceil(2), groups: 2, channels_last: cl });
+        v.push(Grouping::Instances { n: 2, c: 2, spatial: n, channels_last: cl });
+    }
+    v
+}
+
+/// Distance from |x| to the next float32 away from zero (the gap below at f32::MAX).
+fn ulp32(x: f64) -> f64 {
+    let a = (x as f32).abs();
+    if a == f32::MAX {
+        (a - f32::from_bits(a.to_bits() - 1)) as f64
+    } else {
+        (f32::from_bits(a.to_bits() + 1) - a) as f64
+    }
+}
+
+fn same(a: f64, b: f64) -> bool {
+    a == b || (a.is_nan() && b.is_nan())
+}
+
+/// Sorted non-NaN values of each segment.
+fn sorted_segments(data: &[f32], g: &Grouping) -> Vec<Vec<f64>> {
+    let seg = g.segments();
+    (0..g.num_segments())
+        .map(|s| {
+            let mut v: Vec<f64> =
+                (0..g.segment_len()).map(|k| data[seg.offset(s, k)] as f64).filter(|x| !x.is_nan()).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        })
+        .collect()
+}
+
+/// The GPU-resident path: moments and quantiles recorded into one encoder, f32 results.
+fn run_recorded(gpu: &Gpu, t: &GpuTensor, g: &Grouping, qs: &[f64]) -> Vec<f32> {
+    let mut enc = gpu.encoder();
+    let m = record_moments(gpu, &mut enc, t, g).unwrap();
+    let out = record_quantiles(gpu, &mut enc, t, g, &m, qs).unwrap();
+    gpu.submit_and_wait(enc).unwrap();
+    let bytes = gpunorm::gpu::read_buffer(gpu, &out, 0, (g.num_segments() * qs.len() * 4) as u64).unwrap();
+    bytemuck::pod_collect_to_vec(&bytes)
+}
+
+/// Check both paths against the reference; panics with the first mismatch.
+fn check_on(gpu: &Gpu, what: &str, g: &Grouping, data: &[f32], qs: &[f64]) {
+    let t0 = std::time::Instant::now();
+    struct D<'a>(&'a str, Grouping, std::time::Instant);
+    impl Drop for D<'_> { fn drop(&mut self) { eprintln!("TIME {} {:?} {:?}", self.0, self.1, self.2.elapsed()); } }
+    let _d = D(what, *g, t0);
+    assert_eq!(data.len(), g.numel());
+    let t = GpuTensor::from_slice(gpu, data, &[g.numel()]).unwrap();
+    let want = reference::quantiles(data, g, qs);
+    let got = quantiles(gpu, &t, g, qs).unwrap();
+    assert_eq!(got.len(), want.len(), "{what} {g:?}: segments");
+    for (s, (a, b)) in got.iter().zip(&want).enumerate() {
+        for (j, (&x, &y)) in a.iter().zip(b).enumerate() {
+            assert!(same(x, y), "{what} {g:?} segment {s} q={}: gpu {x:e} vs reference {y:e}", qs[j]);
+        }
+    }
+    let got32 = run_recorded(gpu, &t, g, qs);
+    let sorted = sorted_segments(data, g);
+    for (s, v) in sorted.iter().enumerate() {
+        for (j, &q) in qs.iter().enumerate() {
+            let x = got32[s * qs.len() + j] as f64;
+            let ctx = format!("{what} {g:?} segment {s} q={q} (float32 path)");
+            if v.is_empty() {
+                assert!(x.is_nan(), "{ctx}: all-NaN segment gave {x}");
+                continue;
+            }
+            let (lo, hi, frac) = rank(q, v.len());
+            let y = quantile_sorted(v, q);
+            assert_eq!(y, want[s][j]);
+            if frac == 0.0 {
+                assert_eq!(x, v[lo], "{ctx}: weight 0 must give the order statistic exactly");
+            } else {
+                let tol = 2.0 * ulp32(v[lo].abs().max(v[hi].abs()));
+                assert!((x - y).abs() <= tol, "{ctx}: {x:e} vs {y:e}, error {:e} > {tol:e}", (x - y).abs());
+            }
+        }
+    }
+}
+
+fn check(what: &str, g: &Grouping, data: &[f32], qs: &[f64]) {
+    check_on(gpu(), what, g, data, qs)
+}
+
+#[test]
+fn random_data_every_layout_and_size() {
+    let mut rng = Rng::new(11);
+    for n in [1, 2, 3, 4, 255, 256, 257, 1000, 4097] {
+        for g in layouts(n) {
+            let mut data = rng.normals(g.numel(), 3.0, 2.0);
+            sprinkle_nan(&mut data, 0.1, &mut rng);
+            check(&format!("random n={n}"), &g, &data, &MANY_Q);
+        }
+    }
+}
+
+#[test]
+fn one_and_two_elements_odd_and_even() {
+    let mut rng = Rng::new(12);
+    for n in [1, 2, 5, 6] {
+        for g in [Grouping::Columns { rows: n, cols: 4 }, Grouping::Rows { rows: 5, len: n }] {
+            let data = rng.normals(g.numel(), 0.0, 1.0);
+            check(&format!("n={n}"), &g, &data, &[0.0, 0.25, 0.5, 0.75, 1.0, 0.3, 0.999]);
+        }
+    }
+}
+
+#[test]
+fn ties_and_constant_segments() {
+    let mut rng = Rng::new(13);
+    for g in layouts(301) {
+        let data: Vec<f32> = (0..g.numel()).map(|_| [1.5f32, -2.0, 7.0][rng.below(3)]).collect();
+        check("three values", &g, &data, &MANY_Q);
+        let data = vec![0.1f32; g.numel()];
+        check("constant", &g, &data, &MANY_Q);
+        let mut data = vec![-4.25f32; g.numel()];
+        sprinkle_nan(&mut data, 0.3, &mut rng);
+        check("constant with NaN", &g, &data, &MANY_Q);
+    }
+}
+
+#[test]
+fn signed_zeros_subnormals_and_extremes() {
+    let specials = [
+        -0.0f32,
+        0.0,
+        1e-45,
+        -1e-45,
+        1e-40,
+        -1.1754942e-38,
+        1.17549435e-38,
+        3e38,
+        -3e38,
+        f32::MAX,
+        -f32::MAX,
+        1.0,
+        -1.0,
+    ];
+    let mut rng = Rng::new(14);
+    for g in layouts(97) {
+        let data: Vec<f32> = (0..g.numel()).map(|_| specials[rng.below(specials.len())]).collect();
+        check("specials", &g, &data, &MANY_Q);
+    }
+    // Segments that hold only the two zeros, only subnormals, or only ±3e38.
+    for set in [&[-0.0f32, 0.0][..], &[1e-45, 2e-45, -1e-45, 5e-44, 1e-40][..], &[-3e38, 3e38][..]] {
+        for n in [2, 3, 10, 257] {
+            let g = Grouping::Columns { rows: n, cols: 2 };
+            let data: Vec<f32> = (0..g.numel()).map(|_| set[rng.below(set.len())]).collect();
+            check("special set", &g, &data, &[0.0, 0.1, 0.3, 0.5, 0.5000001, 0.7, 0.9, 1.0]);
+        }
+    }
+    // -3e38 and 3e38 with the weight everywhere in (0, 1): b − a overflows float32.
+    let g = Grouping::Rows { rows: 1, len: 2 };
+    let qs: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
+    check("±3e38", &g, &[3e38, -3e38], &qs);
+    check("±max", &g, &[f32::MAX, -f32::MAX], &qs);
+}
+
+#[test]
+fn nan_mixed_in_and_all_nan_segments() {
+    let mut rng = Rng::new(15);
+    for g in layouts(300) {
+        let mut data = rng.normals(g.numel(), -1.0, 5.0);
+        sprinkle_nan(&mut data, 0.4, &mut rng);
+        let seg = g.segments();
+        for k in 0..g.segment_len() {
+            data[seg.offset(0, k)] = f32::NAN;
+        }
+        // Segment 1 keeps a single value.
+        for k in 1..g.segment_len() {
+            data[seg.offset(1, k)] = f32::NAN;
+        }
+        check("nan", &g, &data, &MANY_Q);
+        let out = quantiles(gpu(), &GpuTensor::from_slice(gpu(), &data, &[data.len()]).unwrap(), &g, &MANY_Q).unwrap();
+        assert!(out[0].iter().all(|x| x.is_nan()), "{g:?}: all-NaN segment");
+    }
+    // Negative-payload and signalling NaNs are NaN too.
+    let g = Grouping::Rows { rows: 2, len: 6 };
+    let odd_nans = [f32::from_bits(0xffc0_0001), f32::from_bits(0x7f80_0001), f32::from_bits(0xff80_0001)];
+    let mut data = vec![1.0f32, 2.0, 3.0, odd_nans[0], odd_nans[1], odd_nans[2]];
+    data.extend_from_slice(&odd_nans);
+    data.extend_from_slice(&odd_nans);
+    check("odd NaNs", &g, &data, &MANY_Q);
+}
+
+#[test]
+fn adversarial_distributions() {
+    let mut rng = Rng::new(16);
+    for n in [255, 256, 257, 5000] {
+        for g in [
+            Grouping::Columns { rows: n, cols: 3 },
+            Grouping::Rows { rows: 2, len: n },
+            Grouping::Instances { n: 2, c: 3, spatial: n, channels_last: true },
+        ] {
+            // All keys in one bucket of every pass but the last: consecutive floats.
+            let base = 1.0f32.to_bits();
+            let data: Vec<f32> = (0..g.numel()).map(|_| f32::from_bits(base + rng.below(64) as u32)).collect();
+            check("consecutive floats", &g, &data, &MANY_Q);
+            // Values that differ only in the last bit, negative.
+            let base = (-1234.5f32).to_bits();
+            let data: Vec<f32> = (0..g.numel()).map(|_| f32::from_bits(base + rng.below(2) as u32)).collect();
+            check("last bit", &g, &data, &MANY_Q);
+            // One bucket in the first pass, spread in the low bits: [1, 1 + 2^-12).
+            let data: Vec<f32> =
+                (0..g.numel()).map(|_| f32::from_bits(1.0f32.to_bits() + rng.below(1 << 11) as u32)).collect();
+            check("one top bucket", &g, &data, &MANY_Q);
+            // Heavy tails: most values tiny, a few huge, both signs.
+            let data: Vec<f32> = (0..g.numel())
+                .map(|_| {
+                    let x = rng.normal();
+                    (x * 10f64.powi((rng.below(60) as i32) - 30)) as f32
+                })
+                .collect();
+            check("heavy tails", &g, &data, &MANY_Q);
+            // Sorted and reverse-sorted input.
+            let mut data = rng.normals(g.numel(), 0.0, 1.0);
+            data.sort_by(f32::total_cmp);
+            check("sorted", &g, &data, &MANY_Q);
+            data.reverse();
+            check("reversed", &g, &data, &MANY_Q);
+        }
+    }
+}
+
+/// Distinct integers in random order: the result reveals the rank the GPU chose, so
+/// floor(q·(n−1)) must round exactly as float64 does (q = 0.7, n = 11 gives 7.0, not 6.99…),
+/// and a wrong neighbour would be off by a whole gap.
+#[test]
+fn ranks_round_as_float64() {
+    let mut rng = Rng::new(17);
+    let mut qs = vec![0.7, 0.1, 0.3, 0.29, 0.57, 0.58, 1.0 / 3.0, 2.0 / 3.0, 0.49999999999999994, 0.5, 0.9999999999999999];
+    qs.extend((0..20).map(|_| rng.uniform()));
+    qs.push(1e-300);
+    qs.push(5e-324);
+    qs.push(1e-17);
+    for n in (1..=64).chain([99, 100, 101, 255, 256, 257, 1000, 1001, 4097, 65537]) {
+        let g = Grouping::Rows { rows: 1, len: n };
+        let mut data: Vec<f32> = (0..n).map(|i| (i * i) as f32 * 0.25 - 100.0).collect();
+        for i in (1..n).rev() {
+            data.swap(i, rng.below(i + 1));
+        }
+        check(&format!("ranks n={n}"), &g, &data, &qs);
+    }
+}
+
+#[test]
+fn interpolation_points_with_gaps() {
+    // Values with gaps between neighbours, ranks just below, at and above integers.
+    let mut rng = Rng::new(18);
+    let n = 1001;
+    let g = Grouping::Columns { rows: n, cols: 2 };
+    let mut data: Vec<f32> = (0..g.numel()).map(|i| ((i / 2) as f32).powi(2) * if i % 2 == 0 { 1.0 } else { -3.0 }).collect();
+    for i in (1..n).rev() {
+        let j = rng.below(i + 1);
+        data.swap(2 * i, 2 * j);
+    }
+    let mut qs = Vec::new();
+    for k in [1usize, 2, 250, 499, 500, 501, 998, 999] {
+        let r = k as f64 / 1000.0;
+        qs.extend([r, r - 1e-7, r + 1e-7, r - 1e-12, r + 1e-12, r + 0.0005]);
+    }
+    qs.retain(|q| (0.0..=1.0).contains(q));
+    check("gaps", &g, &data, &qs);
+}
+
+#[test]
+fn many_quantiles_unsorted_and_repeated() {
+    let mut rng = Rng::new(19);
+    let g = Grouping::Columns { rows: 3001, cols: 2 };
+    let data = rng.normals(g.numel(), 1.0, 2.0);
+    let qs = [0.9, 0.1, 0.5, 0.1, 1.0, 0.0, 0.5, -0.0, 0.25];
+    check("unsorted", &g, &data, &qs);
+    // More unique q than one batch of passes (128) resolves.
+    let qs: Vec<f64> = (0..300).map(|_| rng.uniform()).chain([0.0, 1.0]).collect();
+    check("300 q", &g, &data, &qs);
+    let g = Grouping::Rows { rows: 3, len: 50 };
+    let data = rng.normals(g.numel(), 1.0, 2.0);
+    let qs: Vec<f64> = (0..=1000).map(|i| i as f64 / 1000.0).collect();
+    check("1001 q on 50 values", &g, &data, &qs);
+}
+
+#[test]
+fn forced_tiny_chunks_cross_many_boundaries() {
+    let gpu = own_gpu();
+    let mut rng = Rng::new(20);
+    for span in [64, 100, 1000] {
+        gpu.set_max_chunk_elements(Some(span));
+        for g in layouts(523) {
+            let mut data = rng.normals(g.numel(), 10.0, 3.0);
+            sprinkle_nan(&mut data, 0.05, &mut rng);
+            check_on(&gpu, &format!("chunk {span}"), &g, &data, &MANY_Q);
+        }
+    }
+}
+
+#[test]
+fn many_short_segments() {
+    // Short segments: narrow digits, many segments per workgroup, several histogram batches.
+    let mut rng = Rng::new(21);
+    for g in [
+        Grouping::Rows { rows: 20_000, len: 50 },
+        Grouping::Columns { rows: 7, cols: 3000 },
+        Grouping::Instances { n: 100, c: 64, spatial: 9, channels_last: true },
+        Grouping::Rows { rows: 70_000, len: 1 },
+    ] {
+        let mut data = rng.normals(g.numel(), 0.0, 1.0);
+        sprinkle_nan(&mut data, 0.05, &mut rng);
+        check("short segments", &g, &data, &MANY_Q);
+    }
+    // Several histogram batches with wide digits too.
+    let g = Grouping::Columns { rows: 20_000, cols: 600 };
+    let data = rng.normals(g.numel(), 0.0, 1.0);
+    check("600 columns", &g, &data, &[0.25, 0.5, 0.75]);
+}
+
+#[test]
+fn large_segments() {
+    let mut rng = Rng::new(22);
+    let g = Grouping::Columns { rows: 1_000_000, cols: 1 };
+    let mut data = rng.normals(g.numel(), 5.0, 2.0);
+    sprinkle_nan(&mut data, 0.01, &mut rng);
+    check("1e6", &g, &data, &MANY_Q);
+    let g = Grouping::Columns { rows: 200_000, cols: 10 };
+    let data = rng.normals(g.numel(), -5.0, 20.0);
+    check("2e5 x 10", &g, &data, &MANY_Q);
+}
+
+#[test]
+fn invalid_and_empty_requests() {
+    let g = Grouping::Columns { rows: 4, cols: 2 };
+    let t = GpuTensor::from_slice(gpu(), &[1.0; 8], &[4, 2]).unwrap();
+    for bad in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
+        assert!(matches!(quantiles(gpu(), &t, &g, &[0.5, bad]), Err(Error::InvalidParameter(_))), "{bad}");
+        let mut enc = gpu().encoder();
+        let m = record_moments(gpu(), &mut enc, &t, &g).unwrap();
+        assert!(matches!(record_quantiles(gpu(), &mut enc, &t, &g, &m, &[bad]), Err(Error::InvalidParameter(_))));
+    }
+    assert_eq!(quantiles(gpu(), &t, &g, &[]).unwrap(), vec![Vec::<f64>::new(); 2]);
+    let wrong = Grouping::Columns { rows: 3, cols: 2 };
+    assert!(matches!(quantiles(gpu(), &t, &wrong, &[0.5]), Err(Error::Shape(_))));
+}
