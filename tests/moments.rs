@@ -145,10 +145,10 @@ fn many_segments_share_workgroups() {
 
 #[test]
 fn dispatches_beyond_one_row_of_workgroups() {
-    // With the per-dimension limit forced down to 7, every pass with more than 7
+    // With the per-dimension limit forced down to 64, every pass with more than 64
     // workgroups is spread over x and y and must still cover every segment once.
     let gpu = own_gpu();
-    gpu.set_max_workgroups_per_dim(Some(7));
+    gpu.set_max_workgroups_per_dim(Some(64));
     let mut rng = Rng::new(15);
     for g in layouts(3000).into_iter().chain([Grouping::Rows { rows: 5000, len: 700 }]) {
         let data = rng.normals(g.numel(), -2.0, 0.5);
