@@ -10,7 +10,7 @@ fn combined_label(kernel: &Path) -> String {
 /// Parse and validate; on error return `file:line:col: message` plus naga's full report.
 fn validate(source: &str, common: &Path, kernel: &Path, prelude_lines: usize) -> Result<(), String> {
     let locate = |loc: Option<naga::SourceLocation>| match loc {
-        Some(l) if (l.line_number as usize) <= prelude_lines - 1 => {
+        Some(l) if (l.line_number as usize) < prelude_lines => {
             format!("{}:{}:{}", common.display(), l.line_number, l.line_position)
         }
         Some(l) => format!("{}:{}:{}", kernel.display(), l.line_number as usize - prelude_lines, l.line_position),

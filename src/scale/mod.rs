@@ -50,7 +50,8 @@ pub enum FitState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FittedScaler {
     pub scaler: Scaler,
-    /// `None` for the stateless log scaler (any width).
+    /// The width it was fitted on (`None` only for a log scaler loaded from a file
+    /// without one); the stateless log scaler accepts any width.
     pub n_features: Option<usize>,
     pub state: FitState,
 }
@@ -166,8 +167,7 @@ impl Scaler {
                 FitState::Moments(m)
             }
         };
-        let n_features = if matches!(self, Scaler::Log(_)) { None } else { Some(cols) };
-        Ok(FittedScaler { scaler: *self, n_features, state })
+        Ok(FittedScaler { scaler: *self, n_features: Some(cols), state })
     }
 
     /// Fit and transform the same data, uploading it once.
@@ -260,7 +260,7 @@ impl FittedScaler {
 
     fn check_width(&self, cols: usize) -> Result<()> {
         match self.n_features {
-            Some(f) if f != cols => Err(Error::Shape(format!(
+            Some(f) if f != cols && !matches!(self.scaler, Scaler::Log(_)) => Err(Error::Shape(format!(
                 "the scaler was fitted on {f} features but the input has {cols} (shape (n, {cols}))"
             ))),
             _ => Ok(()),

@@ -207,19 +207,19 @@ impl Scaler {
     /// Check the options' domains.
     pub fn validate(&self) -> Result<()> {
         match *self {
-            Scaler::MinMax(MinMaxScaler { feature_range: (lo, hi), .. }) => {
-                if !(lo < hi) || !lo.is_finite() || !hi.is_finite() {
-                    return Err(Error::InvalidParameter(format!(
-                        "feature_range ({lo}, {hi}): the minimum must be smaller than the maximum, both finite"
-                    )));
-                }
+            Scaler::MinMax(MinMaxScaler { feature_range: (lo, hi), .. })
+                if lo >= hi || lo.is_nan() || hi.is_nan() || !lo.is_finite() || !hi.is_finite() =>
+            {
+                return Err(Error::InvalidParameter(format!(
+                    "feature_range ({lo}, {hi}): the minimum must be smaller than the maximum, both finite"
+                )));
             }
-            Scaler::Robust(RobustScaler { quantile_range: (lo, hi), .. }) => {
-                if !(0.0..=100.0).contains(&lo) || !(0.0..=100.0).contains(&hi) || lo > hi {
-                    return Err(Error::InvalidParameter(format!(
-                        "quantile_range ({lo}, {hi}): need 0 <= LO <= HI <= 100 (percent)"
-                    )));
-                }
+            Scaler::Robust(RobustScaler { quantile_range: (lo, hi), .. })
+                if !(0.0..=100.0).contains(&lo) || !(0.0..=100.0).contains(&hi) || lo > hi =>
+            {
+                return Err(Error::InvalidParameter(format!(
+                    "quantile_range ({lo}, {hi}): need 0 <= LO <= HI <= 100 (percent)"
+                )));
             }
             _ => {}
         }
@@ -234,7 +234,7 @@ pub fn normal_ppf(p: f64) -> f64 {
         -3.969683028665376e1,
         2.209460984245205e2,
         -2.759285104469687e2,
-        1.383577518672690e2,
+        1.383_577_518_672_69e2,
         -3.066479806614716e1,
         2.506628277459239e0,
     ];
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn normal_ppf_matches_known_values() {
         // scipy.stats.norm.ppf
-        for (p, want) in [(0.75, 0.6744897501960817), (0.9, 1.2815515655446004), (0.001, -3.090232306167813), (0.5, 0.0)]
+        for (p, want) in [(0.75, 0.6744897501960817), (0.9, 1.2815515655446004), (0.001, -3.090_232_306_167_813), (0.5, 0.0)]
         {
             assert!((normal_ppf(p) - want).abs() < 1e-8, "ppf({p}) = {}", normal_ppf(p));
         }

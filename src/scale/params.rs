@@ -48,7 +48,7 @@ fn opt(v: impl IntoIterator<Item = f64>) -> Option<Vec<Option<f64>>> {
     Some(v.into_iter().map(|x| (!x.is_nan()).then_some(x)).collect())
 }
 
-fn need<'a>(field: &'a Option<Vec<Option<f64>>>, name: &str, n: usize) -> Result<Vec<f64>> {
+fn need(field: &Option<Vec<Option<f64>>>, name: &str, n: usize) -> Result<Vec<f64>> {
     let v = field.as_ref().ok_or_else(|| Error::InvalidParameter(format!("params file lacks '{name}'")))?;
     if v.len() != n {
         return Err(Error::InvalidParameter(format!("params file: '{name}' has {} values, n_features is {n}", v.len())));

@@ -63,6 +63,9 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
     let params_out = args.path("params-out")?;
     let inverse = args.flag("inverse");
     let opts = gpu_options(args)?;
+    if params_out.as_deref().is_some_and(|p| same_file(p, &output)) {
+        return Err(SPEC.usage_error("--params-out and -o name the same file"));
+    }
 
     let (scaler, loaded) = match &params_in {
         Some(p) => {
@@ -116,6 +119,15 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
     }
     gpunorm::io::write_atomic_all(&files)?;
     Ok(())
+}
+
+/// Whether two paths name the same file (also when it does not exist yet).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let canon = |p: &std::path::Path| {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        dir.canonicalize().ok().map(|d| d.join(p.file_name().unwrap_or_default()))
+    };
+    a == b || (canon(a).is_some() && canon(a) == canon(b))
 }
 
 /// The scaler the command line describes (no params file).
