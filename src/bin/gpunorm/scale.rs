@@ -91,8 +91,11 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
         _ => None,
     };
     let gpu = open_gpu(opts)?;
+    let progress = Progress::new(x.data.len());
+    progress.say(&format!("{} on {}", scaler.method(), gpu.adapter_info().name));
     let in_input = |e| CliError::in_file(e, &input);
 
+    progress.say(if inverse { "inverse-transforming" } else { "fitting and transforming" });
     let (fitted, y) = match (loaded, &train) {
         (Some(f), _) => {
             let y = if inverse { f.inverse_transform(&gpu, x.data.view()) } else { f.transform(&gpu, x.data.view()) };
@@ -117,8 +120,32 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
     if let Some(p) = params_out {
         files.push((p, format!("{}\n", fitted.to_json()).into_bytes()));
     }
+    progress.say(&format!("writing {}", output.display()));
     gpunorm::io::write_atomic_all(&files)?;
+    progress.say("done");
     Ok(())
+}
+
+/// Stage-by-stage progress on stderr, only for long runs and only when stderr is a terminal.
+struct Progress {
+    start: Option<std::time::Instant>,
+}
+
+impl Progress {
+    /// Inputs below this many values finish too fast to be worth reporting.
+    const LONG_RUN: usize = 10_000_000;
+
+    fn new(values: usize) -> Self {
+        use std::io::IsTerminal;
+        let on = values >= Self::LONG_RUN && std::io::stderr().is_terminal();
+        Progress { start: on.then(std::time::Instant::now) }
+    }
+
+    fn say(&self, what: &str) {
+        if let Some(t) = self.start {
+            eprintln!("gpunorm scale: [{:>7.2}s] {what}", t.elapsed().as_secs_f64());
+        }
+    }
 }
 
 /// Whether two paths name the same file (also when it does not exist yet).
