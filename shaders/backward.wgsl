@@ -17,15 +17,78 @@
 //   param_grads_main             dγ and dβ per parameter: a strided sum of the sums
 //   dx_main                      the elementwise pass
 // and two helpers of the forward pass:
-//   poison_main                  NaN in a segment makes its mean and M2 NaN (PyTorch
-//                                propagates NaN; the moments kernel skips it)
+//   poison_main                  NaN in a segment makes its mean and M2 NaN, ±inf its
+//                                mean ±inf (or NaN) and M2 NaN, as PyTorch's sum / n
+//                                (the moments kernel skips NaN)
 //   instance_running_main        instance norm's running stats: the mean over samples
 //                                of each instance's momentum update
+
+// ---------------------------------------------------------------- index cursors
+//
+// A thread visits e, e + step, e + 2·step, ...; evaluating an IndexMap (or a segment's
+// element offsets) at each costs integer divisions, which a software adapter runs one
+// lane at a time. A cursor keeps the quotients and remainders instead and advances
+// them with adds and compares; `MapStep` holds the step's own quotients (host side:
+// `kernels::backward::MapStepGpu`). Valid when m2 is a multiple of d2 and d1, m2 <= 2^31
+// (the host falls back to `map_index` otherwise).
+
+struct MapStep {
+    b1: u32,   // step % d1
+    am1: u32,  // (step / d1) % m1
+    bu: u32,   // (step % m2) / d2
+    bw: u32,   // (step % m2) % d2
+    um: u32,   // m2 / d2
+    ok: u32,   // 1: cursors valid for this map
+    _pad0: u32,
+    _pad1: u32,
+}
+
+struct Cursor {
+    r1: u32,  // e % d1
+    qm: u32,  // (e / d1) % m1
+    u2: u32,  // (e % m2) / d2
+    w2: u32,  // (e % m2) % d2
+}
+
+fn cursor_at(m: IndexMap, e: u32) -> Cursor {
+    let r2 = e % m.m2;
+    return Cursor(e % m.d1, (e / m.d1) % m.m1, r2 / m.d2, r2 % m.d2);
+}
+
+fn cursor_value(m: IndexMap, c: Cursor) -> u32 {
+    return c.qm * m.s1 + c.u2 * m.s2;
+}
+
+fn cursor_next(m: IndexMap, st: MapStep, c: Cursor) -> Cursor {
+    var n = c;
+    n.r1 += st.b1;
+    var carry = 0u;
+    if (n.r1 >= m.d1) {
+        n.r1 -= m.d1;
+        carry = 1u;
+    }
+    n.qm += st.am1 + carry;
+    if (n.qm >= m.m1) {
+        n.qm -= m.m1;
+    }
+    n.w2 += st.bw;
+    n.u2 += st.bu;
+    if (n.w2 >= m.d2) {
+        n.w2 -= m.d2;
+        n.u2 += 1u;
+    }
+    if (n.u2 >= st.um) {
+        n.u2 -= st.um;
+    }
+    return n;
+}
 
 // ---------------------------------------------------------------- reduction
 
 struct SumsParams {
     seg: Segments,       // the reduction segments
+    elem_map: IndexMap,  // element k of a segment -> offset from the segment's base
+    elem_step: MapStep,  // cursor step of elem_map (lanes elements)
     stat_map: IndexMap,  // flat index -> statistics segment (when not per segment)
     param_map: IndexMap, // flat index -> gamma index (weighted)
     window_lo: u32,
@@ -88,10 +151,34 @@ fn sums_main(
             let t = s / sp.stat_div;
             let mu = s_mean[t];
             let inv = s_inv[t];
-            for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
-                let i = base + element_offset(sp.seg, k);
-                let d = sdy[i];
-                acc += vec2<f32>(d, d * ((sx[i] - mu) * inv));
+            if (sp.seg.inner_div >= lanes && sp.seg.elem_stride_lo == 1u) {
+                // Contiguous runs (NCHW): block by block, consecutive lanes on consecutive floats.
+                var k0 = k_lo;
+                while (k0 < k_hi) {
+                    let blk = k0 / sp.seg.inner_div;
+                    let blk_end = min((blk + 1u) * sp.seg.inner_div, k_hi);
+                    let off0 = base + blk * sp.seg.elem_stride_hi + (k0 - blk * sp.seg.inner_div);
+                    let n = blk_end - k0;
+                    for (var j = lane_k; j < n; j += lanes) {
+                        let d = sdy[off0 + j];
+                        acc += vec2<f32>(d, d * ((sx[off0 + j] - mu) * inv));
+                    }
+                    k0 = blk_end;
+                }
+            } else if (sp.elem_step.ok != 0u) {
+                var cur = cursor_at(sp.elem_map, k_lo + lane_k);
+                for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
+                    let i = base + cursor_value(sp.elem_map, cur);
+                    cur = cursor_next(sp.elem_map, sp.elem_step, cur);
+                    let d = sdy[i];
+                    acc += vec2<f32>(d, d * ((sx[i] - mu) * inv));
+                }
+            } else {
+                for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
+                    let i = base + element_offset(sp.seg, k);
+                    let d = sdy[i];
+                    acc += vec2<f32>(d, d * ((sx[i] - mu) * inv));
+                }
             }
         } else {
             // Layer norm: rows weighted by gamma[position], or columns whose
@@ -231,17 +318,32 @@ fn param_grads_main(
 
 // ---------------------------------------------------------------- dx
 
+// Walks the elements segment by segment, as sums_main does (same plan, no barriers):
+// each thread keeps one segment's mean, invstd, coefficients and γ in registers and
+// streams x, dy and dx. Segments are the reduction's (group norm: the instances, so
+// that γ is constant along a segment); layer norm takes γ per element (p = k).
+
 struct DxParams {
-    seg_map: IndexMap,    // flat index -> statistics segment
-    param_map: IndexMap,  // flat index -> gamma index
+    seg: Segments,
+    elem_map: IndexMap,
+    elem_step: MapStep,
     window_lo: u32,
-    count: u32,
-    per_wg: u32,
-    flags: u32,           // 1: train (use the coefficients), 2: gamma present
+    seg_first: u32,
+    seg_end: u32,
+    tile_width: u32,
+    k_first: u32,
+    k_end: u32,
+    parts: u32,
+    tiles: u32,
+    flags: u32,      // 1: train (use the coefficients), 2: gamma present, 4: gamma per element
+    stat_div: u32,   // statistics segment = s / stat_div
+    channels: u32,   // gamma index = s % channels
+    _pad0: u32,
 }
 
 const DX_TRAIN: u32 = 1u;
 const DX_GAMMA: u32 = 2u;
+const DX_GAMMA_PER_ELEMENT: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> xp: DxParams;
 @group(0) @binding(1) var<storage, read> dx_x: array<f32>;
@@ -259,19 +361,83 @@ fn dx_main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let w = wid.x + wid.y * nwg.x;
-    let start = w * xp.per_wg;
-    let end = min(start + xp.per_wg, xp.count);
-    for (var i = start + lid; i < end; i += WG) {
-        let e = xp.window_lo + i;
-        let t = map_index(xp.seg_map, e);
-        var g = dx_dy[i];
-        if ((xp.flags & DX_GAMMA) != 0u) {
-            g *= dx_gamma[map_index(xp.param_map, e)];
+    if (w >= xp.tiles * xp.parts) {
+        return;
+    }
+    let tile = w / xp.parts;
+    let part = w % xp.parts;
+    let lanes = WG / xp.tile_width;
+    let lane_s = lid % xp.tile_width;
+    let lane_k = lid / xp.tile_width;
+    let s = xp.seg_first + tile * xp.tile_width + lane_s;
+    if (s >= xp.seg_end) {
+        return;
+    }
+    let k_count = xp.k_end - xp.k_first;
+    let per_part = (k_count + xp.parts - 1u) / xp.parts;
+    let k_lo = xp.k_first + part * per_part;
+    let k_hi = min(k_lo + per_part, xp.k_end);
+
+    let base = segment_base(xp.seg, s) - xp.window_lo;
+    let t = s / xp.stat_div;
+    let mu = dx_mean[t];
+    let inv = dx_inv[t];
+    var c = vec2<f32>(0.0, 0.0);
+    if ((xp.flags & DX_TRAIN) != 0u) {
+        c = dx_coef[t];
+    }
+    var gm = 1.0;
+    if ((xp.flags & DX_GAMMA) != 0u) {
+        gm = dx_gamma[s % xp.channels];
+    }
+    let per_element = (xp.flags & (DX_GAMMA | DX_GAMMA_PER_ELEMENT)) == (DX_GAMMA | DX_GAMMA_PER_ELEMENT);
+    let train = (xp.flags & DX_TRAIN) != 0u;
+    let gi = gm * inv;
+    let cx = c.x * inv;
+    let cy = c.y * inv;
+    if (!per_element && train && xp.seg.inner_div >= lanes && xp.seg.elem_stride_lo == 1u) {
+        // Contiguous runs (NCHW): block by block, consecutive lanes on consecutive floats.
+        var k0 = k_lo;
+        while (k0 < k_hi) {
+            let blk = k0 / xp.seg.inner_div;
+            let blk_end = min((blk + 1u) * xp.seg.inner_div, k_hi);
+            let off0 = base + blk * xp.seg.elem_stride_hi + (k0 - blk * xp.seg.inner_div);
+            let n = blk_end - k0;
+            for (var j = lane_k; j < n; j += lanes) {
+                let i = off0 + j;
+                dx_out[i] = (gi * dx_dy[i] - cx) - ((dx_x[i] - mu) * inv) * cy;
+            }
+            k0 = blk_end;
         }
-        let inv = dx_inv[t];
-        if ((xp.flags & DX_TRAIN) != 0u) {
-            let c = dx_coef[t];
-            let xh = (dx_x[i] - dx_mean[t]) * inv;
+        return;
+    }
+    if (xp.elem_step.ok != 0u && !per_element && train) {
+        // The common case (batch, instance and group norm in training), branch-free.
+        var cur = cursor_at(xp.elem_map, k_lo + lane_k);
+        for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
+            let i = base + cursor_value(xp.elem_map, cur);
+            cur = cursor_next(xp.elem_map, xp.elem_step, cur);
+            dx_out[i] = (gi * dx_dy[i] - cx) - ((dx_x[i] - mu) * inv) * cy;
+        }
+        return;
+    }
+    var cur = cursor_at(xp.elem_map, k_lo + lane_k);
+    for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
+        var i: u32;
+        if (xp.elem_step.ok != 0u) {
+            i = base + cursor_value(xp.elem_map, cur);
+            cur = cursor_next(xp.elem_map, xp.elem_step, cur);
+        } else {
+            i = base + element_offset(xp.seg, k);
+        }
+        var g = dx_dy[i];
+        if (per_element) {
+            g *= dx_gamma[k];
+        } else {
+            g *= gm;
+        }
+        if (train) {
+            let xh = (dx_x[i] - mu) * inv;
             dx_out[i] = inv * ((g - c.x) - xh * c.y);
         } else {
             dx_out[i] = inv * g;
@@ -307,16 +473,27 @@ fn poison_main(
     }
     var m = p_moments[s];
     if (m.nan_count > 0u) {
+        m.shift = nan_f32();
         m.mean = nan_f32();
+        m.m2 = nan_f32();
+        p_moments[s] = m;
+    } else if (m.count > 0u && (m.max == inf_f32() || m.min == -inf_f32())) {
+        // As sum / n: +inf or -inf when only one sign occurs, else NaN; variance NaN.
+        if (m.max == inf_f32() && m.min == -inf_f32()) {
+            m.shift = nan_f32();
+        } else if (m.max == inf_f32()) {
+            m.shift = inf_f32();
+        } else {
+            m.shift = -inf_f32();
+        }
+        m.mean = 0.0;
         m.m2 = nan_f32();
         p_moments[s] = m;
     }
 }
 
-@group(0) @binding(0) var<uniform> ip: CountParams;
-@group(0) @binding(1) var<storage, read> i_moments: array<Moments>;
-@group(0) @binding(2) var<storage, read_write> i_running_mean: array<f32>;
-@group(0) @binding(3) var<storage, read_write> i_running_var: array<f32>;
+@group(0) @binding(2) var<storage, read_write> p_running_mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> p_running_var: array<f32>;
 
 @compute @workgroup_size(256)
 fn instance_running_main(
@@ -325,18 +502,18 @@ fn instance_running_main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let ch = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (ch >= ip.c) {
+    if (ch >= pp.c) {
         return;
     }
     var mean_sum = 0.0;
     var var_sum = 0.0;
-    for (var b = 0u; b < ip.n; b++) {
-        let m = i_moments[b * ip.c + ch];
-        mean_sum += m.mean;
+    for (var b = 0u; b < pp.n; b++) {
+        let m = p_moments[b * pp.c + ch];
+        mean_sum += moments_mean(m);
         var_sum += m.m2 / max(f32(m.count) - 1.0, 1.0);
     }
-    let inv_n = 1.0 / f32(ip.n);
-    let f = ip.momentum;
-    i_running_mean[ch] = (1.0 - f) * i_running_mean[ch] + f * (mean_sum * inv_n);
-    i_running_var[ch] = (1.0 - f) * i_running_var[ch] + f * (var_sum * inv_n);
+    let inv_n = 1.0 / f32(pp.n);
+    let f = pp.momentum;
+    p_running_mean[ch] = (1.0 - f) * p_running_mean[ch] + f * (mean_sum * inv_n);
+    p_running_var[ch] = (1.0 - f) * p_running_var[ch] + f * (var_sum * inv_n);
 }

@@ -26,6 +26,7 @@ fn verifying_gpu() -> Gpu {
 }
 
 /// Any of the four layers, driven the same way.
+#[allow(clippy::enum_variant_names)]
 enum Layer {
     Batch(BatchNorm),
     Layer(LayerNorm),
@@ -148,7 +149,8 @@ fn build_layer(gpu: &Gpu, case: &Value) -> Layer {
             Layer::Group(GroupNorm::new(gpu, groups, c, cfg).unwrap())
         }
         "instance" => {
-            let cfg = InstanceNormConfig::default().eps(eps).affine(affine).channels_last(cl).track_running_stats(track);
+            let cfg =
+                InstanceNormConfig::default().eps(eps).affine(affine).channels_last(cl).track_running_stats(track);
             let mut l = InstanceNorm::new(gpu, c, cfg).unwrap();
             l.set_training(!eval);
             Layer::Instance(l)
@@ -172,9 +174,12 @@ fn build_layer(gpu: &Gpu, case: &Value) -> Layer {
     layer
 }
 
+/// Running mean and variance read back.
+type Running = (Vec<f32>, Vec<f32>);
+
 /// Run a golden case: steps − 1 forwards, then forward + backward. Returns (output,
 /// grads, running) in the layout of the input the layer saw.
-fn run_golden(gpu: &Gpu, case: &Value) -> (ArrayD<f32>, Grads, Option<(Vec<f32>, Vec<f32>)>) {
+fn run_golden(gpu: &Gpu, case: &Value) -> (ArrayD<f32>, Grads, Option<Running>) {
     let cl = case["options"]["channels_last"].as_bool().unwrap();
     let input = garray(if cl { &case["input_channels_last"] } else { &case["input"] }).unwrap();
     let dy = garray(if cl { &case["expected"]["grad_output_channels_last"] } else { &case["expected"]["grad_output"] })
@@ -224,15 +229,33 @@ fn golden_pytorch_cases() {
         }
         let gi = pick("grad_input");
         let max_dy = pick("grad_output").data.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        assert_close(&format!("{name} grad_input"), grads.grad_input.as_slice().unwrap(), &gi.data, scale * max_dy * 4.0, 1e-4);
+        assert_close(
+            &format!("{name} grad_input"),
+            grads.grad_input.as_slice().unwrap(),
+            &gi.data,
+            scale * max_dy * 4.0,
+            1e-4,
+        );
         match (garray(&e["grad_gamma"]), &grads.grad_gamma) {
             (Some(want), Some(got)) => {
                 assert_eq!(got.shape(), want.shape.as_slice(), "{name}: grad_gamma shape");
                 let n = input.data.len() as f64;
-                assert_close(&format!("{name} grad_gamma"), got.as_slice().unwrap(), &want.data, scale * max_dy * n.sqrt(), 1e-4);
+                assert_close(
+                    &format!("{name} grad_gamma"),
+                    got.as_slice().unwrap(),
+                    &want.data,
+                    scale * max_dy * n.sqrt(),
+                    1e-4,
+                );
                 let want_b = garray(&e["grad_beta"]).unwrap();
                 let got_b = grads.grad_beta.as_ref().unwrap();
-                assert_close(&format!("{name} grad_beta"), got_b.as_slice().unwrap(), &want_b.data, 1e-5 * max_dy * n.sqrt(), 1e-5);
+                assert_close(
+                    &format!("{name} grad_beta"),
+                    got_b.as_slice().unwrap(),
+                    &want_b.data,
+                    1e-5 * max_dy * n.sqrt(),
+                    1e-5,
+                );
             }
             (None, None) => {}
             (w, g) => panic!("{name}: grad_gamma presence differs: golden {} vs ours {}", w.is_some(), g.is_some()),
@@ -259,13 +282,9 @@ fn golden_twin_agrees() {
         let g = match case["kind"].as_str().unwrap() {
             "batch" => Grouping::Channels { n, c, spatial, channels_last: false },
             "instance" => Grouping::Instances { n, c, spatial, channels_last: false },
-            "group" => Grouping::Groups {
-                n,
-                c,
-                spatial,
-                groups: o["groups"].as_u64().unwrap() as usize,
-                channels_last: false,
-            },
+            "group" => {
+                Grouping::Groups { n, c, spatial, groups: o["groups"].as_u64().unwrap() as usize, channels_last: false }
+            }
             _ => {
                 let k = o["normalized_dims"].as_u64().unwrap() as usize;
                 let len: usize = shape[shape.len() - k..].iter().product();
@@ -352,7 +371,8 @@ fn running_stats_over_steps() {
             let data = rng.normals(4 * 3 * 7, step as f64, 1.0 + step as f64);
             let x = arr(&[4, 3, 7], data.clone());
             bn.forward(&gpu, x.view()).unwrap();
-            let st = twin::norm_stats(&f64s(&data), &Grouping::Channels { n: 4, c: 3, spatial: 7, channels_last: false });
+            let st =
+                twin::norm_stats(&f64s(&data), &Grouping::Channels { n: 4, c: 3, spatial: 7, channels_last: false });
             let f = momentum.unwrap_or(1.0 / step as f64);
             twin::update_running(&mut rm, &st.mean, f);
             twin::update_running(&mut rv, &st.var_unbiased, f);
@@ -463,16 +483,23 @@ fn backward_matches_finite_differences() {
         let beta32: Vec<f32> = rng.normals(l.params, 0.0, 0.5);
         let (x, w, gamma, beta) = (f64s(&x32), f64s(&w32), f64s(&gamma32), f64s(&beta32));
         let mut layer = match g {
-            Grouping::Channels { c, channels_last, .. } => {
-                Layer::Batch(BatchNorm::new(&gpu, c, BatchNormConfig::default().eps(eps).channels_last(channels_last)).unwrap())
+            Grouping::Channels { c, channels_last, .. } => Layer::Batch(
+                BatchNorm::new(&gpu, c, BatchNormConfig::default().eps(eps).channels_last(channels_last)).unwrap(),
+            ),
+            Grouping::Rows { .. } => {
+                Layer::Layer(LayerNorm::new(&gpu, &[2, 5], LayerNormConfig::default().eps(eps)).unwrap())
             }
-            Grouping::Rows { .. } => Layer::Layer(LayerNorm::new(&gpu, &[2, 5], LayerNormConfig::default().eps(eps)).unwrap()),
             Grouping::Groups { c, groups, channels_last, .. } => Layer::Group(
-                GroupNorm::new(&gpu, groups, c, GroupNormConfig::default().eps(eps).channels_last(channels_last)).unwrap(),
+                GroupNorm::new(&gpu, groups, c, GroupNormConfig::default().eps(eps).channels_last(channels_last))
+                    .unwrap(),
             ),
             Grouping::Instances { c, channels_last, .. } => Layer::Instance(
-                InstanceNorm::new(&gpu, c, InstanceNormConfig::default().eps(eps).affine(true).channels_last(channels_last))
-                    .unwrap(),
+                InstanceNorm::new(
+                    &gpu,
+                    c,
+                    InstanceNormConfig::default().eps(eps).affine(true).channels_last(channels_last),
+                )
+                .unwrap(),
             ),
             _ => unreachable!(),
         };
@@ -533,7 +560,7 @@ fn random_every_layer_verified() {
             let dy = arr(&shape, rng.normals(numel, 0.5, 1.0));
             let gamma: Vec<f32> = rng.normals(c, 1.0, 0.5);
             let beta: Vec<f32> = rng.normals(c, 0.0, 0.5);
-            let mut layers = vec![
+            let mut layers = [
                 Layer::Batch(BatchNorm::new(&gpu, c, BatchNormConfig::default().channels_last(cl)).unwrap()),
                 Layer::Group(GroupNorm::new(&gpu, 2, c, GroupNormConfig::default().channels_last(cl)).unwrap()),
                 Layer::Instance(
@@ -565,27 +592,34 @@ fn forced_tiny_chunks() {
     let mut gpu = own_gpu();
     gpu.set_verify(Verify::Always);
     let mut rng = Rng::new(31);
-    for chunk in [64u64, 100, 1000] {
+    for (chunk, max_wg) in [(64u64, Some(3)), (100, None), (1000, Some(2))] {
         gpu.set_max_chunk_elements(Some(chunk));
-        let (n, c, sp) = (5, 6, 37);
-        for cl in [false, true] {
-            let shape = if cl { vec![n, sp, c] } else { vec![n, c, sp] };
-            let x = arr(&shape, rng.normals(n * c * sp, 3.0, 2.0));
-            let dy = arr(&shape, rng.normals(n * c * sp, 0.0, 1.0));
-            let mut layers = vec![
-                Layer::Batch(BatchNorm::new(&gpu, c, BatchNormConfig::default().channels_last(cl)).unwrap()),
-                Layer::Group(GroupNorm::new(&gpu, 3, c, GroupNormConfig::default().channels_last(cl)).unwrap()),
-                Layer::Instance(
-                    InstanceNorm::new(&gpu, c, InstanceNormConfig::default().affine(true).channels_last(cl)).unwrap(),
-                ),
-            ];
-            for l in layers.iter_mut() {
-                let gamma: Vec<f32> = rng.normals(c, 1.0, 0.5);
-                l.set_gamma_beta(&gpu, &gamma, &vec![0.25; c]).unwrap();
-                let (_, saved) = l.forward_saved(&gpu, x.view()).unwrap();
-                l.backward(&gpu, x.view(), dy.view(), &saved).unwrap();
+        // Few workgroups per dimension: dispatches spread over x and y.
+        gpu.set_max_workgroups_per_dim(max_wg);
+        // Short runs (cursors) and runs longer than a workgroup (contiguous blocks).
+        for sp in [37usize, 300] {
+            let (n, c) = (5, 6);
+            for cl in [false, true] {
+                let shape = if cl { vec![n, sp, c] } else { vec![n, c, sp] };
+                let x = arr(&shape, rng.normals(n * c * sp, 3.0, 2.0));
+                let dy = arr(&shape, rng.normals(n * c * sp, 0.0, 1.0));
+                let mut layers = [
+                    Layer::Batch(BatchNorm::new(&gpu, c, BatchNormConfig::default().channels_last(cl)).unwrap()),
+                    Layer::Group(GroupNorm::new(&gpu, 3, c, GroupNormConfig::default().channels_last(cl)).unwrap()),
+                    Layer::Instance(
+                        InstanceNorm::new(&gpu, c, InstanceNormConfig::default().affine(true).channels_last(cl))
+                            .unwrap(),
+                    ),
+                ];
+                for l in layers.iter_mut() {
+                    let gamma: Vec<f32> = rng.normals(c, 1.0, 0.5);
+                    l.set_gamma_beta(&gpu, &gamma, &vec![0.25; c]).unwrap();
+                    let (_, saved) = l.forward_saved(&gpu, x.view()).unwrap();
+                    l.backward(&gpu, x.view(), dy.view(), &saved).unwrap();
+                }
             }
         }
+        let (n, c, sp) = (5, 6, 37);
         let mut ln = LayerNorm::new(&gpu, &[c, sp], LayerNormConfig::default()).unwrap();
         let gamma: Vec<f32> = rng.normals(c * sp, 1.0, 0.5);
         ln.set_gamma_beta(&gpu, &gamma, &vec![0.5; c * sp]).unwrap();
@@ -616,6 +650,12 @@ fn nan_propagates_through_its_segment_only() {
     let (dg, db) = (g.grad_gamma.unwrap(), g.grad_beta.unwrap());
     assert!(dg[1].is_nan() && !dg[0].is_nan());
     assert!(db.iter().all(|v| v.is_finite()));
+    // Eval: dx = γ·dy/sqrt(running_var + eps) does not see x, so it stays finite.
+    let mut fresh = BatchNorm::new(&gpu, 3, BatchNormConfig::default()).unwrap();
+    fresh.set_training(false);
+    let (_, saved) = fresh.forward_saved(&gpu, x.view()).unwrap();
+    let g = fresh.backward(&gpu, x.view(), dy.view(), &saved).unwrap();
+    assert!(g.grad_input.iter().all(|v| v.is_finite()));
     // Layer norm: one row.
     let ln = LayerNorm::new(&gpu, &[8], LayerNormConfig::default()).unwrap();
     let mut data = rng.normals(3 * 8, 0.0, 1.0);
@@ -688,11 +728,15 @@ fn errors_are_typed() {
     assert!(matches!(bn.forward(gpu, arr(&[6], vec![0.0; 6]).view()), Err(Error::Shape(_))));
     assert!(matches!(bn.set_gamma_beta(gpu, &[1.0; 2], &[0.0; 3]), Err(Error::Shape(_))));
     assert!(matches!(bn.set_running_stats(gpu, &[1.0; 3], &[0.0; 4]), Err(Error::Shape(_))));
-    let mut no_affine = BatchNorm::new(gpu, 3, BatchNormConfig::default().affine(false).track_running_stats(false)).unwrap();
+    let mut no_affine =
+        BatchNorm::new(gpu, 3, BatchNormConfig::default().affine(false).track_running_stats(false)).unwrap();
     assert!(matches!(no_affine.set_gamma_beta(gpu, &[1.0; 3], &[0.0; 3]), Err(Error::InvalidParameter(_))));
     assert!(matches!(no_affine.set_running_stats(gpu, &[1.0; 3], &[0.0; 3]), Err(Error::InvalidParameter(_))));
     assert!(matches!(BatchNorm::new(gpu, 3, BatchNormConfig::default().eps(-1.0)), Err(Error::InvalidParameter(_))));
-    assert!(matches!(BatchNorm::new(gpu, 3, BatchNormConfig::default().momentum(Some(1.5))), Err(Error::InvalidParameter(_))));
+    assert!(matches!(
+        BatchNorm::new(gpu, 3, BatchNormConfig::default().momentum(Some(1.5))),
+        Err(Error::InvalidParameter(_))
+    ));
     // Group norm: C % G.
     let e = GroupNorm::new(gpu, 4, 6, GroupNormConfig::default()).unwrap_err();
     assert!(matches!(e, Error::InvalidParameter(ref m) if m.contains("divisible")));
@@ -709,9 +753,6 @@ fn errors_are_typed() {
     let x = arr(&[3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 7.0]);
     let (_, saved) = bn.forward_saved(gpu, x.view()).unwrap();
     assert!(matches!(bn.backward(gpu, x.view(), arr(&[2, 2], vec![0.0; 4]).view(), &saved), Err(Error::Shape(_))));
-    // A layer used with another device.
-    let other = own_gpu();
-    assert!(matches!(bn.forward(&other, x.view()), Err(Error::InvalidParameter(_))));
 }
 
 // ------------------------------------------------------------------ GPU path and devices
@@ -777,10 +818,10 @@ fn shards_on_several_devices_merge() {
     let y_all = bn_all.forward(&single, arr(&[total, c, sp], all.clone()).view()).unwrap();
     let g = Grouping::Channels { n: total, c, spatial: sp, channels_last: false };
     let st = twin::norm_stats(&f64s(&all), &g);
-    for ch in 0..c {
-        assert_eq!(merged[ch].count as usize, total * sp);
-        assert!((merged[ch].mean - st.mean[ch]).abs() < 1e-5 * (1.0 + st.mean[ch].abs()));
-        assert!((merged[ch].var() - st.var[ch]).abs() < 1e-4 * st.var[ch]);
+    for (ch, m) in merged.iter().enumerate() {
+        assert_eq!(m.count as usize, total * sp);
+        assert!((m.mean - st.mean[ch]).abs() < 1e-5 * (1.0 + st.mean[ch].abs()));
+        assert!((m.var() - st.var[ch]).abs() < 1e-4 * st.var[ch]);
     }
     let mut offset = 0;
     for ((gpu, s), &n) in devices.iter().zip(&shards).zip(&sizes) {
@@ -797,4 +838,25 @@ fn shards_on_several_devices_merge() {
     }
     assert!(matches!(sync::merge_shards(&[]), Err(Error::InvalidParameter(_))));
     assert!(matches!(sync::merge_shards(&[parts[0].clone(), parts[1][..2].to_vec()]), Err(Error::Shape(_))));
+}
+
+/// `Verify::Always` reports a wrong GPU result with the worst element: here the
+/// backward is handed the statistics of another input, which the twin does not use.
+#[test]
+fn verify_reports_the_worst_element() {
+    let gpu = verifying_gpu();
+    let mut rng = Rng::new(81);
+    let mut bn = BatchNorm::new(&gpu, 2, BatchNormConfig::default()).unwrap();
+    let x = arr(&[8, 2], rng.normals(16, 0.0, 1.0));
+    let other = arr(&[8, 2], rng.normals(16, 5.0, 3.0));
+    let (_, saved_other) = bn.forward_saved(&gpu, other.view()).unwrap();
+    let dy = arr(&[8, 2], rng.normals(16, 0.0, 1.0));
+    match bn.backward(&gpu, x.view(), dy.view(), &saved_other) {
+        Err(Error::VerifyMismatch(m)) => {
+            assert!(m.what.contains("batch norm grad_input"), "{m}");
+            assert_eq!(m.position.len(), 2);
+            assert!(m.error > m.tolerance);
+        }
+        other => panic!("expected a verify mismatch, got {other:?}"),
+    }
 }

@@ -34,10 +34,64 @@ pub struct Weight<'a> {
     pub param_map: IndexMap,
 }
 
+/// The WGSL `MapStep`: how an index cursor advances by a fixed step (see
+/// `shaders/backward.wgsl`), so that kernels walk an [`IndexMap`] without dividing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MapStepGpu {
+    pub b1: u32,
+    pub am1: u32,
+    pub bu: u32,
+    pub bw: u32,
+    pub um: u32,
+    /// 1 when cursors are valid for the map (else the kernel divides per element).
+    pub ok: u32,
+    pub _pad: [u32; 2],
+}
+
+/// The cursor step of `m` for a stride of `step` flat indices.
+pub fn map_step(m: &IndexMap, step: u32) -> MapStepGpu {
+    let valid = m.d1 >= 1
+        && m.m1 >= 1
+        && m.m2 >= 1
+        && m.d2 >= 1
+        && m.m2.is_multiple_of(m.d2)
+        && m.d1 <= 1 << 31
+        && m.m2 <= 1 << 31
+        && (m.m1 == u32::MAX || m.m1 <= 1 << 31);
+    if !valid {
+        return MapStepGpu { b1: 0, am1: 0, bu: 0, bw: 0, um: 1, ok: 0, _pad: [0; 2] };
+    }
+    let b2 = step % m.m2;
+    MapStepGpu {
+        b1: step % m.d1,
+        am1: (step / m.d1) % m.m1,
+        bu: b2 / m.d2,
+        bw: b2 % m.d2,
+        um: m.m2 / m.d2,
+        ok: 1,
+        _pad: [0; 2],
+    }
+}
+
+/// Element `k` of a segment → its offset from the segment's base, as an [`IndexMap`].
+fn element_map(seg: &Segments) -> IndexMap {
+    IndexMap {
+        d1: seg.inner_div,
+        m1: u32::MAX,
+        s1: seg.elem_stride_hi,
+        m2: seg.inner_div,
+        d2: 1,
+        s2: seg.elem_stride_lo,
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct SumsParams {
     seg: SegmentsGpu,
+    elem_map: IndexMapGpu,
+    elem_step: MapStepGpu,
     stat_map: IndexMapGpu,
     param_map: IndexMapGpu,
     window_lo: u32,
@@ -86,12 +140,21 @@ struct ParamGradParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct DxParams {
-    seg_map: IndexMapGpu,
-    param_map: IndexMapGpu,
+    seg: SegmentsGpu,
+    elem_map: IndexMapGpu,
+    elem_step: MapStepGpu,
     window_lo: u32,
-    count: u32,
-    per_wg: u32,
+    seg_first: u32,
+    seg_end: u32,
+    tile_width: u32,
+    k_first: u32,
+    k_end: u32,
+    parts: u32,
+    tiles: u32,
     flags: u32,
+    stat_div: u32,
+    channels: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -158,9 +221,13 @@ pub fn record_sums(
         None => (&dummy, stat_map, 0),
     };
     let pass1 = gpu.pipeline(Shader::Backward, "sums_main");
+    let elem_map = element_map(&seg);
+    let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
     for d in &plan.dispatches {
         let params = gpu.uniform(&SumsParams {
             seg: seg.into(),
+            elem_map: elem_map.into(),
+            elem_step,
             stat_map: stat_map.into(),
             param_map: param_map.into(),
             window_lo: d.window_lo as u32,
@@ -206,6 +273,7 @@ pub fn record_sums(
 /// Record the per-statistics-segment coefficients `(Σg/N, Σg·x̂/N)` (`vec2<f32>` each):
 /// statistics segment `t` sums reduction segments `t·sub .. t·sub + sub`, each multiplied
 /// by `γ[r % channels]` when `gamma` is given (sums that were not weighted).
+#[allow(clippy::too_many_arguments)]
 pub fn record_coeffs(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -267,8 +335,13 @@ pub fn record_param_grads(
 
 /// The arguments of the elementwise backward pass.
 pub struct DxArgs<'a> {
-    /// The statistics grouping (segment map → mean/invstd index; param map → γ index).
-    pub grouping: &'a Grouping,
+    /// The segments the pass walks: the reduction's (`Instances` for group norm, so
+    /// that γ is constant along each), with statistics segment `s / stat_div` and
+    /// γ index `s % channels`, or, with `gamma_per_element`, `k` (layer norm rows).
+    pub walk: &'a Grouping,
+    pub stat_div: u32,
+    pub channels: u32,
+    pub gamma_per_element: bool,
     pub mean: &'a wgpu::Buffer,
     pub invstd: &'a wgpu::Buffer,
     pub gamma: Option<&'a wgpu::Buffer>,
@@ -276,7 +349,8 @@ pub struct DxArgs<'a> {
     pub coeffs: Option<&'a wgpu::Buffer>,
 }
 
-/// Record `dx` from `x` and `dy` (same shape; `dx` a distinct buffer).
+/// Record `dx` from `x` and `dy` (same shape; `dx` a distinct buffer), segment by
+/// segment with the reduction's chunk plan (each thread holds one segment's constants).
 pub fn record_dx(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -285,60 +359,77 @@ pub fn record_dx(
     dx: &GpuTensor,
     args: &DxArgs,
 ) -> Result<()> {
-    check_input(x, args.grouping)?;
-    check_input(dy, args.grouping)?;
-    check_input(dx, args.grouping)?;
+    check_input(x, args.walk)?;
+    check_input(dy, args.walk)?;
+    check_input(dx, args.walk)?;
     if dx.buffer() == x.buffer() || dx.buffer() == dy.buffer() {
         return Err(Error::InvalidParameter("grad_input cannot be written into x or grad_output".into()));
     }
     let dummy = gpu.storage_buffer("backward unused", 8)?;
-    let flags = args.coeffs.is_some() as u32 | (args.gamma.is_some() as u32) << 1;
-    let numel = x.numel() as u64;
-    let align = gpu.offset_alignment_elements();
-    let max_span = (gpu.max_chunk_elements() / align * align).max(align);
+    let flags = args.coeffs.is_some() as u32
+        | (args.gamma.is_some() as u32) << 1
+        | ((args.gamma.is_some() && args.gamma_per_element) as u32) << 2;
+    let seg = args.walk.segments();
+    let plan = plan::plan_reduction(&seg, &plan_limits(gpu, SUMS_BYTES))?;
+    let elem_map = element_map(&seg);
+    let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
     let pipeline = gpu.pipeline(Shader::Backward, "dx_main");
-    let mut lo = 0u64;
-    while lo < numel {
-        let count = max_span.min(numel - lo);
-        let wgs = (gpu.target_workgroups() as u64 * 4).clamp(1, count.div_ceil(256));
-        let per_wg = count.div_ceil(wgs).next_multiple_of(256);
+    for d in &plan.dispatches {
         let params = gpu.uniform(&DxParams {
-            seg_map: args.grouping.segment_map().into(),
-            param_map: args.grouping.param_map().into(),
-            window_lo: lo as u32,
-            count: count as u32,
-            per_wg: per_wg as u32,
+            seg: seg.into(),
+            elem_map: elem_map.into(),
+            elem_step,
+            window_lo: d.window_lo as u32,
+            seg_first: d.seg_first,
+            seg_end: d.seg_end,
+            tile_width: plan.tile_width,
+            k_first: d.k_first,
+            k_end: d.k_end,
+            parts: d.parts,
+            tiles: d.tiles,
             flags,
+            stat_div: args.stat_div.max(1),
+            channels: args.channels.max(1),
+            _pad: 0,
         });
         gpu.dispatch(
             encoder,
             &pipeline,
             &[
                 params.as_entire_binding(),
-                Gpu::binding(x.buffer(), lo, count),
-                Gpu::binding(dy.buffer(), lo, count),
-                Gpu::binding(dx.buffer(), lo, count),
+                Gpu::binding(x.buffer(), d.window_lo, d.window_len),
+                Gpu::binding(dy.buffer(), d.window_lo, d.window_len),
+                Gpu::binding(dx.buffer(), d.window_lo, d.window_len),
                 args.mean.as_entire_binding(),
                 args.invstd.as_entire_binding(),
                 args.gamma.unwrap_or(&dummy).as_entire_binding(),
                 args.coeffs.unwrap_or(&dummy).as_entire_binding(),
             ],
-            count.div_ceil(per_wg) as u32,
+            d.tiles * d.parts,
         )?;
-        lo += count;
     }
     Ok(())
 }
 
 /// Record the NaN step of a norm layer's statistics: a segment holding a NaN gets NaN
 /// mean and M2 (PyTorch propagates NaN; the moments kernel counts NaN as missing).
-pub fn record_poison(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, moments: &wgpu::Buffer, count: usize) -> Result<()> {
+pub fn record_poison(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    moments: &wgpu::Buffer,
+    count: usize,
+) -> Result<()> {
     if moments.size() < count as u64 * MOMENTS_BYTES {
         return Err(Error::Shape(format!("moments buffer too small for {count} segments")));
     }
     let params = gpu.uniform(&CountParams { count: count as u32, n: 0, c: 0, _pad0: 0, momentum: 0.0, _pad: [0; 3] });
     let pipeline = gpu.pipeline(Shader::Backward, "poison_main");
-    gpu.dispatch(encoder, &pipeline, &[params.as_entire_binding(), moments.as_entire_binding()], (count as u32).div_ceil(256))
+    gpu.dispatch(
+        encoder,
+        &pipeline,
+        &[params.as_entire_binding(), moments.as_entire_binding()],
+        (count as u32).div_ceil(256),
+    )
 }
 
 /// Record instance norm's running-stat update from per-(sample, channel) moments:
@@ -354,8 +445,14 @@ pub fn record_instance_running(
     running_mean: &wgpu::Buffer,
     running_var: &wgpu::Buffer,
 ) -> Result<()> {
-    let params =
-        gpu.uniform(&CountParams { count: c as u32, n: n as u32, c: c as u32, _pad0: 0, momentum: factor as f32, _pad: [0; 3] });
+    let params = gpu.uniform(&CountParams {
+        count: c as u32,
+        n: n as u32,
+        c: c as u32,
+        _pad0: 0,
+        momentum: factor as f32,
+        _pad: [0; 3],
+    });
     let pipeline = gpu.pipeline(Shader::Backward, "instance_running_main");
     gpu.dispatch(
         encoder,
@@ -368,4 +465,66 @@ pub fn record_instance_running(
         ],
         (c as u32).div_ceil(256),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Walking any grouping's maps with cursors gives what dividing gives.
+    #[test]
+    fn cursors_agree_with_division() {
+        let groupings = [
+            Grouping::Columns { rows: 7, cols: 5 },
+            Grouping::Rows { rows: 9, len: 13 },
+            Grouping::Channels { n: 5, c: 3, spatial: 7, channels_last: false },
+            Grouping::Channels { n: 5, c: 3, spatial: 7, channels_last: true },
+            Grouping::Groups { n: 3, c: 6, spatial: 5, groups: 2, channels_last: false },
+            Grouping::Groups { n: 3, c: 6, spatial: 5, groups: 3, channels_last: true },
+            Grouping::Instances { n: 3, c: 4, spatial: 6, channels_last: false },
+            Grouping::Instances { n: 3, c: 4, spatial: 6, channels_last: true },
+        ];
+        for g in groupings {
+            let seg = g.segments();
+            for (name, m) in [("segment", g.segment_map()), ("param", g.param_map()), ("element", element_map(&seg))] {
+                for step in [1u32, 3, 64, 256] {
+                    let st = map_step(&m, step);
+                    assert_eq!(st.ok, 1, "{g:?} {name}");
+                    for start in 0..step.min(9) {
+                        // The kernel's cursor, in Rust.
+                        let (mut r1, mut qm) = (start % m.d1, (start / m.d1) % m.m1);
+                        let (mut u2, mut w2) = ((start % m.m2) / m.d2, (start % m.m2) % m.d2);
+                        let mut e = start;
+                        while (e as usize) < g.numel() {
+                            assert_eq!(
+                                (qm * m.s1 + u2 * m.s2) as usize,
+                                m.apply(e as usize),
+                                "{g:?} {name} step {step} e {e}"
+                            );
+                            r1 += st.b1;
+                            let mut carry = 0;
+                            if r1 >= m.d1 {
+                                r1 -= m.d1;
+                                carry = 1;
+                            }
+                            qm += st.am1 + carry;
+                            if qm >= m.m1 {
+                                qm -= m.m1;
+                            }
+                            w2 += st.bw;
+                            u2 += st.bu;
+                            if w2 >= m.d2 {
+                                w2 -= m.d2;
+                                u2 += 1;
+                            }
+                            if u2 >= st.um {
+                                u2 -= st.um;
+                            }
+                            e += step;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -27,7 +27,13 @@ pub struct BatchNormConfig {
 
 impl Default for BatchNormConfig {
     fn default() -> Self {
-        BatchNormConfig { eps: 1e-5, momentum: Some(0.1), affine: true, track_running_stats: true, channels_last: false }
+        BatchNormConfig {
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+            channels_last: false,
+        }
     }
 }
 

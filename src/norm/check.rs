@@ -92,9 +92,21 @@ fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
 
-fn compare(what: String, shape: &[usize], gpu: &[f32], reference: &[f64], tol: impl Fn(usize) -> Tolerance) -> Result<()> {
+fn compare(
+    what: String,
+    shape: &[usize],
+    gpu: &[f32],
+    reference: &[f64],
+    tol: impl Fn(usize) -> Tolerance,
+) -> Result<()> {
     verify::compare_with(&what, shape, &f64s(gpu), reference, tol).map_err(Error::VerifyMismatch)
 }
+
+/// Running mean and variance read back.
+type RunningHost = (Vec<f32>, Vec<f32>);
+
+/// A value and its absolute error.
+type WithError = (f64, f64);
 
 /// Check a forward output (and the running-stat update) against the twin.
 pub(crate) fn check_forward(
@@ -103,7 +115,7 @@ pub(crate) fn check_forward(
     x: &[f32],
     y: &[f32],
     affine: Option<(&[f64], &[f64])>,
-    running: Option<((Vec<f32>, Vec<f32>), (Vec<f32>, Vec<f32>))>,
+    running: Option<(RunningHost, RunningHost)>,
     given: Option<&[Moments]>,
 ) -> Result<()> {
     let xd = f64s(x);
@@ -137,8 +149,10 @@ pub(crate) fn check_forward(
                 }
             };
             let want = reference::normalize(&xd, &g, &mean, &var, plan.eps, gamma, beta);
-            if let (Some(((rm0, rv0), (rm1, rv1))), StatsMode::Batch { update: Some(f) } | StatsMode::Instance { update: Some(f) }) =
-                (running, plan.stats)
+            if let (
+                Some(((rm0, rv0), (rm1, rv1))),
+                StatsMode::Batch { update: Some(f) } | StatsMode::Instance { update: Some(f) },
+            ) = (running, plan.stats)
             {
                 check_running(plan, &g, f, (&rm0, &rv0), (&rm1, &rv1), (&mean, &unbiased), &e)?;
             }
@@ -165,7 +179,7 @@ fn check_running(
     // Per channel: the batch value that enters the update and its absolute error
     // (instance norm: the mean over samples, each term with its own error).
     let unb_err = |s: usize| e.dvar[s] * unbiased_factor(g);
-    let (batch_mean, batch_var): (Vec<(f64, f64)>, Vec<(f64, f64)>) = match *g {
+    let (batch_mean, batch_var): (Vec<WithError>, Vec<WithError>) = match *g {
         Grouping::Instances { n, .. } => (0..c)
             .map(|ch| {
                 let avg = |v: &dyn Fn(usize) -> f64| (0..n).map(|b| v(b * c + ch)).sum::<f64>() / n as f64;
@@ -252,20 +266,26 @@ pub(crate) fn check_backward(
         abs_gd[s] += gv.abs() * errors.dxhat(s, xd[e]);
     }
     let n = g.segment_len() as f64;
-    compare(format!("{what} grad_input"), &saved.shape, grads.grad_input.as_slice().unwrap_or(&[]), &want.grad_input, |e| {
-        let s = l.segment_of[e];
-        let (inv, dxh, dx) = (errors.inv[s], errors.dxhat(s, xd[e]), want.grad_input[e].abs());
-        let gv = (gam(e) * dyd[e]).abs();
-        if running.is_some() {
-            return Tolerance::new(f64::MIN_POSITIVE, errors.rho[s] + 5.0 * U);
-        }
-        let (da, db) = backward_tolerances(abs_g[s] / n, abs_gx[s] / n, abs_gd[s] / n, r);
-        let (av, bv, xh) = (a[s] / n, b[s] / n, xhat(e));
-        let abs = inv * (2.0 * U * gv + da + xh.abs() * db + bv.abs() * dxh)
-            + (errors.rho[s] + 3.0 * U) * dx
-            + 3.0 * U * inv * (gv + av.abs() + (xh * bv).abs());
-        Tolerance::new(abs + f64::MIN_POSITIVE, 0.0)
-    })?;
+    compare(
+        format!("{what} grad_input"),
+        &saved.shape,
+        grads.grad_input.as_slice().unwrap_or(&[]),
+        &want.grad_input,
+        |e| {
+            let s = l.segment_of[e];
+            let (inv, dxh, dx) = (errors.inv[s], errors.dxhat(s, xd[e]), want.grad_input[e].abs());
+            let gv = (gam(e) * dyd[e]).abs();
+            if running.is_some() {
+                return Tolerance::new(f64::MIN_POSITIVE, errors.rho[s] + 5.0 * U);
+            }
+            let (da, db) = backward_tolerances(abs_g[s] / n, abs_gx[s] / n, abs_gd[s] / n, r);
+            let (av, bv, xh) = (a[s] / n, b[s] / n, xhat(e));
+            let abs = inv * (2.0 * U * gv + da + xh.abs() * db + bv.abs() * dxh)
+                + (errors.rho[s] + 3.0 * U) * dx
+                + 3.0 * U * inv * (gv + av.abs() + (xh * bv).abs());
+            Tolerance::new(abs + f64::MIN_POSITIVE, 0.0)
+        },
+    )?;
     let (Some(dg), Some(db)) = (&grads.grad_gamma, &grads.grad_beta) else {
         return Ok(());
     };

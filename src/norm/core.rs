@@ -54,10 +54,7 @@ impl Plan {
 
 /// Upload f64 moments (e.g. merged from shards) as the kernels' float32 states.
 pub(crate) fn upload_moments(gpu: &Gpu, m: &[Moments]) -> Result<wgpu::Buffer> {
-    let raw: Vec<MomentsGpu> = m
-        .iter()
-        .map(MomentsGpu::from)
-        .collect();
+    let raw: Vec<MomentsGpu> = m.iter().map(MomentsGpu::from).collect();
     let buf = gpu.storage_buffer("given moments", raw.len() as u64 * MOMENTS_BYTES)?;
     if !raw.is_empty() {
         gpu.queue().write_buffer(&buf, 0, bytemuck::cast_slice(&raw));
@@ -82,7 +79,8 @@ pub(crate) fn record_forward(
     let running = state.running.as_ref().map(|(m, v)| (m, v));
     let (derived, running_saved) = match plan.stats {
         StatsMode::Running { grouping } => {
-            let (rm, rv) = running.ok_or_else(|| Error::InvalidParameter(format!("{}: no running statistics", plan.what)))?;
+            let (rm, rv) =
+                running.ok_or_else(|| Error::InvalidParameter(format!("{}: no running statistics", plan.what)))?;
             let dummy = gpu.storage_buffer("no moments", MOMENTS_BYTES)?;
             let d = record_derive(
                 gpu,
@@ -118,7 +116,9 @@ pub(crate) fn record_forward(
                 None,
                 if batch_update.is_some() { running } else { None },
             )?;
-            if let (StatsMode::Instance { update: Some(f) }, Grouping::Instances { n, c, .. }) = (plan.stats, plan.grouping) {
+            if let (StatsMode::Instance { update: Some(f) }, Grouping::Instances { n, c, .. }) =
+                (plan.stats, plan.grouping)
+            {
                 let (rm, rv) =
                     running.ok_or_else(|| Error::InvalidParameter(format!("{}: no running statistics", plan.what)))?;
                 record_instance_running(gpu, encoder, &moments, n, c, f, rm, rv)?;
@@ -249,7 +249,17 @@ pub(crate) fn record_backward(
             let c = g.num_segments();
             set_params(&mut grads, record_param_grads(gpu, encoder, &sums, c, 1, c)?)?;
         }
-        record_dx(gpu, encoder, x, dy, &grad_input, &DxArgs { grouping: &g, mean, invstd, gamma, coeffs: None })?;
+        let args = DxArgs {
+            walk: &g,
+            stat_div: 1,
+            channels: g.num_segments() as u32,
+            gamma_per_element: false,
+            mean,
+            invstd,
+            gamma,
+            coeffs: None,
+        };
+        record_dx(gpu, encoder, x, dy, &grad_input, &args)?;
         return Ok(grads);
     }
     let weight = match (bs.weighted, gamma) {
@@ -273,7 +283,17 @@ pub(crate) fn record_backward(
             }
         }
     }
-    record_dx(gpu, encoder, x, dy, &grad_input, &DxArgs { grouping: &g, mean, invstd, gamma, coeffs: Some(&coeffs) })?;
+    let args = DxArgs {
+        walk: &bs.red,
+        stat_div: bs.sub as u32,
+        channels: bs.channels as u32,
+        gamma_per_element: bs.weighted,
+        mean,
+        invstd,
+        gamma,
+        coeffs: Some(&coeffs),
+    };
+    record_dx(gpu, encoder, x, dy, &grad_input, &args)?;
     Ok(grads)
 }
 

@@ -55,7 +55,7 @@ impl GroupNorm {
     /// `num_channels` must be divisible by `num_groups`.
     pub fn new(gpu: &Gpu, num_groups: usize, num_channels: usize, config: GroupNormConfig) -> Result<Self> {
         check_config(config.eps, None)?;
-        if num_groups == 0 || num_channels % num_groups != 0 {
+        if num_groups == 0 || !num_channels.is_multiple_of(num_groups) {
             return Err(Error::InvalidParameter(format!(
                 "group norm: the number of channels ({num_channels}) must be divisible by the number of groups ({num_groups})"
             )));

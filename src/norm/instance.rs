@@ -26,7 +26,13 @@ pub struct InstanceNormConfig {
 
 impl Default for InstanceNormConfig {
     fn default() -> Self {
-        InstanceNormConfig { eps: 1e-5, momentum: Some(0.1), affine: false, track_running_stats: false, channels_last: false }
+        InstanceNormConfig {
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: false,
+            track_running_stats: false,
+            channels_last: false,
+        }
     }
 }
 

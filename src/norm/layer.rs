@@ -135,7 +135,10 @@ impl LayerNorm {
         let mut g = core::backward_host(gpu, &self.state, x, grad_output, saved)?;
         // dγ/dβ have the normalized shape.
         for t in [&mut g.grad_gamma, &mut g.grad_beta].into_iter().flatten() {
-            *t = t.clone().into_shape_with_order(self.normalized_shape.clone()).map_err(|e| Error::Shape(e.to_string()))?;
+            *t = t
+                .clone()
+                .into_shape_with_order(self.normalized_shape.clone())
+                .map_err(|e| Error::Shape(e.to_string()))?;
         }
         Ok(g)
     }

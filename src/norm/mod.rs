@@ -176,15 +176,13 @@ impl LayerState {
             Some(c) => Some((upload(gpu, "running_mean", &vec![0.0; c])?, upload(gpu, "running_var", &vec![1.0; c])?)),
             None => None,
         };
-        Ok(LayerState {
-            device: gpu.device().clone(),
-            affine,
-            n_params,
-            running,
-            n_running: n_running.unwrap_or(0),
-        })
+        Ok(LayerState { device: gpu.device().clone(), affine, n_params, running, n_running: n_running.unwrap_or(0) })
     }
 
+    /// Reject a `Gpu` whose device is not the one the layer's buffers live on. wgpu
+    /// compares devices by id within one `wgpu::Instance`, so this catches another
+    /// device of the same instance; contexts built by separate `Gpu::new` calls can
+    /// share ids, and then only the caller can keep them apart.
     pub(crate) fn check_device(&self, gpu: &Gpu) -> Result<()> {
         if gpu.device() != &self.device {
             return Err(Error::InvalidParameter(
@@ -197,7 +195,9 @@ impl LayerState {
     pub(crate) fn set_affine(&self, gpu: &Gpu, gamma: &[f32], beta: &[f32]) -> Result<()> {
         self.check_device(gpu)?;
         let Some((g, b)) = &self.affine else {
-            return Err(Error::InvalidParameter("the layer was built without an affine transform (affine = false)".into()));
+            return Err(Error::InvalidParameter(
+                "the layer was built without an affine transform (affine = false)".into(),
+            ));
         };
         for (name, v) in [("gamma", gamma), ("beta", beta)] {
             if v.len() != self.n_params {

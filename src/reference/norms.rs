@@ -178,7 +178,8 @@ pub fn backward_train(x: &[f64], dy: &[f64], g: &Grouping, eps: f64, gamma: Opti
     let l = layout(g);
     let st = norm_stats(x, g);
     let inv: Vec<f64> = st.var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let xhat: Vec<f64> = x.iter().enumerate().map(|(e, &v)| (v - st.mean[l.segment_of[e]]) * inv[l.segment_of[e]]).collect();
+    let xhat: Vec<f64> =
+        x.iter().enumerate().map(|(e, &v)| (v - st.mean[l.segment_of[e]]) * inv[l.segment_of[e]]).collect();
     let gw = |e: usize| gamma.map_or(1.0, |g| g[l.param_of[e]]) * dy[e];
     let (mut sum_g, mut sum_gx) = (vec![0.0; l.segments], vec![0.0; l.segments]);
     let (mut dgamma, mut dbeta) = (vec![0.0; l.params], vec![0.0; l.params]);

@@ -26,8 +26,6 @@ pub enum CliError {
     /// Bad input found by the CLI itself (exit 2), e.g. a rank the subcommand
     /// does not take. The message should name the file and what is wrong.
     BadInput(String),
-    /// A subcommand (or part of one) that is not written yet (exit 1).
-    NotImplemented(String),
     /// Writing to stdout or another unexpected failure (exit 1).
     Internal(String),
 }
@@ -44,7 +42,7 @@ impl CliError {
         match self {
             CliError::Usage { .. } | CliError::BadInput(_) => 2,
             CliError::Lib { source, .. } => lib_exit_code(source),
-            CliError::NotImplemented(_) | CliError::Internal(_) => 1,
+            CliError::Internal(_) => 1,
         }
     }
 
@@ -91,7 +89,6 @@ impl fmt::Display for CliError {
             }
             CliError::Lib { source, .. } => write!(f, "{source}"),
             CliError::BadInput(m) | CliError::Internal(m) => f.write_str(m),
-            CliError::NotImplemented(m) => write!(f, "not implemented yet: {m}"),
         }
     }
 }
