@@ -13,17 +13,21 @@ struct AffineParams {
     seg_map: IndexMap,
     param_map: IndexMap,
     window_lo: u32,     // flat index of the window's first element
-    count: u32,         // affine_main: one past the last element; affine_vec4: vec4s in the window
-    per_wg: u32,        // items per workgroup (multiple of WG)
+    count: u32,         // affine_main: one past the last element; vec4 kernels: vec4s in the window
+    per_wg: u32,        // items (elements, vec4s or run pieces) per workgroup
     mode: u32,
     flags: u32,         // 1: clip, 2: gamma/beta present
-    clip_lo: f32,
-    clip_hi: f32,
+    clip_lo: f32,       // vec4 kernels: -inf without clipping
+    clip_hi: f32,       // vec4 kernels: +inf without clipping
     first: u32,         // affine_main: first element of the window to transform
-    seg_class: u32,     // affine_vec4: MAP_* class of seg_map
-    param_class: u32,   // affine_vec4: MAP_* class of param_map
+    run_len: u32,       // runs kernels: both maps are constant on aligned runs of this many elements
+    run_split: u32,     // runs kernels: pieces per run
+    piece_len: u32,     // runs kernels: elements per piece (multiple of 4)
+    pieces: u32,        // runs kernels: pieces overlapping the window
+    group: u32,         // vec4 kernels: threads that stride together (see copy.wgsl)
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 const FLAG_CLIP: u32 = 1u;
@@ -108,26 +112,44 @@ fn affine_main(
     }
 }
 
-// ---- vec4 path -------------------------------------------------------------------
+// ---- vec4 paths ------------------------------------------------------------------
 //
-// Thread t of workgroup w transforms the vec4s start + t, start + t + WG, ... of the
-// window (elements 4i .. 4i + 3), so a thread's element index advances by 4·WG per
-// iteration. Integer division per element is what a software adapter (and many GPUs)
-// pay most for, so the segment and parameter indices are not recomputed from the flat
-// index: each thread splits its first index once and then advances the split form
-// with carries (`map_add`). How much even that is needed depends on the map's class
-// (chosen on the host, see src/kernels/affine.rs):
-//   MAP_FIXED:   each of the 4 lanes keeps its index across iterations (columns of
-//                a matrix whose width divides 4·WG): parameters are loaded once;
-//   MAP_UNIFORM: the 4 elements of a vec4 share one index (NCHW channels, rows);
-//   MAP_CONSEC:  the 4 elements have consecutive indices (layer norm's γ/β);
-//   MAP_GENERAL: each element's index is stepped from the previous one's.
-// The arithmetic per element is the scalar path's, in the same order.
+// Integer division per element is what a software adapter (and many GPUs) pay most
+// for, and a software adapter runs both sides of every branch inside a loop. So the
+// vec4 kernels find segment and parameter indices without dividing per element, and
+// every combination below is its own entry point calling a generic body with constant
+// arguments, so that the compiler drops the branches not taken. Clipping is a select
+// (no clip: bounds ±inf, the identity) and log1p/expm1 compute both of their formulas
+// and select one. The arithmetic per element is the scalar path's, in the same order.
+//
+// Runs (`affine4_runs_*`): when both maps are constant on aligned runs of `run_len`
+// elements (NCHW channels, groups, instances: a run is one H·W plane), each group of
+// `group` threads of a workgroup takes whole pieces of runs, reads the run's
+// parameters once (the same address in every thread of the group) and streams the
+// piece.
+//
+// Lanes (`affine4_<mode>_<segment>_<parameters>`): as in copy.wgsl, workgroup w owns
+// a contiguous run of vec4s, split into one chunk per group of `group` threads; thread
+// t takes the vec4s chunk_start + t % group, then every `group` further (elements
+// 4i .. 4i + 3). Each thread splits its first index once and then advances the split
+// with carries (`map_add`); how a vec4's 4 indices follow from it depends on the map's
+// kind (chosen on the host, see src/kernels/affine.rs):
+//   MAP_FIXED:   each lane keeps its index across iterations (columns of a matrix
+//                whose width divides 4·group): parameters are loaded once;
+//   MAP_UNIFORM: the 4 elements share one index;
+//   MAP_MOD:     e % m, m >= 4: consecutive indices, wrapped at m;
+//   MAP_DIV:     ((e / d) % m)·s, d >= 4: the quotient steps at most once in a vec4;
+//   MAP_GENERAL: each element's split is stepped from the previous one's.
+// γ/β use the segment's indices (P_SAME: the maps are equal), none (P_NONE: γ = 1,
+// β = 0), or their own map of one of the kinds above.
 
 const MAP_GENERAL: u32 = 0u;
 const MAP_UNIFORM: u32 = 1u;
-const MAP_CONSEC: u32 = 2u;
+const MAP_MOD: u32 = 2u;
 const MAP_FIXED: u32 = 3u;
+const MAP_DIV: u32 = 6u;
+const P_NONE: u32 = 4u;
+const P_SAME: u32 = 5u;
 
 // A flat index split for an IndexMap: e % d1, (e / d1) % m1, (e % m2) % d2, (e % m2) / d2.
 struct MapSplit {
@@ -167,7 +189,7 @@ struct Cursor {
 }
 
 fn cursor(m: IndexMap, e: u32) -> Cursor {
-    return Cursor(map_split(m, e), map_split(m, 1u), map_split(m, 4u * WG), m.m2 / m.d2);
+    return Cursor(map_split(m, e), map_split(m, 1u), map_split(m, 4u * ap.group), m.m2 / m.d2);
 }
 
 // The indices of the 4 elements at the cursor.
@@ -176,8 +198,15 @@ fn indices4(m: IndexMap, kind: u32, c: Cursor) -> vec4<u32> {
     if (kind == MAP_UNIFORM) {
         return vec4<u32>(v);
     }
-    if (kind == MAP_CONSEC) {
-        return vec4<u32>(v, v + 1u, v + 2u, v + 3u);
+    let j = vec4<u32>(0u, 1u, 2u, 3u);
+    if (kind == MAP_MOD) {
+        let i = vec4<u32>(v) + j;
+        return select(i, i - vec4<u32>(m.m2), i >= vec4<u32>(m.m2));
+    }
+    if (kind == MAP_DIV) {
+        let q = vec4<u32>(c.at.q1) + select(vec4<u32>(0u), vec4<u32>(1u), vec4<u32>(c.at.r1) + j >= vec4<u32>(m.d1));
+        let qw = select(q, q - vec4<u32>(m.m1), q >= vec4<u32>(m.m1));
+        return qw * m.s1 + vec4<u32>(c.at.q2 * m.s2);
     }
     let s1 = map_add(m, c.at, c.one, c.p2);
     let s2 = map_add(m, s1, c.one, c.p2);
@@ -216,79 +245,305 @@ fn beta4(i: vec4<u32>, uniform: bool) -> vec4<f32> {
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
 
-@compute @workgroup_size(256)
-fn affine_vec4(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let w = wid.x + wid.y * nwg.x;
-    let start = w * ap.per_wg;
-    let end = min(start + ap.per_wg, ap.count);
-    let i0 = start + lid;
-    if (ap.mode == 2u) {
-        for (var i = i0; i < end; i += WG) {
-            let v = x4[i];
-            y4[i] = vec4<f32>(log1p_accurate(v.x), log1p_accurate(v.y), log1p_accurate(v.z), log1p_accurate(v.w));
-        }
-        return;
+// The affine step of one vec4, clipped (NaN left alone; bounds ±inf without clipping).
+fn apply4(v: vec4<f32>, inverse: bool, c: vec4<f32>, inv: vec4<f32>, g: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    var out: vec4<f32>;
+    if (inverse) {
+        out = ((v - b) / g) / inv + c;
+    } else {
+        out = (v - c) * inv * g + b;
     }
-    if (ap.mode == 3u) {
-        for (var i = i0; i < end; i += WG) {
-            let v = x4[i];
-            y4[i] = vec4<f32>(expm1_accurate(v.x), expm1_accurate(v.y), expm1_accurate(v.z), expm1_accurate(v.w));
-        }
-        return;
-    }
+    let nan = (bitcast<vec4<u32>>(out) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+    return select(clamp(out, vec4<f32>(ap.clip_lo), vec4<f32>(ap.clip_hi)), out, nan);
+}
+
+fn affine4(w: u32, lid: u32, inverse: bool, seg_kind: u32, param_kind: u32) {
+    let chunk = ap.per_wg / (WG / ap.group);
+    let start = w * ap.per_wg + (lid / ap.group) * chunk;
+    let end = min(start + chunk, ap.count);
+    let i0 = start + lid % ap.group;
     if (i0 >= end) {
         return;
     }
     let e0 = ap.window_lo + 4u * i0;
-    let has_gb = (ap.flags & FLAG_GAMMA_BETA) != 0u;
-    let clip = (ap.flags & FLAG_CLIP) != 0u;
+    let own_params = param_kind != P_NONE && param_kind != P_SAME;
     var sc = cursor(ap.seg_map, e0);
     var pc = sc;
+    if (own_params) {
+        pc = cursor(ap.param_map, e0);
+    }
     var c4 = vec4<f32>(0.0);
     var i4 = vec4<f32>(1.0);
     var g4 = vec4<f32>(1.0);
     var b4 = vec4<f32>(0.0);
-    if (ap.seg_class == MAP_FIXED) {
+    if (seg_kind == MAP_FIXED) {
         let si = indices4(ap.seg_map, MAP_GENERAL, sc);
         c4 = center4(si, false);
         i4 = inv_scale4(si, false);
-    }
-    if (has_gb) {
-        pc = cursor(ap.param_map, e0);
-        if (ap.param_class == MAP_FIXED) {
-            let pi = indices4(ap.param_map, MAP_GENERAL, pc);
-            g4 = gamma4(pi, false);
-            b4 = beta4(pi, false);
+        if (param_kind == P_SAME) {
+            g4 = gamma4(si, false);
+            b4 = beta4(si, false);
         }
     }
-    for (var i = i0; i < end; i += WG) {
-        if (ap.seg_class != MAP_FIXED) {
-            let si = indices4(ap.seg_map, ap.seg_class, sc);
-            c4 = center4(si, ap.seg_class == MAP_UNIFORM);
-            i4 = inv_scale4(si, ap.seg_class == MAP_UNIFORM);
+    if (param_kind == MAP_FIXED) {
+        let pi = indices4(ap.param_map, MAP_GENERAL, pc);
+        g4 = gamma4(pi, false);
+        b4 = beta4(pi, false);
+    }
+    for (var i = i0; i < end; i += ap.group) {
+        if (seg_kind != MAP_FIXED) {
+            let si = indices4(ap.seg_map, seg_kind, sc);
+            let u = seg_kind == MAP_UNIFORM;
+            c4 = center4(si, u);
+            i4 = inv_scale4(si, u);
+            if (param_kind == P_SAME) {
+                g4 = gamma4(si, u);
+                b4 = beta4(si, u);
+            }
             sc.at = map_add(ap.seg_map, sc.at, sc.step, sc.p2);
         }
-        if (has_gb && ap.param_class != MAP_FIXED) {
-            let pi = indices4(ap.param_map, ap.param_class, pc);
-            g4 = gamma4(pi, ap.param_class == MAP_UNIFORM);
-            b4 = beta4(pi, ap.param_class == MAP_UNIFORM);
+        if (own_params && param_kind != MAP_FIXED) {
+            let pi = indices4(ap.param_map, param_kind, pc);
+            g4 = gamma4(pi, param_kind == MAP_UNIFORM);
+            b4 = beta4(pi, param_kind == MAP_UNIFORM);
             pc.at = map_add(ap.param_map, pc.at, pc.step, pc.p2);
         }
-        let v = x4[i];
-        var out: vec4<f32>;
-        if (ap.mode == 1u) {
-            out = ((v - b4) / g4) / i4 + c4;
-        } else {
-            out = (v - c4) * i4 * g4 + b4;
-        }
-        if (clip) {
-            let nan = (bitcast<vec4<u32>>(out) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
-            out = select(clamp(out, vec4<f32>(ap.clip_lo), vec4<f32>(ap.clip_hi)), out, nan);
-        }
-        y4[i] = out;
+        y4[i] = apply4(x4[i], inverse, c4, i4, g4, b4);
     }
+}
+
+fn affine4_runs(w: u32, lid: u32, inverse: bool, has_params: bool) {
+    let groups = WG / ap.group;
+    let p_end = min(w * ap.per_wg + ap.per_wg, ap.pieces);
+    let run0 = ap.window_lo / ap.run_len;
+    let win_hi = ap.window_lo + 4u * ap.count;
+    let lane = lid % ap.group;
+    for (var p = w * ap.per_wg + lid / ap.group; p < p_end; p += groups) {
+        let run_lo = (run0 + p / ap.run_split) * ap.run_len;
+        let piece_lo = run_lo + (p % ap.run_split) * ap.piece_len;
+        let e_lo = max(piece_lo, ap.window_lo);
+        let e_hi = min(min(piece_lo + ap.piece_len, run_lo + ap.run_len), win_hi);
+        // The same address in every thread of the group.
+        let s = map_index(ap.seg_map, e_lo);
+        let c4 = vec4<f32>(center[s]);
+        let i4 = vec4<f32>(inv_scale[s]);
+        var g4 = vec4<f32>(1.0);
+        var b4 = vec4<f32>(0.0);
+        if (has_params) {
+            let q = map_index(ap.param_map, e_lo);
+            g4 = vec4<f32>(gamma[q]);
+            b4 = vec4<f32>(beta[q]);
+        }
+        let i_hi = (e_hi - ap.window_lo) / 4u;
+        for (var i = (e_lo - ap.window_lo) / 4u + lane; i < i_hi; i += ap.group) {
+            y4[i] = apply4(x4[i], inverse, c4, i4, g4, b4);
+        }
+    }
+}
+
+// Rows (`affine4_rows_*`): layer norm's layout — segment = e / run_len (a row), γ/β
+// index = e % run_len (the position in the row), run_len a multiple of 4. Thread t
+// takes the vec4 columns t, t + WG, ... of the workgroup's rows and walks down the
+// rows: its γ/β are loaded once per column, only the row's center and scale per step.
+fn affine4_rows(w: u32, lid: u32, inverse: bool) {
+    let cols4 = ap.run_len / 4u;
+    let row0 = ap.window_lo / ap.run_len;
+    let r_first = row0 + w * ap.per_wg;
+    let r_end = row0 + min(w * ap.per_wg + ap.per_wg, ap.pieces);
+    let win_hi = ap.window_lo + 4u * ap.count;
+    for (var c = lid; c < cols4; c += WG) {
+        let q = 4u * c;
+        let g4 = vec4<f32>(gamma[q], gamma[q + 1u], gamma[q + 2u], gamma[q + 3u]);
+        let b4 = vec4<f32>(beta[q], beta[q + 1u], beta[q + 2u], beta[q + 3u]);
+        // The rows whose element q lies in the window (only the first and last rows of a
+        // window can lie partly outside it).
+        let r_lo = max(r_first, select(0u, (ap.window_lo - q + ap.run_len - 1u) / ap.run_len, ap.window_lo > q));
+        let r_hi = min(r_end, select(0u, (win_hi - q + ap.run_len - 1u) / ap.run_len, win_hi > q));
+        var i = (r_lo * ap.run_len + q - ap.window_lo) / 4u;
+        for (var r = r_lo; r < r_hi; r++) {
+            y4[i] = apply4(x4[i], inverse, vec4<f32>(center[r]), vec4<f32>(inv_scale[r]), g4, b4);
+            i += cols4;
+        }
+    }
+}
+
+// log1p_accurate and expm1_accurate on a vec4, both formulas computed and selected.
+fn log1p4(v: vec4<f32>) -> vec4<f32> {
+    let z = v / (2.0 + v);
+    let z2 = z * z;
+    let poly = 1.0 + z2 * (1.0 / 3.0 + z2 * (1.0 / 5.0 + z2 * (1.0 / 7.0 + z2 * (1.0 / 9.0
+        + z2 * (1.0 / 11.0 + z2 * (1.0 / 13.0))))));
+    let near = v > vec4<f32>(-0.5) & v < vec4<f32>(1.0);
+    return select(log(1.0 + v), 2.0 * z * poly, near);
+}
+
+fn expm14(v: vec4<f32>) -> vec4<f32> {
+    var t = vec4<f32>(1.0);
+    for (var i = 11; i >= 2; i--) {
+        t = 1.0 + t * v / f32(i);
+    }
+    return select(exp(v) - 1.0, v * t, abs(v) < vec4<f32>(0.5));
+}
+
+fn elementwise4(w: u32, lid: u32, mode: u32) {
+    let chunk = ap.per_wg / (WG / ap.group);
+    let start = w * ap.per_wg + (lid / ap.group) * chunk;
+    let end = min(start + chunk, ap.count);
+    for (var i = start + lid % ap.group; i < end; i += ap.group) {
+        if (mode == 2u) {
+            y4[i] = log1p4(x4[i]);
+        } else {
+            y4[i] = expm14(x4[i]);
+        }
+    }
+}
+
+fn wg_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
+}
+
+// ---- entry points (generated: see the list in src/kernels/affine.rs) ----
+@compute @workgroup_size(256)
+fn affine4_log1p(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    elementwise4(wg_index(wid, nwg), lid, 2u);
+}
+@compute @workgroup_size(256)
+fn affine4_expm1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    elementwise4(wg_index(wid, nwg), lid, 3u);
+}
+@compute @workgroup_size(256)
+fn affine4_rows_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4_rows(wg_index(wid, nwg), lid, false);
+}
+@compute @workgroup_size(256)
+fn affine4_rows_inv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4_rows(wg_index(wid, nwg), lid, true);
+}
+@compute @workgroup_size(256)
+fn affine4_runs_fwd_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4_runs(wg_index(wid, nwg), lid, false, false);
+}
+@compute @workgroup_size(256)
+fn affine4_runs_fwd_own(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4_runs(wg_index(wid, nwg), lid, false, true);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_fixed_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_FIXED, P_NONE);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_fixed_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_FIXED, P_SAME);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_uniform_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_UNIFORM, P_NONE);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_uniform_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_UNIFORM, P_SAME);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_uniform_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_UNIFORM, MAP_UNIFORM);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_uniform_mod(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_UNIFORM, MAP_MOD);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_mod_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_MOD, P_NONE);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_mod_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_MOD, P_SAME);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_div_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_DIV, P_NONE);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_div_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_DIV, P_SAME);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_div_div(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_DIV, MAP_DIV);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_general_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_GENERAL, P_NONE);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_general_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_GENERAL, P_SAME);
+}
+@compute @workgroup_size(256)
+fn affine4_fwd_general_general(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, false, MAP_GENERAL, MAP_GENERAL);
+}
+@compute @workgroup_size(256)
+fn affine4_runs_inv_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4_runs(wg_index(wid, nwg), lid, true, false);
+}
+@compute @workgroup_size(256)
+fn affine4_runs_inv_own(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4_runs(wg_index(wid, nwg), lid, true, true);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_fixed_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_FIXED, P_NONE);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_fixed_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_FIXED, P_SAME);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_uniform_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_UNIFORM, P_NONE);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_uniform_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_UNIFORM, P_SAME);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_uniform_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_UNIFORM, MAP_UNIFORM);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_uniform_mod(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_UNIFORM, MAP_MOD);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_mod_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_MOD, P_NONE);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_mod_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_MOD, P_SAME);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_div_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_DIV, P_NONE);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_div_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_DIV, P_SAME);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_div_div(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_DIV, MAP_DIV);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_general_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_GENERAL, P_NONE);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_general_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_GENERAL, P_SAME);
+}
+@compute @workgroup_size(256)
+fn affine4_inv_general_general(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4(wg_index(wid, nwg), lid, true, MAP_GENERAL, MAP_GENERAL);
 }

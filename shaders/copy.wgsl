@@ -1,15 +1,19 @@
 // The bandwidth roofline of `gpunorm bench`: a plain compute copy, y = x, with the
 // same workgroup shape and access pattern as the elementwise (affine) kernel:
 // workgroup w owns the contiguous run [w * per_wg, (w + 1) * per_wg) of the window,
-// its threads read it in coalesced strides of WG items. `copy_vec4` moves vec4s over
-// the first `count / 4 * 4` elements; `copy_main` moves single floats from `first`
-// (the tail, or everything when the vec4 view cannot be bound).
+// split into WG / group contiguous chunks, one per group of `group` threads, whose
+// threads read their chunk in coalesced strides of `group` items. On a GPU group = WG
+// (the whole workgroup strides through its run); on a software adapter group is its
+// SIMD width, so that each SIMD batch of threads, which such an adapter runs to the
+// next barrier before the following batch starts, streams through memory of its own.
+// `copy_vec4` moves vec4s over the first `count / 4 * 4` elements; `copy_main` moves
+// single floats from `first` (the tail, or everything when the vec4 view cannot be bound).
 
 struct CopyParams {
     first: u32,     // first element (copy_main) or vec4 (copy_vec4) to move
     count: u32,     // one past the last element (copy_main) or vec4 (copy_vec4)
     per_wg: u32,    // items per workgroup (multiple of WG)
-    _pad: u32,
+    group: u32,     // threads that stride together (power of two dividing WG)
 }
 
 @group(0) @binding(0) var<uniform> cp: CopyParams;
@@ -23,9 +27,10 @@ fn copy_main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let w = wid.x + wid.y * nwg.x;
-    let start = cp.first + w * cp.per_wg;
-    let end = min(start + cp.per_wg, cp.count);
-    for (var i = start + lid; i < end; i += WG) {
+    let chunk = cp.per_wg / (WG / cp.group);
+    let start = cp.first + w * cp.per_wg + (lid / cp.group) * chunk;
+    let end = min(start + chunk, cp.count);
+    for (var i = start + lid % cp.group; i < end; i += cp.group) {
         dst[i] = src[i];
     }
 }
@@ -41,9 +46,10 @@ fn copy_vec4(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let w = wid.x + wid.y * nwg.x;
-    let start = cp4.first + w * cp4.per_wg;
-    let end = min(start + cp4.per_wg, cp4.count);
-    for (var i = start + lid; i < end; i += WG) {
+    let chunk = cp4.per_wg / (WG / cp4.group);
+    let start = cp4.first + w * cp4.per_wg + (lid / cp4.group) * chunk;
+    let end = min(start + chunk, cp4.count);
+    for (var i = start + lid % cp4.group; i < end; i += cp4.group) {
         dst4[i] = src4[i];
     }
 }

@@ -20,7 +20,8 @@ struct ReduceParams {
     part_offset: u32,    // this dispatch's first part in the partials of a segment
     parts_total: u32,    // partials per segment
     tiles: u32,          // workgroups along the segments in this dispatch
-    flags: u32,          // 1: multiply each segment's values by prescale[s] (huge magnitudes)
+    flags: u32,          // 1: multiply each segment's values by prescale[s] (huge magnitudes);
+                         // 2: each element lane takes a contiguous block (software adapters)
     _pad1: u32,
 }
 
@@ -52,6 +53,13 @@ fn store_shared(i: u32, m: Moments) {
     sh_m2[i] = m.m2;
     sh_min[i] = m.min;
     sh_max[i] = m.max;
+}
+
+// (k / inner, k % inner) of k + step, from those of k and of step, with one carry.
+fn step_cursor(kh: u32, kl: u32, step_hi: u32, step_lo: u32, inner: u32) -> vec2<u32> {
+    let l = kl + step_lo;
+    let carry = l >= inner;
+    return vec2<u32>(kh + step_hi + select(0u, 1u, carry), select(l, l - inner, carry));
 }
 
 @compute @workgroup_size(256)
@@ -90,22 +98,66 @@ fn partials_main(
         if ((p.flags & 1u) != 0u) {
             scale = prescale[s];
         }
-        for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
-            let v = x[base + element_offset(p.seg, k)];
-            if (is_nan(v)) {
-                nans += 1u;
-                continue;
-            }
-            lo = min(lo, v);
-            hi = max(hi, v);
+        // The lane's elements: on a GPU k_lo + lane_k, then every `lanes` further
+        // (neighbouring threads read neighbouring memory); on a software adapter, which
+        // runs one SIMD batch of threads after another, a contiguous block per lane, so
+        // that each batch streams through memory of its own (flag 2). Four elements at
+        // a time: their offsets come from a cursor (k / inner_div, k % inner_div)
+        // stepped with a carry, not from a division per element; the four values form
+        // a block (mean and M2 around the block mean, two passes in registers) that is
+        // merged into the lane's state (Chan), one division per block. No branches in
+        // the loop: a NaN or a slot past the end is masked out.
+        let blocks = (p.flags & 2u) != 0u;
+        let span = (select(0u, k_hi - k_lo, k_hi > k_lo) + lanes - 1u) / lanes;
+        let stride = select(lanes, 1u, blocks);
+        var k = k_lo + lane_k * select(1u, span, blocks);
+        let k_stop = select(k_hi, min(k + span, k_hi), blocks);
+        let inner = p.seg.inner_div;
+        let step_hi = stride / inner;
+        let step_lo = stride % inner;
+        var kh = k / inner;
+        var kl = k % inner;
+        let stride4 = 4u * stride;
+        for (; k < k_stop; k += stride4) {
+            let in1 = k + stride < k_stop;
+            let in2 = k + 2u * stride < k_stop;
+            let in3 = k + 3u * stride < k_stop;
+            let inside = vec4<bool>(true, in1, in2, in3);
+            let o0 = base + kh * p.seg.elem_stride_hi + kl * p.seg.elem_stride_lo;
+            var c = step_cursor(kh, kl, step_hi, step_lo, inner);
+            // Past the end: read the block's first element again (masked out below).
+            let o1 = select(o0, base + c.x * p.seg.elem_stride_hi + c.y * p.seg.elem_stride_lo, in1);
+            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
+            let o2 = select(o0, base + c.x * p.seg.elem_stride_hi + c.y * p.seg.elem_stride_lo, in2);
+            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
+            let o3 = select(o0, base + c.x * p.seg.elem_stride_hi + c.y * p.seg.elem_stride_lo, in3);
+            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
+            kh = c.x;
+            kl = c.y;
+            let v = vec4<f32>(x[o0], x[o1], x[o2], x[o3]);
+            let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+            let ok = inside & !nan;
+            nans += dot(select(vec4<u32>(0u), vec4<u32>(1u), inside & nan), vec4<u32>(1u));
+            let nb = dot(select(vec4<u32>(0u), vec4<u32>(1u), ok), vec4<u32>(1u));
+            lo = min(lo, min(min(select(inf_f32(), v.x, ok.x), select(inf_f32(), v.y, ok.y)),
+                             min(select(inf_f32(), v.z, ok.z), select(inf_f32(), v.w, ok.w))));
+            hi = max(hi, max(max(select(-inf_f32(), v.x, ok.x), select(-inf_f32(), v.y, ok.y)),
+                             max(select(-inf_f32(), v.z, ok.z), select(-inf_f32(), v.w, ok.w))));
             let w = v * scale;
-            if (n == 0u) {
-                shift = w;
-            }
-            n += 1u;
-            let d = (w - shift) - mean;
-            mean += d / f32(n);
-            m2 += d * ((w - shift) - mean);
+            // The state's shift is the first value it sees.
+            let first = select(select(select(w.w, w.z, ok.z), w.y, ok.y), w.x, ok.x);
+            shift = select(shift, first, n == 0u && nb > 0u);
+            let y = select(vec4<f32>(0.0), w - shift, ok);
+            let fb = f32(max(nb, 1u));
+            let mb = (y.x + y.y + y.z + y.w) / fb;
+            let dy = select(vec4<f32>(0.0), y - mb, ok);
+            let m2b = dot(dy, dy);
+            let total = n + nb;
+            let d = mb - mean;
+            let frac = f32(nb) / f32(max(total, 1u));
+            mean += d * frac;
+            m2 += m2b + d * d * f32(n) * frac;
+            n = total;
         }
     }
     store_shared(lid, Moments(n, nans, shift, mean, m2, lo, hi, 0u));

@@ -45,8 +45,16 @@ struct SelectParams {
     u0: u32,          // this q batch's first unique q
     ub: u32,          // unique q of this q batch
     nq: u32,          // requested q (output columns)
+    mode: u32,        // hist_main: only segments in this mode (0: input/candidates, 1: fallback)
+    use_limit: u32,   // hist_main: segment s has only limit[s] elements (candidate lists)
+    sample_m: u32,    // sample_main: sample elements per segment
+    cap: u32,         // candidate capacity per segment
+    seed: u32,        // sample_main: random stream
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
+    _pad3: u32,
+    _pad4: u32,
 }
 
 // A q in (0, 1] as m · 2^-e with m = m_hi · 2^32 + m_lo < 2^53 (its float64 bits);
@@ -64,7 +72,7 @@ struct Slot {
     rank: u32,
     prefix: u32,
     group: u32,
-    _pad: u32,
+    done: u32, // 1: prefix already holds the whole key (resolved from bracket counts)
 }
 
 // Per (segment, unique q): interpolation weight t = th + tl (or 1 − t when flag = 1,
@@ -80,6 +88,7 @@ struct Frac {
     _pad: u32,
 }
 
+
 const LBINS: u32 = 4096u; // workgroup-local histogram bins (16 KiB)
 const GPCAP: u32 = 1024u; // group prefixes of a workgroup's tile (tile · rb <= GPCAP)
 
@@ -91,6 +100,28 @@ fn key_of(b: u32) -> u32 {
 
 fn value_of(k: u32) -> f32 {
     return bitcast<f32>(select(~k, k ^ 0x80000000u, (k & 0x80000000u) != 0u));
+}
+
+// Walking a segment's elements k, k + step, ... without a division per element:
+// a cursor is (k % inner_div, offset of element k); a step is (step % inner_div,
+// offset advance of a whole step, offset correction when k % inner_div wraps).
+fn elem_cursor(k: u32) -> vec2<u32> {
+    return vec2<u32>(k % p.seg.inner_div, element_offset(p.seg, k));
+}
+
+fn elem_step(step: u32) -> vec3<u32> {
+    let lo = step % p.seg.inner_div;
+    let adv = (step / p.seg.inner_div) * p.seg.elem_stride_hi + lo * p.seg.elem_stride_lo;
+    let wrap = p.seg.elem_stride_hi - p.seg.inner_div * p.seg.elem_stride_lo;
+    return vec3<u32>(lo, adv, wrap);
+}
+
+fn cursor_next(c: vec2<u32>, st: vec3<u32>) -> vec2<u32> {
+    let lo = c.x + st.x;
+    if (lo >= p.seg.inner_div) {
+        return vec2<u32>(lo - p.seg.inner_div, c.y + st.y + st.z);
+    }
+    return vec2<u32>(lo, c.y + st.y);
 }
 
 fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -252,7 +283,7 @@ fn rank_of(q: QInfo, nm1: u32) -> Rank {
 @group(0) @binding(2) var<storage, read> i_qinfo: array<QInfo>;
 @group(0) @binding(3) var<storage, read_write> i_slots: array<Slot>;
 @group(0) @binding(4) var<storage, read_write> i_fracs: array<Frac>;
-@group(0) @binding(5) var<storage, read_write> i_hdr: array<vec2<u32>>; // (slots, groups)
+@group(0) @binding(5) var<storage, read_write> i_hdr: array<vec4<u32>>; // (slots, groups, mode, 0)
 @group(0) @binding(6) var<storage, read_write> i_gprefix: array<u32>;
 
 @compute @workgroup_size(256)
@@ -273,7 +304,7 @@ fn init_main(
         for (var u = 0u; u < p.ub; u++) {
             i_fracs[fbase + u] = Frac(0.0, 0.0, 0u, 0u, 0u, p.r0, p.r0, 0u);
         }
-        i_hdr[h] = vec2<u32>(0u, 0u);
+        i_hdr[h] = vec4<u32>(0u);
         return;
     }
     let nm1 = n - 1u;
@@ -307,16 +338,17 @@ fn init_main(
             j += 1u;
         }
     }
-    i_hdr[h] = vec2<u32>(ns, 1u);
+    i_hdr[h] = vec4<u32>(ns, 1u, 0u, 0u);
     i_gprefix[sbase] = 0u;
 }
 
 // ---------------------------------------------------------------------------------
 
 @group(0) @binding(1) var<storage, read> h_x: array<f32>;
-@group(0) @binding(2) var<storage, read> h_hdr: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read> h_hdr: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> h_gprefix: array<u32>;
 @group(0) @binding(4) var<storage, read_write> h_hist: array<atomic<u32>>;
+@group(0) @binding(5) var<storage, read> h_limit: array<u32>;
 
 var<workgroup> lh: array<atomic<u32>, LBINS>;
 var<workgroup> sh_gp: array<u32, GPCAP>;
@@ -360,7 +392,8 @@ fn hist_main(
         let ss = s0 + lid;
         var ng = 0u;
         if (ss < p.seg_end) {
-            ng = h_hdr[ss * p.nqb + p.qb].y;
+            let hv = h_hdr[ss * p.nqb + p.qb];
+            ng = select(0u, hv.y, hv.z == p.mode);
         }
         sh_ng[lid] = ng;
     }
@@ -369,16 +402,23 @@ fn hist_main(
     let k_count = p.k_end - p.k_first;
     let per_part = (k_count + p.parts - 1u) / p.parts;
     let k_lo = p.k_first + part * per_part;
-    let k_hi = min(k_lo + per_part, p.k_end);
+    var k_hi = min(k_lo + per_part, p.k_end);
     let ng = sh_ng[lane_s];
     if (s < p.seg_end && ng > 0u) {
+        if (p.use_limit != 0u) {
+            k_hi = min(k_hi, h_limit[s]);
+        }
         let base = segment_base(p.seg, s) - p.window_lo;
         let hrow = (s - p.sb0) * p.rb;
         if (p.level == 0u) {
             // One group (the empty prefix): every non-NaN element counts.
             let lbase = lane_s * p.gl * nb;
-            for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
-                let b = bitcast<u32>(h_x[base + element_offset(p.seg, k)]);
+            let k0 = k_lo + lane_k;
+            var c = elem_cursor(k0);
+            let st = elem_step(lanes);
+            for (var k = k0; k < k_hi; k += lanes) {
+                let b = bitcast<u32>(h_x[base + c.y]);
+                c = cursor_next(c, st);
                 if ((b & 0x7fffffffu) > 0x7f800000u) {
                     continue;
                 }
@@ -394,8 +434,12 @@ fn hist_main(
             let hs = p.shift + p.bits;
             let first = sh_gp[gbase];
             let last = sh_gp[gbase + ng - 1u];
-            for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
-                let b = bitcast<u32>(h_x[base + element_offset(p.seg, k)]);
+            let k0 = k_lo + lane_k;
+            var c = elem_cursor(k0);
+            let st = elem_step(lanes);
+            for (var k = k0; k < k_hi; k += lanes) {
+                let b = bitcast<u32>(h_x[base + c.y]);
+                c = cursor_next(c, st);
                 if ((b & 0x7fffffffu) > 0x7f800000u) {
                     continue;
                 }
@@ -442,7 +486,7 @@ fn hist_main(
 
 @group(0) @binding(1) var<storage, read> c_hist: array<u32>;
 @group(0) @binding(2) var<storage, read_write> c_slots: array<Slot>;
-@group(0) @binding(3) var<storage, read_write> c_hdr: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read_write> c_hdr: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> c_gprefix: array<u32>;
 
 @compute @workgroup_size(256)
@@ -466,39 +510,41 @@ fn scan_main(
     let nb = 1u << p.bits;
     var newg = 0u;
     var last = 0u;
-    var r = 0u;
-    for (var g = 0u; g < ng; g++) {
-        let row = ((s - p.sb0) * p.rb + g) * nb;
-        var d = 0u;
-        var cum = 0u;
-        var c = c_hist[row];
-        loop {
-            if (r >= ns) {
-                break;
-            }
-            var sl = c_slots[base + r];
-            if (sl.group != g) {
-                break;
-            }
-            while (d + 1u < nb && cum + c <= sl.rank) {
-                cum += c;
-                d += 1u;
-                c = c_hist[row + d];
-            }
-            let np = (sl.prefix << p.bits) | d;
-            if (newg == 0u || np != last) {
-                c_gprefix[base + newg] = np;
-                newg += 1u;
-                last = np;
-            }
-            sl.rank -= cum;
-            sl.prefix = np;
-            sl.group = newg - 1u;
-            c_slots[base + r] = sl;
-            r += 1u;
+    var g = 0xffffffffu;
+    var row = 0u;
+    var d = 0u;
+    var cum = 0u;
+    var c = 0u;
+    for (var r = 0u; r < ns; r++) {
+        var sl = c_slots[base + r];
+        if (sl.done != 0u) {
+            continue;
         }
+        if (sl.group != g) {
+            // The slots of a group are consecutive (ranks ascend): walk its histogram once.
+            g = sl.group;
+            row = ((s - p.sb0) * p.rb + g) * nb;
+            d = 0u;
+            cum = 0u;
+            c = c_hist[row];
+        }
+        while (d + 1u < nb && cum + c <= sl.rank) {
+            cum += c;
+            d += 1u;
+            c = c_hist[row + d];
+        }
+        let np = (sl.prefix << p.bits) | d;
+        if (newg == 0u || np != last) {
+            c_gprefix[base + newg] = np;
+            newg += 1u;
+            last = np;
+        }
+        sl.rank -= cum;
+        sl.prefix = np;
+        sl.group = newg - 1u;
+        c_slots[base + r] = sl;
     }
-    c_hdr[h] = vec2<u32>(ns, newg);
+    c_hdr[h] = vec4<u32>(ns, newg, hv.z, 0u);
 }
 
 // ---------------------------------------------------------------------------------
@@ -554,4 +600,389 @@ fn finish_main(
     let kb = f_slots[s * p.r_total + fr.hi_slot].prefix;
     f_out[o] = lerp_numpy(value_of(ka), value_of(kb), fr.th, fr.tl, fr.flag);
     f_os[o] = vec4<u32>(ka, kb, fr.count, 0u);
+}
+
+// ---------------------------------------------------------------------------------
+// Sample-and-bracket fast path for long segments (a few q):
+//
+//   sample_main   a stratified random sample of each segment (one element per stratum);
+//                 its quantiles q ∓ δ (found by the passes above, on the sample) give
+//                 a key bracket per q that very likely holds the wanted ranks.
+//   bracket_main  one thread per segment: the brackets, overlapping ones merged.
+//   count_main    one pass over the input: per bracket the counts of keys < lo, <= lo,
+//                 < hi, <= hi (vector compares, no atomics per element), and the
+//                 values strictly inside a bracket appended to the segment's candidates.
+//   resolve_main  one thread per segment: a rank that falls on a bracket's end is that
+//                 end's key; a rank inside becomes a rank among the candidates, which
+//                 the radix passes then resolve (reading only the candidates); a rank
+//                 outside every bracket, or candidates beyond capacity, sends the
+//                 segment to the radix passes over the whole input (mode 1).
+
+fn hash_u32(v: u32) -> u32 {
+    var x = v;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+@group(0) @binding(1) var<storage, read> sm_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sm_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn sample_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = flat_id(wid, nwg, lid);
+    if (i >= (p.seg_end - p.seg_first) * p.sample_m) {
+        return;
+    }
+    let s = p.seg_first + i / p.sample_m;
+    let j = i % p.sample_m;
+    let step = p.seg.len / p.sample_m;
+    let k = j * step + hash_u32(hash_u32(s ^ p.seed) ^ j) % step;
+    sm_out[i] = sm_x[segment_base(p.seg, s) + element_offset(p.seg, k) - p.window_lo];
+}
+
+// Brackets of a segment: BRK vec4 per segment: (count, 0, 0, 0), lo[0..4], lo[4..8],
+// hi[0..4], hi[4..8]; unused brackets are [MAX, MAX] (nothing inside, never reached).
+const BRK: u32 = 5u;
+const NOKEY: u32 = 0xffffffffu;
+
+@group(0) @binding(1) var<storage, read> b_os: array<vec4<u32>>; // sample order statistics
+@group(0) @binding(2) var<storage, read> b_edge: array<u32>;     // 1: the bracket q is 0 (lo) or 1 (hi)
+@group(0) @binding(3) var<storage, read_write> b_brk: array<vec4<u32>>;
+
+@compute @workgroup_size(256)
+fn bracket_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let s = p.seg_first + flat_id(wid, nwg, lid);
+    if (s >= p.seg_end) {
+        return;
+    }
+    var lo = array<u32, 8>(NOKEY, NOKEY, NOKEY, NOKEY, NOKEY, NOKEY, NOKEY, NOKEY);
+    var hi = lo;
+    var nbr = 0u;
+    let row = s * 2u * p.ub;
+    if (b_os[row].z > 0u) {
+        for (var u = 0u; u < p.ub; u++) {
+            // lo = 1 is "everything": every value's key is above 1 (NaN's is taken as 0).
+            let l = select(b_os[row + 2u * u].x, 1u, b_edge[2u * u] != 0u);
+            let h = select(b_os[row + 2u * u + 1u].y, NOKEY, b_edge[2u * u + 1u] != 0u);
+            // Merge overlapping brackets (touching ones may stay apart: their insides,
+            // strictly between the ends, are disjoint).
+            if (nbr > 0u && l < hi[nbr - 1u]) {
+                hi[nbr - 1u] = max(hi[nbr - 1u], h);
+            } else {
+                lo[nbr] = l;
+                hi[nbr] = h;
+                nbr += 1u;
+            }
+        }
+    }
+    let o = s * BRK;
+    b_brk[o] = vec4<u32>(nbr, 0u, 0u, 0u);
+    b_brk[o + 1u] = vec4<u32>(lo[0], lo[1], lo[2], lo[3]);
+    b_brk[o + 2u] = vec4<u32>(lo[4], lo[5], lo[6], lo[7]);
+    b_brk[o + 3u] = vec4<u32>(hi[0], hi[1], hi[2], hi[3]);
+    b_brk[o + 4u] = vec4<u32>(hi[4], hi[5], hi[6], hi[7]);
+}
+
+// Bracket counts per segment: 32 u32, [kind * 8 + bracket] with kinds
+// 0: key < lo, 1: key <= lo, 2: key < hi, 3: key <= hi.
+const NCOUNT: u32 = 32u;
+
+@group(0) @binding(1) var<storage, read> k_x: array<f32>;
+@group(0) @binding(2) var<storage, read> k_brk: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read_write> k_bcount: array<atomic<u32>>;
+@group(0) @binding(4) var<storage, read_write> k_ccount: array<atomic<u32>>;
+@group(0) @binding(5) var<storage, read_write> k_cand: array<f32>;
+
+var<workgroup> sh_bc: array<atomic<u32>, 2048>; // tile (<= 64) × NCOUNT
+
+fn count1(v: vec4<bool>) -> vec4<u32> {
+    return select(vec4<u32>(0u), vec4<u32>(1u), v);
+}
+
+@compute @workgroup_size(256)
+fn count_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= p.tiles * p.parts) {
+        return;
+    }
+    let tile = w / p.parts;
+    let part = w % p.parts;
+    let lanes = WG / p.tile;
+    let lane_s = lid % p.tile;
+    let lane_k = lid / p.tile;
+    let s0 = p.seg_first + tile * p.tile;
+    let s = s0 + lane_s;
+    for (var i = lid; i < p.tile * NCOUNT; i += WG) {
+        atomicStore(&sh_bc[i], 0u);
+    }
+    workgroupBarrier();
+
+    let k_count = p.k_end - p.k_first;
+    let per_part = (k_count + p.parts - 1u) / p.parts;
+    let k_lo = p.k_first + part * per_part;
+    let k_hi = min(k_lo + per_part, p.k_end);
+    var nbr = 0u;
+    if (s < p.seg_end) {
+        nbr = k_brk[s * BRK].x;
+    }
+    if (nbr > 0u) {
+        let lo_a = k_brk[s * BRK + 1u];
+        let lo_b = k_brk[s * BRK + 2u];
+        let hi_a = k_brk[s * BRK + 3u];
+        let hi_b = k_brk[s * BRK + 4u];
+        let two = nbr > 4u;
+        // Most keys lie between brackets: they only add to "key < lo" (one vector
+        // compare for four brackets). Keys within [lo, hi] of a bracket (a few percent)
+        // take the branch that counts the ends and appends the inside ones.
+        var lt_lo_a = vec4<u32>(0u);
+        var eq_lo_a = vec4<u32>(0u);
+        var in_a = vec4<u32>(0u);
+        var eq_hi_a = vec4<u32>(0u);
+        var lt_lo_b = vec4<u32>(0u);
+        var eq_lo_b = vec4<u32>(0u);
+        var in_b = vec4<u32>(0u);
+        var eq_hi_b = vec4<u32>(0u);
+        var nans = 0u;
+        let base = segment_base(p.seg, s) - p.window_lo;
+        let k0 = k_lo + lane_k;
+        var c = elem_cursor(k0);
+        let st = elem_step(lanes);
+        for (var k = k0; k < k_hi; k += lanes) {
+            let b = bitcast<u32>(k_x[base + c.y]);
+            c = cursor_next(c, st);
+            // NaN gets key 0, below every bracket (its count is subtracted at the end).
+            let nan = (b & 0x7fffffffu) > 0x7f800000u;
+            nans += select(0u, 1u, nan);
+            let key = select(key_of(b), 0u, nan);
+            let kv = vec4<u32>(key);
+            lt_lo_a += count1(kv < lo_a);
+            var near = any((kv >= lo_a) & (kv <= hi_a));
+            if (two) {
+                lt_lo_b += count1(kv < lo_b);
+                near = near || any((kv >= lo_b) & (kv <= hi_b));
+            }
+            if (near) {
+                let e_lo = kv == lo_a;
+                let e_hi = (kv == hi_a) & (lo_a != hi_a);
+                let i_a = (kv > lo_a) & (kv < hi_a);
+                eq_lo_a += count1(e_lo);
+                eq_hi_a += count1(e_hi);
+                in_a += count1(i_a);
+                var inside = any(i_a);
+                if (two) {
+                    eq_lo_b += count1(kv == lo_b);
+                    eq_hi_b += count1((kv == hi_b) & (lo_b != hi_b));
+                    let i_b = (kv > lo_b) & (kv < hi_b);
+                    in_b += count1(i_b);
+                    inside = inside || any(i_b);
+                }
+                if (inside) {
+                    let idx = atomicAdd(&k_ccount[s], 1u);
+                    if (idx < p.cap) {
+                        k_cand[s * p.cap + idx] = bitcast<f32>(b);
+                    }
+                }
+            }
+        }
+        // Cumulative counts: key <= lo, key < hi, key <= hi.
+        lt_lo_a -= vec4<u32>(nans);
+        lt_lo_b -= vec4<u32>(nans);
+        let le_lo_a = lt_lo_a + eq_lo_a;
+        let lt_hi_a = le_lo_a + in_a;
+        let le_hi_a = lt_hi_a + eq_hi_a;
+        let le_lo_b = lt_lo_b + eq_lo_b;
+        let lt_hi_b = le_lo_b + in_b;
+        let le_hi_b = lt_hi_b + eq_hi_b;
+        let o = lane_s * NCOUNT;
+        for (var j = 0u; j < 4u; j++) {
+            atomicAdd(&sh_bc[o + j], lt_lo_a[j]);
+            atomicAdd(&sh_bc[o + 8u + j], le_lo_a[j]);
+            atomicAdd(&sh_bc[o + 16u + j], lt_hi_a[j]);
+            atomicAdd(&sh_bc[o + 24u + j], le_hi_a[j]);
+        }
+        if (two) {
+            for (var j = 0u; j < 4u; j++) {
+                atomicAdd(&sh_bc[o + 4u + j], lt_lo_b[j]);
+                atomicAdd(&sh_bc[o + 12u + j], le_lo_b[j]);
+                atomicAdd(&sh_bc[o + 20u + j], lt_hi_b[j]);
+                atomicAdd(&sh_bc[o + 28u + j], le_hi_b[j]);
+            }
+        }
+    }
+    workgroupBarrier();
+
+    for (var i = lid; i < p.tile * NCOUNT; i += WG) {
+        let v = atomicLoad(&sh_bc[i]);
+        if (v != 0u) {
+            atomicAdd(&k_bcount[(s0 + i / NCOUNT) * NCOUNT + i % NCOUNT], v);
+        }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> r_brk: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> r_bcount: array<u32>;
+@group(0) @binding(3) var<storage, read> r_ccount: array<u32>;
+@group(0) @binding(4) var<storage, read_write> r_slots: array<Slot>;
+@group(0) @binding(5) var<storage, read_write> r_hdr: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read_write> r_gprefix: array<u32>;
+
+fn brk_key(s: u32, which: u32, g: u32) -> u32 {
+    return r_brk[s * BRK + which + g / 4u][g % 4u];
+}
+
+@compute @workgroup_size(256)
+fn resolve_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let s = p.seg_first + flat_id(wid, nwg, lid);
+    if (s >= p.seg_end) {
+        return;
+    }
+    let h = s * p.nqb + p.qb;
+    let hv = r_hdr[h];
+    let ns = hv.x;
+    if (hv.y == 0u) {
+        return; // all NaN
+    }
+    let nbr = r_brk[s * BRK].x;
+    let overflow = r_ccount[s] > p.cap;
+    let cb = s * NCOUNT;
+    let base = s * p.r_total + p.r0;
+    // Every rank must fall in some bracket, and a rank strictly inside needs the
+    // candidates complete.
+    var ok = nbr > 0u;
+    for (var r = 0u; r < ns && ok; r++) {
+        let rank = r_slots[base + r].rank;
+        var found = false;
+        for (var g = 0u; g < nbr; g++) {
+            if (rank >= r_bcount[cb + g] && rank < r_bcount[cb + 24u + g]) {
+                found = true;
+                let inner = rank >= r_bcount[cb + 8u + g] && rank < r_bcount[cb + 16u + g];
+                if (inner && overflow) {
+                    found = false;
+                }
+                break;
+            }
+        }
+        ok = found;
+    }
+    if (!ok) {
+        r_hdr[h] = vec4<u32>(ns, 1u, 1u, 0u);
+        r_gprefix[base] = 0u;
+        return;
+    }
+    var any_inner = false;
+    for (var r = 0u; r < ns; r++) {
+        var sl = r_slots[base + r];
+        // Candidates below bracket g's inside values: the insides of the brackets below.
+        var inside_below = 0u;
+        for (var g = 0u; g < nbr; g++) {
+            let lt_lo = r_bcount[cb + g];
+            let le_lo = r_bcount[cb + 8u + g];
+            let lt_hi = r_bcount[cb + 16u + g];
+            let le_hi = r_bcount[cb + 24u + g];
+            if (sl.rank >= lt_lo && sl.rank < le_hi) {
+                if (sl.rank < le_lo) {
+                    sl.prefix = brk_key(s, 1u, g);
+                    sl.done = 1u;
+                } else if (sl.rank < lt_hi) {
+                    sl.rank = sl.rank - le_lo + inside_below;
+                    any_inner = true;
+                } else {
+                    sl.prefix = brk_key(s, 3u, g);
+                    sl.done = 1u;
+                }
+                break;
+            }
+            inside_below += select(0u, lt_hi - le_lo, lt_hi > le_lo);
+        }
+        r_slots[base + r] = sl;
+    }
+    r_hdr[h] = vec4<u32>(ns, select(0u, 1u, any_inner), 0u, 0u);
+    r_gprefix[base] = 0u;
+}
+
+// ---------------------------------------------------------------------------------
+// Short segments (a few dozen elements): one thread per segment ranks every element
+// by counting (stable: ties broken by position) and writes the keys whose rank is
+// wanted. No histograms, no passes.
+
+@group(0) @binding(1) var<storage, read> q_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> q_slots: array<Slot>;
+@group(0) @binding(3) var<storage, read_write> q_hdr: array<vec4<u32>>;
+
+const SMALL_LEN: u32 = 64u;
+
+@compute @workgroup_size(256)
+fn small_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let s = p.seg_first + flat_id(wid, nwg, lid);
+    if (s >= p.seg_end) {
+        return;
+    }
+    let h = s * p.nqb + p.qb;
+    let hv = q_hdr[h];
+    let ns = hv.x;
+    if (hv.y == 0u) {
+        return;
+    }
+    let base = segment_base(p.seg, s) - p.window_lo;
+    let sbase = s * p.r_total + p.r0;
+    let len = min(p.seg.len, SMALL_LEN);
+    var keys: array<u32, SMALL_LEN>;
+    var c = elem_cursor(0u);
+    let st = elem_step(1u);
+    for (var k = 0u; k < len; k++) {
+        let b = bitcast<u32>(q_x[base + c.y]);
+        c = cursor_next(c, st);
+        // NaN: no key (0 is no value's key).
+        keys[k] = select(key_of(b), 0u, (b & 0x7fffffffu) > 0x7f800000u);
+    }
+    for (var i = 0u; i < len; i++) {
+        let ki = keys[i];
+        if (ki == 0u) {
+            continue;
+        }
+        var r = 0u;
+        for (var j = 0u; j < len; j++) {
+            let kj = keys[j];
+            r += select(0u, 1u, kj != 0u && (kj < ki || (kj == ki && j < i)));
+        }
+        // The wanted ranks ascend with the slot: binary search.
+        var lo = 0u;
+        var n = ns;
+        while (n > 1u) {
+            let half = n / 2u;
+            if (q_slots[sbase + lo + half].rank <= r) {
+                lo += half;
+            }
+            n -= half;
+        }
+        if (q_slots[sbase + lo].rank == r) {
+            q_slots[sbase + lo].prefix = ki;
+            q_slots[sbase + lo].done = 1u;
+        }
+    }
+    q_hdr[h] = vec4<u32>(ns, 0u, 0u, 0u);
 }

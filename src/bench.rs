@@ -6,7 +6,9 @@
 //! records the operation into a fresh encoder, submits it and waits; nothing is
 //! uploaded or read back inside the timed region), the bytes the operation must
 //! move, the effective bandwidth, `ratio_to_copy = gbps / copy_gbps` with the copy
-//! kernel ([`crate::kernels::copy`], 8 B per element) timed at the same size, the
+//! kernel ([`crate::kernels::copy`], 8 B per element) timed at the same size, its runs
+//! alternating with the operation's (`copy_gbps` per operation; the top-level
+//! `copy_gbps` is the copy kernel's own row at the largest size), the
 //! time of the float64 CPU reference twin ([`crate::reference`], run once) and, for
 //! the statistics and scalers, the time of a multi-threaded float32 plain-Rust
 //! baseline ([`baseline`]).
@@ -141,8 +143,11 @@ pub struct OpResult {
     pub median_s: f64,
     /// `bytes / median_s / 1e9`.
     pub gbps: f64,
-    /// `gbps` over the copy kernel's at the same size.
+    /// `gbps / copy_gbps`.
     pub ratio_to_copy: f64,
+    /// The copy kernel's bandwidth at the same size, its runs alternating with this
+    /// operation's (so that both saw the same load on a shared machine).
+    pub copy_gbps: f64,
     /// The float64 reference twin, once; `None` when skipped (size above the limit, or
     /// no twin: `copy`).
     pub cpu_reference_s: Option<f64>,
@@ -161,7 +166,7 @@ pub struct OpResult {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BenchReport {
     pub adapter: AdapterReport,
-    /// The copy kernel's bandwidth at the largest size.
+    /// The copy kernel's bandwidth at the largest size (its `copy` row).
     pub copy_gbps: f64,
     pub ops: Vec<OpResult>,
 }
@@ -255,22 +260,51 @@ impl GpuTimer {
         Ok(Sample { device, wall })
     }
 
-    /// One untimed warm-up run, then the median of `runs` timed runs, and the timer used.
+    /// One untimed warm-up run, then the median of `runs` timed runs (at most 3 when
+    /// the warm-up took more than a second), and the timer used.
     pub fn median(
         &self,
         gpu: &Gpu,
         runs: usize,
         record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
-    ) -> Result<(Duration, &'static str)> {
-        self.time(gpu, record)?;
-        let mut samples = Vec::with_capacity(runs.max(1));
-        for _ in 0..runs.max(1) {
+    ) -> Result<(Duration, &'static str, usize)> {
+        let warm = self.time(gpu, record)?;
+        let runs = if warm.wall > Duration::from_secs(1) { runs.clamp(1, 3) } else { runs.max(1) };
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
             samples.push(self.time(gpu, record)?.best());
         }
         let timer = if samples.iter().all(|s| s.1 == "timestamp") { "timestamp" } else { "wall" };
         let mut d: Vec<Duration> = samples.iter().map(|s| s.0).collect();
         d.sort();
-        Ok((median(&d), timer))
+        Ok((median(&d), timer, runs))
+    }
+
+    /// Like [`GpuTimer::median`] for an operation and the copy kernel, their runs
+    /// alternating (`record(encoder, true)` records the operation, `false` the copy), so
+    /// that both see the same load on a shared machine. Returns the medians of the
+    /// operation and of the copy.
+    pub fn median_with_copy(
+        &self,
+        gpu: &Gpu,
+        runs: usize,
+        record: &mut dyn FnMut(&mut wgpu::CommandEncoder, bool) -> Result<()>,
+    ) -> Result<(Duration, Duration, &'static str, usize)> {
+        let warm = self.time(gpu, &mut |e| record(e, true))?;
+        self.time(gpu, &mut |e| record(e, false))?;
+        let runs = if warm.wall > Duration::from_secs(1) { runs.clamp(1, 3) } else { runs.max(1) };
+        let (mut op, mut copy, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let a = self.time(gpu, &mut |e| record(e, true))?.best();
+            let b = self.time(gpu, &mut |e| record(e, false))?.best();
+            op.push(a.0);
+            copy.push(b.0);
+            kinds.extend([a.1, b.1]);
+        }
+        let timer = if kinds.iter().all(|&k| k == "timestamp") { "timestamp" } else { "wall" };
+        op.sort();
+        copy.sort();
+        Ok((median(&op), median(&copy), timer, runs))
     }
 }
 
@@ -607,8 +641,22 @@ impl<'a> Work<'a> {
     }
 }
 
-/// Run the benchmark on `gpu`; `progress` sees every result as it is measured.
-pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(&OpResult)) -> Result<BenchReport> {
+/// What [`run`] reports while it works.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress<'a> {
+    /// About to measure `op` at `shape`.
+    Measuring { op: &'a str, shape: &'a [usize] },
+    /// The results of one size, final (ratios against that size's copy).
+    Size(&'a [OpResult]),
+}
+
+/// Run the benchmark on `gpu`; `progress` hears what is measured and every size's results.
+///
+/// At each size the copy kernel is timed on its own (the `copy` row) and again with
+/// every operation, its runs alternating with the operation's: each operation's
+/// `ratio_to_copy` is against that copy time (its `copy_gbps`), so that a change in the
+/// machine's load during the benchmark does not show up as a change of ratio.
+pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -> Result<BenchReport> {
     if let Some(bad) = opts.ops.iter().flatten().find(|o| !OPS.contains(&o.as_str())) {
         return Err(Error::InvalidParameter(format!("unknown benchmark operation '{bad}' (known: {})", OPS.join(", "))));
     }
@@ -620,16 +668,21 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(&OpResult)) 
     let mut copy_gbps = f64::NAN;
     for &size in &opts.sizes {
         let mut work = Work::new(gpu, size)?;
-        let mut size_copy = f64::NAN;
+        let mut rows: Vec<OpResult> = Vec::new();
+        let copy_bytes = 8 * work.n as u64;
         for op in OPS.iter().copied().filter(|op| opts.wants(op)) {
-            let (time, timer_kind) = timer.median(gpu, opts.runs, &mut |enc| work.record(op, enc))?;
+            progress(Progress::Measuring { op, shape: &work.shape(op) });
+            let (time, copy_time, timer_kind, runs) = if op == "copy" {
+                let (t, k, r) = timer.median(gpu, opts.runs, &mut |enc| work.record(op, enc))?;
+                (t, t, k, r)
+            } else {
+                timer.median_with_copy(gpu, opts.runs, &mut |enc, this| work.record(if this { op } else { "copy" }, enc))?
+            };
             let (per_elem, passes) = work.traffic(op);
             let bytes = per_elem * work.n as u64;
             let secs = time.as_secs_f64();
             let gbps = bytes as f64 / secs / 1e9;
-            if op == "copy" {
-                size_copy = gbps;
-            }
+            let size_copy = copy_bytes as f64 / copy_time.as_secs_f64() / 1e9;
             let reference_ok = opts.cpu_reference_max.is_none_or(|m| work.n <= m);
             let cpu_reference_s = if reference_ok { work.cpu_reference(op).map(|d| d.as_secs_f64()) } else { None };
             let cpu_baseline_s = if opts.cpu_baseline {
@@ -637,23 +690,26 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(&OpResult)) 
             } else {
                 None
             };
-            let r = OpResult {
+            rows.push(OpResult {
                 op: op.to_string(),
                 shape: work.shape(op),
                 bytes,
                 median_s: secs,
                 gbps,
                 ratio_to_copy: gbps / size_copy,
+                copy_gbps: size_copy,
                 cpu_reference_s,
                 passes,
                 cpu_baseline_s,
-                runs: opts.runs.max(1),
+                runs,
                 timer: timer_kind,
-            };
-            progress(&r);
-            ops.push(r);
+            });
         }
-        copy_gbps = size_copy;
+        if let Some(c) = rows.iter().find(|r| r.op == "copy") {
+            copy_gbps = c.gbps;
+        }
+        progress(Progress::Size(&rows));
+        ops.extend(rows);
     }
     Ok(BenchReport { adapter, copy_gbps, ops })
 }

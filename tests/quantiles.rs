@@ -72,10 +72,6 @@ fn run_recorded(gpu: &Gpu, t: &GpuTensor, g: &Grouping, qs: &[f64]) -> Vec<f32> 
 
 /// Check both paths against the reference; panics with the first mismatch.
 fn check_on(gpu: &Gpu, what: &str, g: &Grouping, data: &[f32], qs: &[f64]) {
-    let t0 = std::time::Instant::now();
-    struct D<'a>(&'a str, Grouping, std::time::Instant);
-    impl Drop for D<'_> { fn drop(&mut self) { eprintln!("TIME {} {:?} {:?}", self.0, self.1, self.2.elapsed()); } }
-    let _d = D(what, *g, t0);
     assert_eq!(data.len(), g.numel());
     let t = GpuTensor::from_slice(gpu, data, &[g.numel()]).unwrap();
     let want = reference::quantiles(data, g, qs);
@@ -354,6 +350,64 @@ fn large_segments() {
     let g = Grouping::Columns { rows: 200_000, cols: 10 };
     let data = rng.normals(g.numel(), -5.0, 20.0);
     check("2e5 x 10", &g, &data, &MANY_Q);
+}
+
+/// Long segments with a few q take the sample-and-bracket path: ranks are resolved from
+/// bracket counts (ties at a bracket's ends), from the candidates strictly inside, or
+/// by the radix passes over the whole segment when the sample misses.
+#[test]
+fn long_segments_few_quantiles() {
+    let mut rng = Rng::new(23);
+    let qsets: [&[f64]; 4] = [
+        &[0.25, 0.5, 0.75],
+        &[0.0, 1.0],
+        &[0.5],
+        &[0.0, 0.001, 0.1, 0.5, 0.5, 0.9, 0.999, 1.0],
+    ];
+    let rows = 70_001;
+    let g = Grouping::Columns { rows, cols: 3 };
+    let mut normal = rng.normals(g.numel(), 3.0, 2.0);
+    sprinkle_nan(&mut normal, 0.05, &mut rng);
+    let ties: Vec<f32> = (0..g.numel()).map(|_| [1.5f32, -2.0, 7.0, 0.0][rng.below(4)]).collect();
+    // Half the values on one number, the rest spread: the median sits in a tie.
+    let lumpy: Vec<f32> =
+        (0..g.numel()).map(|i| if i % 2 == 0 { 4.0 } else { rng.normal() as f32 * 10.0 }).collect();
+    let mut sorted = rng.normals(g.numel(), 0.0, 1.0);
+    sorted.sort_by(f32::total_cmp);
+    let constant = vec![-0.5f32; g.numel()];
+    for (what, data) in [("normal", &normal), ("ties", &ties), ("lumpy", &lumpy), ("sorted", &sorted), ("constant", &constant)]
+    {
+        for qs in qsets {
+            check(what, &g, data, qs);
+        }
+    }
+    // Per segment: sparse values among NaN (the sample sees few or none of them: the
+    // whole-segment fallback), spread values (candidates), an all-NaN segment, and a
+    // segment with ties, in one call.
+    let g = Grouping::Rows { rows: 4, len: 100_000 };
+    let mut data = vec![f32::NAN; g.numel()];
+    for (i, x) in data[..100_000].iter_mut().enumerate() {
+        if i % 20_011 == 7 {
+            *x = i as f32;
+        }
+    }
+    for x in data[100_000..200_000].iter_mut() {
+        *x = rng.normal() as f32;
+    }
+    for x in data[300_000..].iter_mut() {
+        *x = [3.0f32, 1.0, 2.0][rng.below(3)];
+    }
+    for qs in qsets {
+        check("mixed paths", &g, &data, qs);
+    }
+    // Heavy tails and values spread over the whole float range.
+    let g = Grouping::Columns { rows: 1 << 17, cols: 2 };
+    let data: Vec<f32> = (0..g.numel())
+        .map(|_| (rng.normal() * 10f64.powi(rng.below(70) as i32 - 35)) as f32)
+        .collect();
+    for qs in qsets {
+        check("heavy tails", &g, &data, qs);
+    }
 }
 
 #[test]

@@ -43,48 +43,157 @@ struct AffineParams {
     clip_lo: f32,
     clip_hi: f32,
     first: u32,
-    seg_class: u32,
-    param_class: u32,
-    _pad: [u32; 2],
+    run_len: u32,
+    run_split: u32,
+    piece_len: u32,
+    pieces: u32,
+    group: u32,
+    _pad: [u32; 3],
 }
 
-/// How an index map behaves along a thread's vec4s (the `MAP_*` classes of affine.wgsl).
-const MAP_GENERAL: u32 = 0;
-const MAP_UNIFORM: u32 = 1;
-const MAP_CONSEC: u32 = 2;
-const MAP_FIXED: u32 = 3;
+/// How an index map behaves along a thread's vec4s (the `MAP_*` kinds of affine.wgsl),
+/// for threads that advance by `step` elements per iteration (4 × the lane group).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MapKind {
+    /// Each lane keeps its index when the thread advances by [`VEC4_STEP`] elements.
+    Fixed,
+    /// The 4 elements of an aligned vec4 share one index.
+    Uniform,
+    /// `e % m` with `m >= 4`: consecutive indices, wrapped.
+    Mod,
+    /// `((e / d) % m)·s` plus a constant, `d >= 4`: the quotient steps at most once per vec4.
+    Div,
+    /// Anything else: every element's index is stepped from the previous one's.
+    General,
+}
 
-/// Elements a thread of the vec4 kernel advances per iteration (4 · WG).
+impl MapKind {
+    fn name(self) -> &'static str {
+        match self {
+            MapKind::Fixed => "fixed",
+            MapKind::Uniform => "uniform",
+            MapKind::Mod => "mod",
+            MapKind::Div => "div",
+            MapKind::General => "general",
+        }
+    }
+}
+
+/// Elements a thread of the vec4 lanes kernels advances per iteration on a GPU (4 · WG).
+#[cfg(test)]
 const VEC4_STEP: u64 = 4 * 256;
 
-/// The class of a map for vec4s starting at multiples of 4 and threads stepping by
-/// [`VEC4_STEP`] elements: the cheapest way the kernel may compute its indices.
-fn map_class(m: &IndexMap) -> u32 {
+/// The cheapest way the lanes kernel may compute a map's indices, for vec4s starting
+/// at multiples of 4 and threads stepping by `step` elements.
+fn map_kind(m: &IndexMap, step: u64) -> MapKind {
     let (d1, m1, d2, m2) = (m.d1 as u64, m.m1 as u64, m.d2 as u64, m.m2 as u64);
-    let step = VEC4_STEP;
+    let const1 = m.s1 == 0 || m1 == 1;
+    let const2 = m.s2 == 0 || m2 == 1;
     // Unchanged after `step` more elements, for every start.
-    let fixed1 = m.s1 == 0 || m1 == 1 || (step % d1 == 0 && (step / d1) % m1 == 0);
-    let fixed2 = m.s2 == 0 || step % m2 == 0;
+    let fixed1 = const1 || (step % d1 == 0 && (step / d1) % m1 == 0);
+    let fixed2 = const2 || step % m2 == 0;
     if fixed1 && fixed2 {
-        return MAP_FIXED;
+        return MapKind::Fixed;
     }
     // The same for the 4 elements of an aligned vec4.
-    let uniform1 = m.s1 == 0 || m1 == 1 || d1 % 4 == 0;
-    let uniform2 = m.s2 == 0 || m2 == 1 || (m2 % 4 == 0 && d2 % 4 == 0);
+    let uniform1 = const1 || d1 % 4 == 0;
+    let uniform2 = const2 || (m2 % 4 == 0 && d2 % 4 == 0);
     if uniform1 && uniform2 {
-        return MAP_UNIFORM;
+        return MapKind::Uniform;
     }
-    // index + j for the 4 elements: a constant first term, e % m2 with 4 | m2.
-    if uniform1 && m.s2 == 1 && d2 == 1 && m2 % 4 == 0 {
-        return MAP_CONSEC;
+    if const1 && m.s2 == 1 && d2 == 1 && m2 >= 4 {
+        return MapKind::Mod;
     }
-    MAP_GENERAL
+    if const2 && d1 >= 4 {
+        return MapKind::Div;
+    }
+    MapKind::General
 }
 
-/// Whether the vec4 kernel can step this map (`map_add` needs d2 | m2).
+/// Whether the vec4 kernels can step this map (`map_add` needs d2 | m2).
 fn steppable(m: &IndexMap) -> bool {
     m.d1 > 0 && m.d2 > 0 && m.m1 > 0 && m.m2 > 0 && m.m2 % m.d2 == 0
 }
+
+/// The length of the aligned runs on which a map is constant (`None`: constant everywhere).
+fn run_len(m: &IndexMap) -> Option<u64> {
+    let mut r: Option<u64> = None;
+    let mut add = |x: u64| r = Some(r.map_or(x, |r| gcd(r, x)));
+    if m.s1 != 0 && m.m1 != 1 {
+        add(m.d1 as u64);
+    }
+    if m.s2 != 0 && m.m2 != 1 {
+        // (e % m2) / d2 is constant on aligned blocks of d2 when d2 divides m2.
+        add(m.d2 as u64);
+    }
+    r
+}
+
+/// The lanes kernels that exist: (segment kind, γ/β: "none", "same" or their kind).
+const LANES: [(&str, &str); 14] = [
+    ("fixed", "none"),
+    ("fixed", "same"),
+    ("uniform", "none"),
+    ("uniform", "same"),
+    ("uniform", "uniform"),
+    ("uniform", "mod"),
+    ("mod", "none"),
+    ("mod", "same"),
+    ("div", "none"),
+    ("div", "same"),
+    ("div", "div"),
+    ("general", "none"),
+    ("general", "same"),
+    ("general", "general"),
+];
+
+/// The entry point of affine.wgsl's lanes kernels for a mode and the two maps' kinds.
+fn lanes_entry(inverse: bool, seg: MapKind, params: &str) -> &'static str {
+    let (s, p) = match LANES.iter().find(|&&(s, p)| s == seg.name() && p == params) {
+        Some(&(s, p)) => (s, p),
+        // Every map can be stepped the general way.
+        None if params == "none" || params == "same" => ("general", params),
+        None => ("general", "general"),
+    };
+    let name = format!("affine4_{}_{s}_{p}", if inverse { "inv" } else { "fwd" });
+    ENTRIES.iter().copied().find(|e| *e == name).expect("every lanes combination has an entry point")
+}
+
+/// Every entry point of the lanes kernels (generated in affine.wgsl from the same list).
+const ENTRIES: [&str; 28] = [
+    "affine4_fwd_fixed_none",
+    "affine4_fwd_fixed_same",
+    "affine4_fwd_uniform_none",
+    "affine4_fwd_uniform_same",
+    "affine4_fwd_uniform_uniform",
+    "affine4_fwd_uniform_mod",
+    "affine4_fwd_mod_none",
+    "affine4_fwd_mod_same",
+    "affine4_fwd_div_none",
+    "affine4_fwd_div_same",
+    "affine4_fwd_div_div",
+    "affine4_fwd_general_none",
+    "affine4_fwd_general_same",
+    "affine4_fwd_general_general",
+    "affine4_inv_fixed_none",
+    "affine4_inv_fixed_same",
+    "affine4_inv_uniform_none",
+    "affine4_inv_uniform_same",
+    "affine4_inv_uniform_uniform",
+    "affine4_inv_uniform_mod",
+    "affine4_inv_mod_none",
+    "affine4_inv_mod_same",
+    "affine4_inv_div_none",
+    "affine4_inv_div_same",
+    "affine4_inv_div_div",
+    "affine4_inv_general_none",
+    "affine4_inv_general_same",
+    "affine4_inv_general_general",
+];
+
+/// Pieces of a run hold at most this many elements, so that long runs (whole rows or
+/// samples) still spread over many workgroups.
+const MAX_PIECE: u64 = 16 * 1024;
 
 /// Record the elementwise pass from `input` into `output` (same shape, distinct buffers).
 pub fn record_affine(
@@ -121,7 +230,8 @@ pub fn record_affine(
     if args.gamma_beta.is_some() {
         flags |= 2;
     }
-    let (clip_lo, clip_hi) = args.clip.unwrap_or((0.0, 0.0));
+    // The vec4 kernels always clip: to ±inf (the identity) when not asked to.
+    let (clip_lo, clip_hi) = args.clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
     let mode = match args.mode {
         AffineMode::Forward => 0,
         AffineMode::Inverse => 1,
@@ -132,10 +242,56 @@ pub fn record_affine(
     let numel = input.numel() as u64;
     let align = gpu.offset_alignment_elements().max(4);
     let max_span = (gpu.max_chunk_elements() / align * align).max(align);
-    let scalar = gpu.pipeline(Shader::Affine, "affine_main");
-    let vec4 = gpu.pipeline(Shader::Affine, "affine_vec4");
     let (seg_map, param_map) = (grouping.segment_map(), grouping.param_map());
-    let use_vec4 = steppable(&seg_map) && (args.gamma_beta.is_none() || steppable(&param_map));
+    let has_gb = args.gamma_beta.is_some();
+    let use_vec4 = steppable(&seg_map) && (!has_gb || steppable(&param_map));
+    let inverse = args.mode == AffineMode::Inverse;
+    let group = crate::kernels::copy::lane_group(gpu);
+    let step = 4 * group as u64;
+    // Runs: both maps constant on aligned runs of a multiple of 4 elements, long enough
+    // to fill a workgroup's lanes at least half the time.
+    let runs = match (run_len(&seg_map), if has_gb { run_len(&param_map) } else { None }) {
+        (Some(a), Some(b)) => Some(gcd(a, b)),
+        (a, b) => a.or(b).or(Some(MAX_PIECE)),
+    }
+    .filter(|&r| r % 4 == 0 && r / 4 >= 256 && numel + r < u32::MAX as u64);
+    // Rows: segment e / R, γ/β e % R (layer norm), R a multiple of 4 and wide enough
+    // for a quarter of a workgroup's lanes.
+    let rows_len = (has_gb && seg_map.d1 as u64 % 4 == 0 && seg_map.d1 >= 256)
+        .then_some(seg_map.d1 as u64)
+        .filter(|&r| {
+            seg_map == IndexMap { d1: r as u32, m1: u32::MAX, s1: 1, m2: 1, d2: 1, s2: 0 }
+                && param_map == IndexMap { d1: 1, m1: 1, s1: 0, m2: r as u32, d2: 1, s2: 1 }
+                && numel + r < u32::MAX as u64
+        });
+    let (vec4_entry, elementwise) = match args.mode {
+        AffineMode::Log1p => ("affine4_log1p", true),
+        AffineMode::Expm1 => ("affine4_expm1", true),
+        _ if rows_len.is_some() => (if inverse { "affine4_rows_inv" } else { "affine4_rows_fwd" }, false),
+        _ => match runs {
+            Some(_) => {
+                let name = match (inverse, has_gb) {
+                    (false, false) => "affine4_runs_fwd_none",
+                    (false, true) => "affine4_runs_fwd_own",
+                    (true, false) => "affine4_runs_inv_none",
+                    (true, true) => "affine4_runs_inv_own",
+                };
+                (name, false)
+            }
+            None => {
+                let params = if !has_gb {
+                    "none"
+                } else if param_map == seg_map {
+                    "same"
+                } else {
+                    map_kind(&param_map, step).name()
+                };
+                (lanes_entry(inverse, map_kind(&seg_map, step), params), false)
+            }
+        },
+    };
+    let scalar = gpu.pipeline(Shader::Affine, "affine_main");
+    let vec4 = gpu.pipeline(Shader::Affine, vec4_entry);
     let base = AffineParams {
         seg_map: seg_map.into(),
         param_map: param_map.into(),
@@ -147,9 +303,12 @@ pub fn record_affine(
         clip_lo,
         clip_hi,
         first: 0,
-        seg_class: map_class(&seg_map),
-        param_class: map_class(&param_map),
-        _pad: [0; 2],
+        run_len: 0,
+        run_split: 1,
+        piece_len: 0,
+        pieces: 0,
+        group,
+        _pad: [0; 3],
     };
     let mut lo = 0u64;
     while lo < numel {
@@ -157,29 +316,54 @@ pub fn record_affine(
         // Windows start at multiples of 4 elements: their vec4 views are 16-byte aligned.
         let n4 = if use_vec4 && lo % 4 == 0 { count / 4 } else { 0 };
         if n4 > 0 {
-            let (wgs, per_wg) = crate::kernels::copy::split(gpu, n4);
-            let params = gpu.uniform(&AffineParams {
-                window_lo: lo as u32,
-                count: n4 as u32,
-                per_wg: per_wg as u32,
-                ..base
-            });
+            let mut params = AffineParams { window_lo: lo as u32, count: n4 as u32, ..base };
+            let wgs = if let (Some(r), false) = (rows_len, elementwise) {
+                let hi = lo + 4 * n4;
+                let rows = (hi - 1) / r - lo / r + 1;
+                let per_wg = rows.div_ceil(gpu.target_workgroups() as u64 * 4);
+                params.run_len = r as u32;
+                params.pieces = rows as u32;
+                params.per_wg = per_wg as u32;
+                rows.div_ceil(per_wg) as u32
+            } else {
+                match runs.filter(|_| !elementwise) {
+                Some(r) => {
+                    let split = r.div_ceil(MAX_PIECE);
+                    let piece = r.div_ceil(split).next_multiple_of(4);
+                    let hi = lo + 4 * n4;
+                    let n_runs = (hi - 1) / r - lo / r + 1;
+                    let pieces = n_runs * split;
+                    // Enough pieces per workgroup for each of its thread groups.
+                    let groups = (256 / group) as u64;
+                    let wgs = (gpu.target_workgroups() as u64 * 4).min(pieces.div_ceil(groups)).max(1);
+                    let per_wg = pieces.div_ceil(wgs);
+                    params.run_len = r as u32;
+                    params.run_split = split as u32;
+                    params.piece_len = piece as u32;
+                    params.pieces = pieces as u32;
+                    params.per_wg = per_wg as u32;
+                    pieces.div_ceil(per_wg) as u32
+                }
+                None => {
+                    let (wgs, per_wg) = crate::kernels::copy::split(gpu, n4);
+                    params.per_wg = per_wg as u32;
+                    wgs
+                }
+                }
+            };
+            let params = gpu.uniform(&params);
             let bytes = std::num::NonZeroU64::new(n4 * 16);
             let view = |buffer| wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset: lo * 4, size: bytes });
-            gpu.dispatch(
-                encoder,
-                &vec4,
-                &[
-                    params.as_entire_binding(),
-                    view(input.buffer()),
-                    view(output.buffer()),
+            let mut bindings = vec![params.as_entire_binding(), view(input.buffer()), view(output.buffer())];
+            if !elementwise {
+                bindings.extend([
                     center.as_entire_binding(),
                     inv_scale.as_entire_binding(),
                     gamma.as_entire_binding(),
                     beta.as_entire_binding(),
-                ],
-                wgs,
-            )?;
+                ]);
+            }
+            gpu.dispatch(encoder, &vec4, &bindings, wgs)?;
         }
         let first = n4 * 4;
         if first < count {
@@ -211,17 +395,23 @@ pub fn record_affine(
     Ok(())
 }
 
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The class promises what the kernel relies on, checked element by element.
-    #[test]
-    fn map_classes_hold() {
-        let groupings = [
+    fn groupings() -> Vec<Grouping> {
+        vec![
             Grouping::Columns { rows: 300, cols: 16 },
             Grouping::Columns { rows: 300, cols: 5 },
             Grouping::Columns { rows: 300, cols: 12 },
+            Grouping::Columns { rows: 300, cols: 2 },
             Grouping::Rows { rows: 7, len: 1000 },
             Grouping::Rows { rows: 7, len: 6 },
             Grouping::Channels { n: 3, c: 5, spatial: 2500, channels_last: false },
@@ -231,25 +421,42 @@ mod tests {
             Grouping::Groups { n: 3, c: 8, spatial: 12, groups: 2, channels_last: true },
             Grouping::Instances { n: 3, c: 8, spatial: 12, channels_last: true },
             Grouping::Instances { n: 3, c: 6, spatial: 10, channels_last: false },
-        ];
-        for g in groupings {
+        ]
+    }
+
+    /// Each kind promises what the kernel relies on, checked element by element.
+    #[test]
+    fn map_kinds_hold() {
+        for g in groupings() {
             for m in [g.segment_map(), g.param_map()] {
                 assert!(steppable(&m), "{g:?}");
-                let class = map_class(&m);
-                let n = g.numel();
-                for e in (0..n.saturating_sub(3)).step_by(4) {
-                    let v = m.apply(e);
-                    for j in 1..4 {
-                        match class {
-                            MAP_UNIFORM => assert_eq!(m.apply(e + j), v, "{g:?} uniform at {e}+{j}"),
-                            MAP_CONSEC => assert_eq!(m.apply(e + j), v + j, "{g:?} consecutive at {e}+{j}"),
-                            _ => {}
+                for step in [32u64, VEC4_STEP] {
+                    let kind = map_kind(&m, step);
+                    let n = g.numel();
+                    for e in (0..n.saturating_sub(3)).step_by(4) {
+                        let v = m.apply(e);
+                        for j in 1..4 {
+                            let got = m.apply(e + j);
+                            match kind {
+                                MapKind::Uniform => assert_eq!(got, v, "{g:?} uniform at {e}+{j}"),
+                                MapKind::Mod => assert_eq!(got, (v + j) % m.m2 as usize, "{g:?} mod at {e}+{j}"),
+                                MapKind::Div => {
+                                    let q = (e / m.d1 as usize + usize::from(e % m.d1 as usize + j >= m.d1 as usize)) % m.m1 as usize;
+                                    assert_eq!(got, q * m.s1 as usize, "{g:?} div at {e}+{j}")
+                                }
+                                _ => {}
+                            }
+                        }
+                        if kind == MapKind::Fixed && e + step as usize + 3 < n {
+                            for j in 0..4 {
+                                assert_eq!(m.apply(e + j), m.apply(e + j + step as usize), "{g:?} fixed at {e}+{j}");
+                            }
                         }
                     }
-                    if class == MAP_FIXED && e + VEC4_STEP as usize + 3 < n {
-                        for j in 0..4 {
-                            assert_eq!(m.apply(e + j), m.apply(e + j + VEC4_STEP as usize), "{g:?} fixed at {e}+{j}");
-                        }
+                }
+                if let Some(r) = run_len(&m) {
+                    for e in 0..g.numel() {
+                        assert_eq!(m.apply(e), m.apply(e / r as usize * r as usize), "{g:?} run of {r} at {e}");
                     }
                 }
             }
@@ -257,13 +464,34 @@ mod tests {
     }
 
     #[test]
-    fn common_layouts_get_cheap_classes() {
+    fn common_layouts_get_cheap_kinds() {
         let cols = Grouping::Columns { rows: 10, cols: 16 };
-        assert_eq!(map_class(&cols.segment_map()), MAP_FIXED);
+        assert_eq!(map_kind(&cols.segment_map(), VEC4_STEP), MapKind::Fixed);
+        let cols = Grouping::Columns { rows: 10, cols: 10 };
+        assert_eq!(map_kind(&cols.segment_map(), VEC4_STEP), MapKind::Mod);
         let nchw = Grouping::Channels { n: 2, c: 40, spatial: 2500, channels_last: false };
-        assert_eq!(map_class(&nchw.segment_map()), MAP_UNIFORM);
+        assert_eq!(run_len(&nchw.segment_map()), Some(2500));
+        let small = Grouping::Channels { n: 2, c: 40, spatial: 49, channels_last: false };
+        assert_eq!(map_kind(&small.segment_map(), VEC4_STEP), MapKind::Div);
         let rows = Grouping::Rows { rows: 10, len: 1000 };
-        assert_eq!(map_class(&rows.segment_map()), MAP_UNIFORM);
-        assert_eq!(map_class(&rows.param_map()), MAP_CONSEC);
+        assert_eq!(map_kind(&rows.segment_map(), VEC4_STEP), MapKind::Uniform);
+        assert_eq!(map_kind(&rows.param_map(), VEC4_STEP), MapKind::Mod);
+        assert_eq!(lanes_entry(false, MapKind::Uniform, "mod"), "affine4_fwd_uniform_mod");
+        assert_eq!(lanes_entry(true, MapKind::Fixed, "general"), "affine4_inv_general_general");
+    }
+
+    #[test]
+    fn entry_list_matches_lanes_list() {
+        let mut names = Vec::new();
+        for mode in ["fwd", "inv"] {
+            for (s, p) in LANES {
+                names.push(format!("affine4_{mode}_{s}_{p}"));
+            }
+        }
+        assert_eq!(names, ENTRIES);
+        let src = Shader::Affine.source();
+        for e in ENTRIES {
+            assert!(src.contains(&format!("fn {e}(")), "{e} missing in affine.wgsl");
+        }
     }
 }

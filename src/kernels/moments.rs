@@ -144,7 +144,8 @@ pub fn record_moments_into(
             part_offset: d.part_offset,
             parts_total: plan.parts_total,
             tiles: d.tiles,
-            flags: prescale.is_some() as u32,
+            // Bit 2: contiguous element blocks per lane on a software adapter (see moments.wgsl).
+            flags: prescale.is_some() as u32 | if gpu.is_software() { 2 } else { 0 },
             _pad: 0,
         });
         gpu.dispatch(

@@ -68,6 +68,16 @@ pub fn tile_width(seg: &Segments) -> u32 {
     interleaved.max(short).min(seg.count.next_power_of_two()).max(1)
 }
 
+/// Segments per workgroup when there are many segments: as many as leave each
+/// segment its share of the `target` workgroups' threads (a power of two), so that a
+/// device that wants few, long-running workgroups (a software adapter: its barriers are
+/// expensive) gets about `target` of them instead of one or more per segment.
+pub fn tile_for_target(seg: &Segments, target: u32) -> u32 {
+    let threads = (target as u64 * WG as u64) / (seg.count as u64).max(1);
+    let lanes = 1u32 << threads.clamp(1, WG as u64).ilog2();
+    (WG / lanes).min(seg.count.next_power_of_two()).max(1)
+}
+
 struct Chunk {
     lo: u64,
     hi: u64,
@@ -96,16 +106,16 @@ pub fn plan_reduction(seg: &Segments, lim: &PlanLimits) -> Result<ReducePlan> {
     let span = |g: u64, h: u64| (g - 1) * ssh + maxlo * ssl + (h - 1) * esh + (inner_eff - 1) * esl + 1;
     let fit = |base: u64, stride: u64, max_blocks: u64| -> u64 {
         if base > lim.max_span {
-            0
-        } else if stride == 0 {
-            max_blocks
-        } else {
-            max_blocks.min((lim.max_span - base) / stride + 1)
+            return 0;
+        }
+        match (lim.max_span - base).checked_div(stride) {
+            Some(q) => max_blocks.min(q + 1),
+            None => max_blocks, // stride 0: every block starts at the same place
         }
     };
 
     let mut chunks = Vec::new();
-    let mut tile = tile_width(seg);
+    let mut tile = tile_width(seg).max(tile_for_target(seg, lim.target_workgroups));
     let h_a = fit(span(g_blocks, 1), esh, h_blocks);
     let g_b = fit(span(1, h_blocks), ssh, g_blocks);
     let h_c = fit(span(1, 1), esh, h_blocks);
@@ -141,7 +151,7 @@ pub fn plan_reduction(seg: &Segments, lim: &PlanLimits) -> Result<ReducePlan> {
     } else {
         // D: one segment at a time, pieces of one k_hi block.
         tile = 1;
-        let piece = if esl == 0 { inner_eff } else { ((lim.max_span - 1) / esl + 1).min(inner_eff) };
+        let piece = (lim.max_span - 1).checked_div(esl).map_or(inner_eff, |q| (q + 1).min(inner_eff));
         for s in 0..s_count {
             let base = (s / seg_div) * ssh + (s % seg_div) * ssl;
             let mut slot = 0;

@@ -15,6 +15,8 @@
 //! on top: one readback of the two order statistics per (segment, q), interpolated in
 //! float64 on the host exactly as [`crate::reference::quantiles`] does.
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
 use crate::kernels::moments::{check_input, record_moments, MOMENTS_BYTES};
@@ -35,6 +37,14 @@ const MAX_BITS: u32 = 11;
 /// Elements a thread should at least get before another workgroup is added.
 const MIN_PER_THREAD: u64 = 32;
 const WG: u32 = 256;
+/// The fast path's limit on unique q per call (brackets per segment in `count_main`).
+const MAX_BRACKETS: usize = 8;
+/// Shortest segment for the fast path (its sample has at least 4096 elements).
+const SAMPLE_MIN_LEN: u64 = 1 << 16;
+/// Longest segment ranked by counting (one thread per segment, len² compares).
+const SMALL_LEN: u32 = 64;
+/// Bytes of one segment's brackets (`BRK` vec4 in select.wgsl).
+const BRK_BYTES: u64 = 5 * 16;
 
 /// The WGSL `SelectParams` struct.
 #[repr(C)]
@@ -63,7 +73,12 @@ struct SelectParams {
     u0: u32,
     ub: u32,
     nq: u32,
-    _pad: [u32; 2],
+    mode: u32,
+    use_limit: u32,
+    sample_m: u32,
+    cap: u32,
+    seed: u32,
+    _pad: [u32; 5],
 }
 
 /// The WGSL `QInfo` struct: q = m · 2^-e, m = m_hi · 2^32 + m_lo.
@@ -141,7 +156,7 @@ pub fn record_quantiles(
     moments: &wgpu::Buffer,
     qs: &[f64],
 ) -> Result<wgpu::Buffer> {
-    Ok(record_select(gpu, encoder, input, grouping, moments, qs)?.values)
+    Ok(record_select(gpu, encoder, input, grouping, moments, qs, true)?.values)
 }
 
 fn storage_with(gpu: &Gpu, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
@@ -152,6 +167,187 @@ fn storage_with(gpu: &Gpu, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
     Ok(buf)
 }
 
+fn workgroups(n: u64) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::TooLarge(format!("{n} workgroups in one dispatch")))
+}
+
+/// Threads over `n` items, 256 per workgroup.
+fn per_item(n: u64) -> Result<u32> {
+    workgroups(n.div_ceil(WG as u64))
+}
+
+fn plan_limits(gpu: &Gpu) -> plan::PlanLimits {
+    plan::PlanLimits {
+        max_span: gpu.max_chunk_elements(),
+        align: gpu.offset_alignment_elements(),
+        target_workgroups: gpu.target_workgroups(),
+        max_partials: u64::MAX,
+        min_per_thread: 1,
+    }
+}
+
+/// The buffers and fixed parameters shared by the kernels of one selection.
+struct Ctx<'a> {
+    gpu: &'a Gpu,
+    seg: Segments,
+    base: SelectParams,
+    slots: wgpu::Buffer,
+    hdr: wgpu::Buffer,
+    gprefix: wgpu::Buffer,
+}
+
+/// One element source of a histogram pass: a buffer of f32 with its segment
+/// description and window plan, the segments' mode it serves, and optional
+/// per-segment element counts (candidate lists).
+struct Source<'a> {
+    buffer: &'a wgpu::Buffer,
+    seg: Segments,
+    plan: &'a plan::ReducePlan,
+    mode: u32,
+    limit: Option<&'a wgpu::Buffer>,
+}
+
+/// Workgroup shape of an element pass over `seg`: segments per workgroup (`tile`),
+/// and how many workgroups split the elements of one dispatch.
+fn shape(gpu: &Gpu, seg: &Segments, tile_cap: u32, segs: u64, k: u64) -> (u32, u64, u64) {
+    let tile = prev_pow2(preferred_tile(seg).min(tile_cap.max(1)));
+    let tiles = segs.div_ceil(tile as u64);
+    let lanes = (WG / tile) as u64;
+    let want = (gpu.target_workgroups() as u64 / tiles).max(1);
+    let useful = k.div_ceil(lanes * MIN_PER_THREAD).max(1);
+    (tile, tiles, want.min(useful).min(1 << 16))
+}
+
+impl Ctx<'_> {
+    /// One radix pass (histograms of the digit `bits` at `shift`) over `sources` for the
+    /// segments `[sb0, sb1)` of q batch `qp`, then the scan that picks every slot's digit.
+    #[allow(clippy::too_many_arguments)]
+    fn radix_pass(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        qp: &SelectParams,
+        hist: &wgpu::Buffer,
+        (sb0, sb1): (u64, u64),
+        level: u32,
+        (shift, bits): (u32, u32),
+        sources: &[Source],
+    ) -> Result<()> {
+        let gpu = self.gpu;
+        let nb = 1u32 << bits;
+        let rb = qp.rb;
+        encoder.clear_buffer(hist, 0, Some((sb1 - sb0) * rb as u64 * nb as u64 * 4));
+        let groups_cap = if level == 0 { 1 } else { rb };
+        let tile_cap = (LOCAL_BINS / (groups_cap * nb)).max(1).min(GROUP_CAP / rb);
+        let pipeline = gpu.pipeline(Shader::Select, "hist_main");
+        for src in sources {
+            for d in &src.plan.dispatches {
+                let first = (d.seg_first as u64).max(sb0);
+                let end = (d.seg_end as u64).min(sb1);
+                if first >= end || d.k_end <= d.k_first {
+                    continue;
+                }
+                let (tile, tiles, parts) = shape(gpu, &src.seg, tile_cap, end - first, (d.k_end - d.k_first) as u64);
+                let params = gpu.uniform(&SelectParams {
+                    seg: src.seg.into(),
+                    window_lo: d.window_lo as u32,
+                    seg_first: first as u32,
+                    seg_end: end as u32,
+                    tile,
+                    k_first: d.k_first,
+                    k_end: d.k_end,
+                    parts: parts as u32,
+                    tiles: tiles as u32,
+                    sb0: sb0 as u32,
+                    shift,
+                    bits,
+                    level,
+                    gl: groups_cap.min(LOCAL_BINS / (tile * nb)),
+                    mode: src.mode,
+                    use_limit: src.limit.is_some() as u32,
+                    ..*qp
+                });
+                gpu.dispatch(
+                    encoder,
+                    &pipeline,
+                    &[
+                        params.as_entire_binding(),
+                        Gpu::binding(src.buffer, d.window_lo, d.window_len),
+                        self.hdr.as_entire_binding(),
+                        self.gprefix.as_entire_binding(),
+                        hist.as_entire_binding(),
+                        src.limit.unwrap_or(&self.hdr).as_entire_binding(),
+                    ],
+                    workgroups(tiles * parts)?,
+                )?;
+            }
+        }
+        let params = gpu.uniform(&SelectParams {
+            seg_first: sb0 as u32,
+            seg_end: sb1 as u32,
+            sb0: sb0 as u32,
+            shift,
+            bits,
+            level,
+            ..*qp
+        });
+        gpu.dispatch(
+            encoder,
+            &gpu.pipeline(Shader::Select, "scan_main"),
+            &[
+                params.as_entire_binding(),
+                hist.as_entire_binding(),
+                self.slots.as_entire_binding(),
+                self.hdr.as_entire_binding(),
+                self.gprefix.as_entire_binding(),
+            ],
+            per_item(sb1 - sb0)?,
+        )
+    }
+}
+
+/// The sample-and-bracket fast path's sizes for one call, when it applies.
+struct SamplePlan {
+    /// Sample elements per segment.
+    m: u32,
+    /// Per unique q: the sample quantiles q − δ and q + δ that bracket it.
+    bq: Vec<f64>,
+    /// 1 where a bracket q is 0 (its lower key is "everything") or 1 (upper).
+    edges: Vec<u32>,
+    /// Candidate capacity per segment.
+    cap: u32,
+}
+
+/// Long segments and a few q: sample, bracket, one counting pass, candidates only.
+fn sample_plan(gpu: &Gpu, seg: &Segments, numel: u64, uq: &[f64]) -> Option<SamplePlan> {
+    let len = seg.len as u64;
+    let s_count = seg.count as u64;
+    if uq.len() > MAX_BRACKETS || len < SAMPLE_MIN_LEN || numel > gpu.max_chunk_elements() || s_count > 64 {
+        return None;
+    }
+    // The sample's cost grows with m, the candidates' with 1/sqrt(m): balance them.
+    let m = ((6.0 * len as f64).powf(2.0 / 3.0) as u64).clamp(4096, 1 << 18).min(len / 8);
+    let mf = m as f64;
+    let mut bq = Vec::with_capacity(2 * uq.len());
+    let mut edges = Vec::with_capacity(2 * uq.len());
+    let mut width = 0.0;
+    for &q in uq {
+        // Four standard deviations of a sample quantile, plus a few sample ranks: a
+        // miss (rare) only costs the radix passes over the whole segment.
+        let delta = 4.0 * (q * (1.0 - q) / mf).sqrt() + 4.0 / mf;
+        let lo = if q - delta <= 1.0 / mf { 0.0 } else { q - delta };
+        let hi = if q + delta >= 1.0 - 1.0 / mf { 1.0 } else { q + delta };
+        width += hi - lo;
+        bq.extend([lo, hi]);
+        edges.extend([u32::from(lo == 0.0), u32::from(hi == 1.0)]);
+    }
+    let cap = ((1.25 * width * len as f64) as u64 + 4096).min(len);
+    let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
+    if s_count * cap * 4 > binding.min(gpu.max_chunk_elements() * 4) || s_count * m * 4 > binding {
+        return None;
+    }
+    Some(SamplePlan { m: m as u32, bq, edges, cap: cap as u32 })
+}
+
 fn record_select(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -159,6 +355,7 @@ fn record_select(
     grouping: &Grouping,
     moments: &wgpu::Buffer,
     qs: &[f64],
+    allow_sample: bool,
 ) -> Result<Selected> {
     check_qs(qs)?;
     check_input(input, grouping)?;
@@ -201,33 +398,28 @@ fn record_select(
     let qinfo: Vec<QInfo> = uq.iter().map(|&q| encode_q(q)).collect();
     let qinfo = storage_with(gpu, "quantile q", bytemuck::cast_slice(&qinfo))?;
     let qmap = storage_with(gpu, "quantile map", bytemuck::cast_slice(&qmap))?;
-    let slots = gpu.storage_buffer("quantile slots", s_count * r_total * 16)?;
     let fracs = gpu.storage_buffer("quantile weights", s_count * u_total * 32)?;
     let nqb = u_total.div_ceil(MAX_BATCH_Q as u64);
-    let hdr = gpu.storage_buffer("quantile groups", s_count * nqb * 8)?;
-    let gprefix = gpu.storage_buffer("quantile prefixes", s_count * r_total * 4)?;
-
-    let limits = plan::PlanLimits {
-        max_span: gpu.max_chunk_elements(),
-        align: gpu.offset_alignment_elements(),
-        target_workgroups: gpu.target_workgroups(),
-        max_partials: u64::MAX,
-        min_per_thread: 1,
+    let ctx = Ctx {
+        gpu,
+        seg,
+        base: SelectParams {
+            seg: seg.into(),
+            r_total: r_total as u32,
+            nqb: nqb as u32,
+            u_total: u_total as u32,
+            nq: nq as u32,
+            ..bytemuck::Zeroable::zeroed()
+        },
+        slots: gpu.storage_buffer("quantile slots", s_count * r_total * 16)?,
+        hdr: gpu.storage_buffer("quantile groups", s_count * nqb * 16)?,
+        gprefix: gpu.storage_buffer("quantile prefixes", s_count * r_total * 4)?,
     };
-    let plan = plan::plan_reduction(&seg, &limits)?;
+    let plan = plan::plan_reduction(&seg, &plan_limits(gpu))?;
     let init = gpu.pipeline(Shader::Select, "init_main");
-    let hist_p = gpu.pipeline(Shader::Select, "hist_main");
-    let scan = gpu.pipeline(Shader::Select, "scan_main");
-    let finish = gpu.pipeline(Shader::Select, "finish_main");
-    let base = SelectParams {
-        seg: seg.into(),
-        r_total: r_total as u32,
-        nqb: nqb as u32,
-        u_total: u_total as u32,
-        nq: nq as u32,
-        ..bytemuck::Zeroable::zeroed()
-    };
-    let per_segment = |n: u64| n.div_ceil(WG as u64) as u32;
+    // Short segments, each whole inside one window: rank by counting.
+    let small = seg.len <= SMALL_LEN && plan.dispatches.iter().all(|d| d.k_first == 0 && d.k_end == seg.len);
+    let sampling = if allow_sample { sample_plan(gpu, &seg, input.numel() as u64, &uq) } else { None };
 
     for qb in 0..nqb {
         let u0 = qb * MAX_BATCH_Q as u64;
@@ -236,13 +428,13 @@ fn record_select(
         let sched = digit_schedule(seg.len as u64, rb as usize);
         let b_max = 1u64 << sched.iter().max().copied().unwrap_or(4);
         let s_batch = (HIST_CAP / (rb * b_max)).clamp(1, s_count);
+        let sampling = sampling.as_ref().filter(|_| s_batch == s_count);
         let hist = gpu.storage_buffer("quantile histograms", s_batch * rb * b_max * 4)?;
-        let qbase = SelectParams { r0: (2 * u0) as u32, rb: rb as u32, qb: qb as u32, u0: u0 as u32, ub: ub as u32, ..base };
+        let qp = SelectParams { r0: (2 * u0) as u32, rb: rb as u32, qb: qb as u32, u0: u0 as u32, ub: ub as u32, ..ctx.base };
         let mut sb0 = 0;
         while sb0 < s_count {
             let sb1 = (sb0 + s_batch).min(s_count);
-            let bbase = SelectParams { sb0: sb0 as u32, seg_first: sb0 as u32, seg_end: sb1 as u32, ..qbase };
-            let params = gpu.uniform(&bbase);
+            let params = gpu.uniform(&SelectParams { sb0: sb0 as u32, seg_first: sb0 as u32, seg_end: sb1 as u32, ..qp });
             gpu.dispatch(
                 encoder,
                 &init,
@@ -250,100 +442,210 @@ fn record_select(
                     params.as_entire_binding(),
                     moments.as_entire_binding(),
                     qinfo.as_entire_binding(),
-                    slots.as_entire_binding(),
+                    ctx.slots.as_entire_binding(),
                     fracs.as_entire_binding(),
-                    hdr.as_entire_binding(),
-                    gprefix.as_entire_binding(),
+                    ctx.hdr.as_entire_binding(),
+                    ctx.gprefix.as_entire_binding(),
                 ],
-                per_segment(sb1 - sb0),
+                per_item(sb1 - sb0)?,
             )?;
-            let mut consumed = 0;
-            for (level, &bits) in sched.iter().enumerate() {
-                let nb = 1u32 << bits;
-                let shift = 32 - consumed - bits;
-                consumed += bits;
-                encoder.clear_buffer(&hist, 0, Some((sb1 - sb0) * rb * nb as u64 * 4));
-                let groups_cap = if level == 0 { 1 } else { rb as u32 };
-                let tile = prev_pow2(
-                    preferred_tile(&seg)
-                        .min((LOCAL_BINS / (groups_cap * nb)).max(1))
-                        .min(GROUP_CAP / rb as u32),
-                );
-                let gl = groups_cap.min(LOCAL_BINS / (tile * nb));
-                let lanes = (WG / tile) as u64;
-                for d in &plan.dispatches {
-                    let first = (d.seg_first as u64).max(sb0);
-                    let end = (d.seg_end as u64).min(sb1);
-                    if first >= end || d.k_end <= d.k_first {
-                        continue;
-                    }
-                    let tiles = (end - first).div_ceil(tile as u64);
-                    let k = (d.k_end - d.k_first) as u64;
-                    let want = (gpu.target_workgroups() as u64 / tiles).max(1);
-                    let useful = k.div_ceil(lanes * MIN_PER_THREAD).max(1);
-                    let parts = want.min(useful).min(1 << 16);
-                    let params = gpu.uniform(&SelectParams {
-                        window_lo: d.window_lo as u32,
-                        seg_first: first as u32,
-                        seg_end: end as u32,
-                        tile,
-                        k_first: d.k_first,
-                        k_end: d.k_end,
-                        parts: parts as u32,
-                        tiles: tiles as u32,
-                        shift,
-                        bits,
-                        level: level as u32,
-                        gl,
-                        ..bbase
-                    });
-                    gpu.dispatch(
-                        encoder,
-                        &hist_p,
-                        &[
-                            params.as_entire_binding(),
-                            Gpu::binding(input.buffer(), d.window_lo, d.window_len),
-                            hdr.as_entire_binding(),
-                            gprefix.as_entire_binding(),
-                            hist.as_entire_binding(),
-                        ],
-                        u32::try_from(tiles * parts)
-                            .map_err(|_| Error::TooLarge(format!("{} workgroups", tiles * parts)))?,
-                    )?;
+            let passes = |encoder: &mut wgpu::CommandEncoder, sources: &[Source]| -> Result<()> {
+                let mut consumed = 0;
+                for (level, &bits) in sched.iter().enumerate() {
+                    consumed += bits;
+                    ctx.radix_pass(encoder, &qp, &hist, (sb0, sb1), level as u32, (32 - consumed, bits), sources)?;
                 }
-                let params = gpu.uniform(&SelectParams { shift, bits, level: level as u32, ..bbase });
-                gpu.dispatch(
-                    encoder,
-                    &scan,
-                    &[
-                        params.as_entire_binding(),
-                        hist.as_entire_binding(),
-                        slots.as_entire_binding(),
-                        hdr.as_entire_binding(),
-                        gprefix.as_entire_binding(),
-                    ],
-                    per_segment(sb1 - sb0),
-                )?;
+                Ok(())
+            };
+            let whole = Source { buffer: input.buffer(), seg, plan: &plan, mode: 0, limit: None };
+            if small {
+                record_small(&ctx, encoder, input, &plan, &qp, (sb0, sb1))?;
+                sb0 = sb1;
+                continue;
+            }
+            match sampling {
+                None => passes(encoder, &[whole])?,
+                Some(sp) => {
+                    let (cand, ccount) = record_brackets(&ctx, encoder, input, &plan, &qp, sp)?;
+                    let cand_seg = Grouping::Rows { rows: s_count as usize, len: sp.cap as usize }.segments();
+                    let cand_plan = plan::plan_reduction(&cand_seg, &plan_limits(gpu))?;
+                    let candidates = Source { buffer: &cand, seg: cand_seg, plan: &cand_plan, mode: 0, limit: Some(&ccount) };
+                    passes(encoder, &[candidates, Source { mode: 1, ..whole }])?;
+                }
             }
             sb0 = sb1;
         }
     }
 
-    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ..base });
+    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ..ctx.base });
     gpu.dispatch(
         encoder,
-        &finish,
+        &gpu.pipeline(Shader::Select, "finish_main"),
         &[
             params.as_entire_binding(),
-            slots.as_entire_binding(),
+            ctx.slots.as_entire_binding(),
             fracs.as_entire_binding(),
             qmap.as_entire_binding(),
             values.as_entire_binding(),
             order_stats.as_entire_binding(),
         ],
-        u32::try_from(per_segment(s_count * nq) as u64).unwrap_or(u32::MAX),
+        per_item(s_count * nq)?,
     )?;
     Ok(Selected { values, order_stats })
+}
+
+/// Short segments: rank by counting, one thread per segment, per input window.
+fn record_small(
+    ctx: &Ctx,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    plan: &plan::ReducePlan,
+    qp: &SelectParams,
+    (sb0, sb1): (u64, u64),
+) -> Result<()> {
+    let pipeline = ctx.gpu.pipeline(Shader::Select, "small_main");
+    for d in &plan.dispatches {
+        let first = (d.seg_first as u64).max(sb0);
+        let end = (d.seg_end as u64).min(sb1);
+        // Every window holds whole segments (the caller checks), so ranking inside
+        // one window is exact.
+        if first >= end {
+            continue;
+        }
+        let params = ctx.gpu.uniform(&SelectParams {
+            window_lo: d.window_lo as u32,
+            seg_first: first as u32,
+            seg_end: end as u32,
+            ..*qp
+        });
+        ctx.gpu.dispatch(
+            encoder,
+            &pipeline,
+            &[
+                params.as_entire_binding(),
+                Gpu::binding(input.buffer(), d.window_lo, d.window_len),
+                ctx.slots.as_entire_binding(),
+                ctx.hdr.as_entire_binding(),
+            ],
+            per_item(end - first)?,
+        )?;
+    }
+    Ok(())
+}
+
+/// The fast path's front half (after `init_main`): sample, sample quantiles, brackets,
+/// the counting pass and the resolution of every slot. Returns the candidate lists
+/// (`cap` f32 per segment) and their lengths.
+fn record_brackets(
+    ctx: &Ctx,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    plan: &plan::ReducePlan,
+    qp: &SelectParams,
+    sp: &SamplePlan,
+) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+    let gpu = ctx.gpu;
+    let seg = ctx.seg;
+    let s_count = seg.count as u64;
+    let m = sp.m as u64;
+
+    // Sample: one element per stratum of len / m elements.
+    let sample = Arc::new(gpu.storage_buffer("quantile sample", s_count * m * 4)?);
+    let params = gpu.uniform(&SelectParams {
+        seg_first: 0,
+        seg_end: s_count as u32,
+        sample_m: sp.m,
+        seed: 0x5eed_1234,
+        ..*qp
+    });
+    gpu.dispatch(
+        encoder,
+        &gpu.pipeline(Shader::Select, "sample_main"),
+        &[
+            params.as_entire_binding(),
+            Gpu::binding(input.buffer(), 0, input.numel() as u64),
+            sample.as_entire_binding(),
+        ],
+        per_item(s_count * m)?,
+    )?;
+    let sample_t = GpuTensor::from_buffer(sample, &[(s_count * m) as usize])?;
+    let sample_g = Grouping::Rows { rows: s_count as usize, len: m as usize };
+    let sample_m = record_moments(gpu, encoder, &sample_t, &sample_g)?;
+    let sample_q = record_select(gpu, encoder, &sample_t, &sample_g, &sample_m, &sp.bq, false)?;
+
+    // Brackets.
+    let edges = storage_with(gpu, "quantile bracket edges", bytemuck::cast_slice(&sp.edges))?;
+    let brk = gpu.storage_buffer("quantile brackets", s_count * BRK_BYTES)?;
+    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ..*qp });
+    gpu.dispatch(
+        encoder,
+        &gpu.pipeline(Shader::Select, "bracket_main"),
+        &[
+            params.as_entire_binding(),
+            sample_q.order_stats.as_entire_binding(),
+            edges.as_entire_binding(),
+            brk.as_entire_binding(),
+        ],
+        per_item(s_count)?,
+    )?;
+
+    // One pass over the input: bracket counts and candidates.
+    let bcount = gpu.storage_buffer("quantile bracket counts", s_count * 32 * 4)?;
+    let ccount = gpu.storage_buffer("quantile candidate counts", s_count * 4)?;
+    let cand = gpu.storage_buffer("quantile candidates", s_count * sp.cap as u64 * 4)?;
+    encoder.clear_buffer(&bcount, 0, None);
+    encoder.clear_buffer(&ccount, 0, None);
+    let count = gpu.pipeline(Shader::Select, "count_main");
+    for d in &plan.dispatches {
+        if d.k_end <= d.k_first {
+            continue;
+        }
+        let segs = (d.seg_end - d.seg_first) as u64;
+        let (tile, tiles, parts) = shape(gpu, &seg, 64, segs, (d.k_end - d.k_first) as u64);
+        let params = gpu.uniform(&SelectParams {
+            window_lo: d.window_lo as u32,
+            seg_first: d.seg_first,
+            seg_end: d.seg_end,
+            tile,
+            k_first: d.k_first,
+            k_end: d.k_end,
+            parts: parts as u32,
+            tiles: tiles as u32,
+            cap: sp.cap,
+            ..*qp
+        });
+        gpu.dispatch(
+            encoder,
+            &count,
+            &[
+                params.as_entire_binding(),
+                Gpu::binding(input.buffer(), d.window_lo, d.window_len),
+                brk.as_entire_binding(),
+                bcount.as_entire_binding(),
+                ccount.as_entire_binding(),
+                cand.as_entire_binding(),
+            ],
+            workgroups(tiles * parts)?,
+        )?;
+    }
+
+    // Resolve every slot from the counts, or send its segment to the fallback.
+    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, cap: sp.cap, ..*qp });
+    gpu.dispatch(
+        encoder,
+        &gpu.pipeline(Shader::Select, "resolve_main"),
+        &[
+            params.as_entire_binding(),
+            brk.as_entire_binding(),
+            bcount.as_entire_binding(),
+            ccount.as_entire_binding(),
+            ctx.slots.as_entire_binding(),
+            ctx.hdr.as_entire_binding(),
+            ctx.gprefix.as_entire_binding(),
+        ],
+        per_item(s_count)?,
+    )?;
+    Ok((cand, ccount))
 }
 
 /// Per segment, the requested quantiles (numpy's linear method, NaN ignored;
@@ -360,7 +662,7 @@ pub fn quantiles(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping, qs: &[f64]) 
     }
     let mut encoder = gpu.encoder();
     let moments = record_moments(gpu, &mut encoder, input, grouping)?;
-    let sel = record_select(gpu, &mut encoder, input, grouping, &moments, qs)?;
+    let sel = record_select(gpu, &mut encoder, input, grouping, &moments, qs, true)?;
     gpu.submit_and_wait(encoder)?;
     let bytes = read_buffer(gpu, &sel.order_stats, 0, (s_count * qs.len() * 16) as u64)?;
     let raw: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(&bytes);

@@ -1,7 +1,9 @@
 //! `gpunorm bench`: every operation timed against a plain compute copy kernel in the
 //! same run (the measurement itself is [`gpunorm::bench`]).
 
-use gpunorm::bench::{self, BenchOptions, OpResult};
+use std::io::{IsTerminal, Write};
+
+use gpunorm::bench::{self, BenchOptions, OpResult, Progress};
 
 use crate::args::{CommandSpec, OptSpec, Parsed, BACKEND};
 use crate::common::{gpu_options, json_text, open_gpu, py_shape};
@@ -20,15 +22,17 @@ and waits (device time from timestamp queries where the adapter has them).
 Bytes per element: fit 4, transform 8, fused fit+transform and batch-norm
 train forward 12, batch-norm backward 20; quantile and robust ops 4 per pass
 over the data (\"passes\"). ratio = GB/s over the copy kernel's GB/s at the
-same size. cpu ref: the float64 reference twin, once (--quick: at 1e6 only);
+same size, the copy's runs alternating with the operation's (so that both see
+the same load on a shared machine). cpu ref: the float64 reference twin, once
+(--quick: at 1e6 only);
 cpu mt: a multi-threaded float32 plain-Rust baseline (statistics, scalers).
 
 options:
   --json           print one JSON document instead of a table:
                    {\"adapter\": {\"name\", \"backend\", \"driver\"}, \"copy_gbps\": G,
                     \"ops\": [{\"op\", \"shape\", \"bytes\", \"median_s\", \"gbps\",
-                    \"ratio_to_copy\", \"cpu_reference_s\", \"passes\"?,
-                    \"cpu_baseline_s\", \"runs\", \"timer\"}]}
+                    \"ratio_to_copy\", \"copy_gbps\", \"cpu_reference_s\",
+                    \"passes\"?, \"cpu_baseline_s\", \"runs\", \"timer\"}]}
   --quick          1e6 and 1e7 elements, 5 runs (under two minutes on a
                    software adapter); default 1e6, 1e7 and 3e7, 9 runs
   --backend NAME   auto, vulkan, metal, dx12 or gl (default: the
@@ -79,6 +83,7 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
     let json = args.flag("json");
     let mut out = std::io::stdout();
     let mut stream_err = None;
+    let live = std::io::stderr().is_terminal();
     if !json {
         let info = gpu.adapter_info();
         let head = format!(
@@ -97,11 +102,21 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
         );
         crate::common::print_stdout(&head)?;
     }
-    let report = bench::run(&gpu, &bench_opts, &mut |r| {
-        if !json && stream_err.is_none() {
-            use std::io::Write;
-            if let Err(e) = out.write_all(row(r).as_bytes()).and_then(|_| out.flush()) {
-                stream_err = Some(e);
+    let report = bench::run(&gpu, &bench_opts, &mut |p| match p {
+        Progress::Measuring { op, shape } => {
+            if live {
+                eprint!("\r\x1b[Kmeasuring {op} {}", py_shape(shape));
+            }
+        }
+        Progress::Size(rows) => {
+            if live {
+                eprint!("\r\x1b[K");
+            }
+            if !json && stream_err.is_none() {
+                let text: String = rows.iter().map(row).collect();
+                if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                    stream_err = Some(e);
+                }
             }
         }
     })?;
@@ -111,6 +126,9 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
     if json {
         crate::common::print_stdout(&json_text(&report)?)
     } else {
-        crate::common::print_stdout(&format!("copy kernel at the largest size: {:.2} GB/s\n", report.copy_gbps))
+        crate::common::print_stdout(&format!(
+            "copy kernel at the largest size: {:.2} GB/s (ratio = GB/s over the copy's at the same size)\n",
+            report.copy_gbps
+        ))
     }
 }
