@@ -90,8 +90,8 @@ fn map_kind(m: &IndexMap, step: u64) -> MapKind {
     let const1 = m.s1 == 0 || m1 == 1;
     let const2 = m.s2 == 0 || m2 == 1;
     // Unchanged after `step` more elements, for every start.
-    let fixed1 = const1 || (step % d1 == 0 && (step / d1) % m1 == 0);
-    let fixed2 = const2 || step % m2 == 0;
+    let fixed1 = const1 || (step.is_multiple_of(d1) && (step / d1).is_multiple_of(m1));
+    let fixed2 = const2 || step.is_multiple_of(m2);
     if fixed1 && fixed2 {
         return MapKind::Fixed;
     }
@@ -112,7 +112,7 @@ fn map_kind(m: &IndexMap, step: u64) -> MapKind {
 
 /// Whether the vec4 kernels can step this map (`map_add` needs d2 | m2).
 fn steppable(m: &IndexMap) -> bool {
-    m.d1 > 0 && m.d2 > 0 && m.m1 > 0 && m.m2 > 0 && m.m2 % m.d2 == 0
+    m.d1 > 0 && m.d2 > 0 && m.m1 > 0 && m.m2 > 0 && m.m2.is_multiple_of(m.d2)
 }
 
 /// The length of the aligned runs on which a map is constant (`None`: constant everywhere).
@@ -257,7 +257,7 @@ pub fn record_affine(
     .filter(|&r| r % 4 == 0 && r / 4 >= 256 && numel + r < u32::MAX as u64);
     // Rows: segment e / R, γ/β e % R (layer norm), R a multiple of 4 and wide enough
     // for a quarter of a workgroup's lanes.
-    let rows_len = (has_gb && seg_map.d1 as u64 % 4 == 0 && seg_map.d1 >= 256)
+    let rows_len = (has_gb && (seg_map.d1 as u64).is_multiple_of(4) && seg_map.d1 >= 256)
         .then_some(seg_map.d1 as u64)
         .filter(|&r| {
             seg_map == IndexMap { d1: r as u32, m1: u32::MAX, s1: 1, m2: 1, d2: 1, s2: 0 }
@@ -314,7 +314,7 @@ pub fn record_affine(
     while lo < numel {
         let count = max_span.min(numel - lo);
         // Windows start at multiples of 4 elements: their vec4 views are 16-byte aligned.
-        let n4 = if use_vec4 && lo % 4 == 0 { count / 4 } else { 0 };
+        let n4 = if use_vec4 && lo.is_multiple_of(4) { count / 4 } else { 0 };
         if n4 > 0 {
             let mut params = AffineParams { window_lo: lo as u32, count: n4 as u32, ..base };
             let wgs = if let (Some(r), false) = (rows_len, elementwise) {

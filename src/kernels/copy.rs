@@ -88,7 +88,7 @@ pub fn record_copy_with(
     let mut lo = 0u64;
     while lo < numel {
         let count = max_span.min(numel - lo);
-        let n4 = if width == CopyWidth::Vec4 && (lo * 4) % 16 == 0 { count / 4 } else { 0 };
+        let n4 = if width == CopyWidth::Vec4 && (lo * 4).is_multiple_of(16) { count / 4 } else { 0 };
         if n4 > 0 {
             let (wgs, per_wg) = split(gpu, n4);
             let params = gpu.uniform(&CopyParams { first: 0, count: n4 as u32, per_wg: per_wg as u32, group });
