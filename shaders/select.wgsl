@@ -109,19 +109,20 @@ fn elem_cursor(k: u32) -> vec2<u32> {
     return vec2<u32>(k % p.seg.inner_div, element_offset(p.seg, k));
 }
 
-fn elem_step(step: u32) -> vec3<u32> {
+// (step % inner_div, offset advance of a step, extra advance when k % inner_div wraps,
+// inner_div): read from the uniform once, before a loop, so that the loop itself
+// touches no uniform memory (stores in a loop make a compiler reload it otherwise).
+fn elem_step(step: u32) -> vec4<u32> {
     let lo = step % p.seg.inner_div;
     let adv = (step / p.seg.inner_div) * p.seg.elem_stride_hi + lo * p.seg.elem_stride_lo;
     let wrap = p.seg.elem_stride_hi - p.seg.inner_div * p.seg.elem_stride_lo;
-    return vec3<u32>(lo, adv, wrap);
+    return vec4<u32>(lo, adv, wrap, p.seg.inner_div);
 }
 
-fn cursor_next(c: vec2<u32>, st: vec3<u32>) -> vec2<u32> {
+fn cursor_next(c: vec2<u32>, st: vec4<u32>) -> vec2<u32> {
     let lo = c.x + st.x;
-    if (lo >= p.seg.inner_div) {
-        return vec2<u32>(lo - p.seg.inner_div, c.y + st.y + st.z);
-    }
-    return vec2<u32>(lo, c.y + st.y);
+    let wrap = lo >= st.w;
+    return vec2<u32>(select(lo, lo - st.w, wrap), c.y + st.y + select(0u, st.z, wrap));
 }
 
 fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -353,6 +354,54 @@ fn init_main(
 var<workgroup> lh: array<atomic<u32>, LBINS>;
 var<workgroup> sh_gp: array<u32, GPCAP>;
 var<workgroup> sh_ng: array<u32, WG>;
+var<workgroup> sh_active: u32;
+
+// What one lane needs to bin a key: its segment's groups (prefixes in sh_gp from
+// gbase, ascending) and where its histogram rows are.
+struct HistLane {
+    level: u32,
+    lane_s: u32,
+    gbase: u32,
+    ng: u32,
+    first: u32,  // smallest and largest group prefix
+    last: u32,
+    hs: u32,     // shift of the prefix (shift + bits)
+    shift: u32,
+    mask: u32,
+    nb: u32,
+    gl: u32,
+    hrow: u32,   // the segment's first global histogram row
+}
+
+// Add a (non-NaN) key to the histogram of the group whose prefix it has, if any; at
+// level 0 there is one group, the empty prefix.
+fn hist_add(key: u32, l: HistLane) {
+    var g = 0u;
+    if (l.level > 0u) {
+        let hi = key >> l.hs;
+        if (hi < l.first || hi > l.last) {
+            return;
+        }
+        // The last group whose prefix is <= hi.
+        var n = l.ng;
+        while (n > 1u) {
+            let half = n / 2u;
+            if (sh_gp[l.gbase + g + half] <= hi) {
+                g += half;
+            }
+            n -= half;
+        }
+        if (sh_gp[l.gbase + g] != hi) {
+            return;
+        }
+    }
+    let d = (key >> l.shift) & l.mask;
+    if (g < l.gl) {
+        atomicAdd(&lh[(l.lane_s * l.gl + g) * l.nb + d], 1u);
+    } else {
+        atomicAdd(&h_hist[(l.hrow + g) * l.nb + d], 1u);
+    }
+}
 
 @compute @workgroup_size(256)
 fn hist_main(
@@ -375,6 +424,28 @@ fn hist_main(
     let mask = nb - 1u;
     let nloc = p.tile * p.gl * nb;
 
+    if (lid < p.tile) {
+        let ss = s0 + lid;
+        var ng = 0u;
+        if (ss < p.seg_end) {
+            let hv = h_hdr[ss * p.nqb + p.qb];
+            ng = select(0u, hv.y, hv.z == p.mode);
+        }
+        sh_ng[lid] = ng;
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        var groups = 0u;
+        for (var i = 0u; i < p.tile; i++) {
+            groups |= sh_ng[i];
+        }
+        sh_active = groups;
+    }
+    // Nothing to count in this tile (all its segments resolved, in another mode, or
+    // all NaN): skip the histogram's clearing and flushing too.
+    if (workgroupUniformLoad(&sh_active) == 0u) {
+        return;
+    }
     for (var i = lid; i < nloc; i += WG) {
         atomicStore(&lh[i], 0u);
     }
@@ -388,15 +459,6 @@ fn hist_main(
             sh_gp[i] = v;
         }
     }
-    if (lid < p.tile) {
-        let ss = s0 + lid;
-        var ng = 0u;
-        if (ss < p.seg_end) {
-            let hv = h_hdr[ss * p.nqb + p.qb];
-            ng = select(0u, hv.y, hv.z == p.mode);
-        }
-        sh_ng[lid] = ng;
-    }
     workgroupBarrier();
 
     let k_count = p.k_end - p.k_first;
@@ -409,64 +471,56 @@ fn hist_main(
             k_hi = min(k_hi, h_limit[s]);
         }
         let base = segment_base(p.seg, s) - p.window_lo;
-        let hrow = (s - p.sb0) * p.rb;
-        if (p.level == 0u) {
-            // One group (the empty prefix): every non-NaN element counts.
-            let lbase = lane_s * p.gl * nb;
-            let k0 = k_lo + lane_k;
-            var c = elem_cursor(k0);
-            let st = elem_step(lanes);
-            for (var k = k0; k < k_hi; k += lanes) {
-                let b = bitcast<u32>(h_x[base + c.y]);
-                c = cursor_next(c, st);
-                if ((b & 0x7fffffffu) > 0x7f800000u) {
-                    continue;
-                }
-                let d = (key_of(b) >> p.shift) & mask;
-                if (p.gl > 0u) {
-                    atomicAdd(&lh[lbase + d], 1u);
-                } else {
-                    atomicAdd(&h_hist[hrow * nb + d], 1u);
-                }
+        var lane = HistLane(p.level, lane_s, lane_s * p.rb, ng, 0u, 0u, p.shift + p.bits, p.shift, mask, nb,
+                            p.gl, (s - p.sb0) * p.rb);
+        if (p.level > 0u) {
+            lane.first = sh_gp[lane.gbase];
+            lane.last = sh_gp[lane.gbase + ng - 1u];
+        }
+        // Four of the lane's elements (k, k + lanes, ...) per iteration; offsets from a
+        // cursor (k / inner_div, k % inner_div) stepped with a carry, no division per
+        // element, no uniform read in the loop.
+        let inner = p.seg.inner_div;
+        let esh = p.seg.elem_stride_hi;
+        let esl = p.seg.elem_stride_lo;
+        let step_hi = lanes / inner;
+        let step_lo = lanes % inner;
+        let lanes4 = 4u * lanes;
+        var k = k_lo + lane_k;
+        var kh = k / inner;
+        var kl = k % inner;
+        for (; k < k_hi; k += lanes4) {
+            let inb = vec4<bool>(true, k + lanes < k_hi, k + 2u * lanes < k_hi, k + 3u * lanes < k_hi);
+            let o0 = base + kh * esh + kl * esl;
+            var c = carry_step(kh, kl, step_hi, step_lo, inner);
+            let o1 = select(o0, base + c.x * esh + c.y * esl, inb.y);
+            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            let o2 = select(o0, base + c.x * esh + c.y * esl, inb.z);
+            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            let o3 = select(o0, base + c.x * esh + c.y * esl, inb.w);
+            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            kh = c.x;
+            kl = c.y;
+            let bv = vec4<u32>(
+                bitcast<u32>(h_x[o0]),
+                bitcast<u32>(h_x[o1]),
+                bitcast<u32>(h_x[o2]),
+                bitcast<u32>(h_x[o3]),
+            );
+            let ok = inb & ((bv & vec4<u32>(0x7fffffffu)) <= vec4<u32>(0x7f800000u));
+            let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
+            let kv = select(bv ^ vec4<u32>(0x80000000u), ~bv, neg);
+            if (ok.x) {
+                hist_add(kv.x, lane);
             }
-        } else {
-            let gbase = lane_s * p.rb;
-            let hs = p.shift + p.bits;
-            let first = sh_gp[gbase];
-            let last = sh_gp[gbase + ng - 1u];
-            let k0 = k_lo + lane_k;
-            var c = elem_cursor(k0);
-            let st = elem_step(lanes);
-            for (var k = k0; k < k_hi; k += lanes) {
-                let b = bitcast<u32>(h_x[base + c.y]);
-                c = cursor_next(c, st);
-                if ((b & 0x7fffffffu) > 0x7f800000u) {
-                    continue;
-                }
-                let key = key_of(b);
-                let hi = key >> hs;
-                if (hi < first || hi > last) {
-                    continue;
-                }
-                // The last group whose prefix is <= hi (prefixes ascend).
-                var g = 0u;
-                var n = ng;
-                while (n > 1u) {
-                    let half = n / 2u;
-                    if (sh_gp[gbase + g + half] <= hi) {
-                        g += half;
-                    }
-                    n -= half;
-                }
-                if (sh_gp[gbase + g] != hi) {
-                    continue;
-                }
-                let d = (key >> p.shift) & mask;
-                if (g < p.gl) {
-                    atomicAdd(&lh[(lane_s * p.gl + g) * nb + d], 1u);
-                } else {
-                    atomicAdd(&h_hist[(hrow + g) * nb + d], 1u);
-                }
+            if (ok.y) {
+                hist_add(kv.y, lane);
+            }
+            if (ok.z) {
+                hist_add(kv.z, lane);
+            }
+            if (ok.w) {
+                hist_add(kv.w, lane);
             }
         }
     }
@@ -707,8 +761,51 @@ const NCOUNT: u32 = 32u;
 
 var<workgroup> sh_bc: array<atomic<u32>, 2048>; // tile (<= 64) × NCOUNT
 
+// (k / inner, k % inner) of k + step from those of k and of step, with one carry.
+fn carry_step(kh: u32, kl: u32, step_hi: u32, step_lo: u32, inner: u32) -> vec2<u32> {
+    let l = kl + step_lo;
+    let carry = l >= inner;
+    return vec2<u32>(kh + step_hi + select(0u, 1u, carry), select(l, l - inner, carry));
+}
+
 fn count1(v: vec4<bool>) -> vec4<u32> {
     return select(vec4<u32>(0u), vec4<u32>(1u), v);
+}
+
+// Counts of the keys within a bracket: equal to its lo, equal to its hi (when hi > lo),
+// strictly inside.
+struct Near {
+    eq_lo_a: vec4<u32>,
+    eq_hi_a: vec4<u32>,
+    in_a: vec4<u32>,
+    eq_lo_b: vec4<u32>,
+    eq_hi_b: vec4<u32>,
+    in_b: vec4<u32>,
+}
+
+// A key within [lo, hi] of some bracket: count it, append it to the segment's
+// candidates when it lies strictly inside.
+fn near_key(s: u32, cap: u32, key: u32, bits: u32, two: bool, lo_a: vec4<u32>, hi_a: vec4<u32>, lo_b: vec4<u32>,
+            hi_b: vec4<u32>, nr: ptr<function, Near>) {
+    let kv = vec4<u32>(key);
+    let i_a = (kv > lo_a) & (kv < hi_a);
+    (*nr).eq_lo_a += count1(kv == lo_a);
+    (*nr).eq_hi_a += count1((kv == hi_a) & (lo_a != hi_a));
+    (*nr).in_a += count1(i_a);
+    var inside = any(i_a);
+    if (two) {
+        let i_b = (kv > lo_b) & (kv < hi_b);
+        (*nr).eq_lo_b += count1(kv == lo_b);
+        (*nr).eq_hi_b += count1((kv == hi_b) & (lo_b != hi_b));
+        (*nr).in_b += count1(i_b);
+        inside = inside || any(i_b);
+    }
+    if (inside) {
+        let idx = atomicAdd(&k_ccount[s], 1u);
+        if (idx < cap) {
+            k_cand[s * cap + idx] = bitcast<f32>(bits);
+        }
+    }
 }
 
 @compute @workgroup_size(256)
@@ -747,59 +844,95 @@ fn count_main(
         let hi_a = k_brk[s * BRK + 3u];
         let hi_b = k_brk[s * BRK + 4u];
         let two = nbr > 4u;
-        // Most keys lie between brackets: they only add to "key < lo" (one vector
-        // compare for four brackets). Keys within [lo, hi] of a bracket (a few percent)
-        // take the branch that counts the ends and appends the inside ones.
+        // Most keys lie between brackets: they only add to "key < lo". Keys within
+        // [lo, hi] of a bracket (a few percent) take the branch that counts the ends
+        // and appends the inside ones.
         var lt_lo_a = vec4<u32>(0u);
-        var eq_lo_a = vec4<u32>(0u);
-        var in_a = vec4<u32>(0u);
-        var eq_hi_a = vec4<u32>(0u);
         var lt_lo_b = vec4<u32>(0u);
-        var eq_lo_b = vec4<u32>(0u);
-        var in_b = vec4<u32>(0u);
-        var eq_hi_b = vec4<u32>(0u);
+        var nr: Near;
         var nans = 0u;
         let base = segment_base(p.seg, s) - p.window_lo;
-        let k0 = k_lo + lane_k;
-        var c = elem_cursor(k0);
-        let st = elem_step(lanes);
-        for (var k = k0; k < k_hi; k += lanes) {
-            let b = bitcast<u32>(k_x[base + c.y]);
-            c = cursor_next(c, st);
-            // NaN gets key 0, below every bracket (its count is subtracted at the end).
-            let nan = (b & 0x7fffffffu) > 0x7f800000u;
-            nans += select(0u, 1u, nan);
-            let key = select(key_of(b), 0u, nan);
-            let kv = vec4<u32>(key);
-            lt_lo_a += count1(kv < lo_a);
-            var near = any((kv >= lo_a) & (kv <= hi_a));
+        let cap = p.cap;
+        // Four of the lane's elements (k, k + lanes, ...) per iteration; offsets from a
+        // cursor (k / inner_div, k % inner_div) stepped with a carry, no division per
+        // element, and no uniform read in the loop. A slot past the end reads the first
+        // element again and is masked out like a NaN (key 0, below every bracket).
+        let inner = p.seg.inner_div;
+        let esh = p.seg.elem_stride_hi;
+        let esl = p.seg.elem_stride_lo;
+        let step_hi = lanes / inner;
+        let step_lo = lanes % inner;
+        let lanes4 = 4u * lanes;
+        var k = k_lo + lane_k;
+        var kh = k / inner;
+        var kl = k % inner;
+        let one = vec4<u32>(1u);
+        for (; k < k_hi; k += lanes4) {
+            let inb = vec4<bool>(true, k + lanes < k_hi, k + 2u * lanes < k_hi, k + 3u * lanes < k_hi);
+            let o0 = base + kh * esh + kl * esl;
+            var c = carry_step(kh, kl, step_hi, step_lo, inner);
+            let o1 = select(o0, base + c.x * esh + c.y * esl, inb.y);
+            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            let o2 = select(o0, base + c.x * esh + c.y * esl, inb.z);
+            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            let o3 = select(o0, base + c.x * esh + c.y * esl, inb.w);
+            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            kh = c.x;
+            kl = c.y;
+            let bv = vec4<u32>(
+                bitcast<u32>(k_x[o0]),
+                bitcast<u32>(k_x[o1]),
+                bitcast<u32>(k_x[o2]),
+                bitcast<u32>(k_x[o3]),
+            );
+            let ok = inb & ((bv & vec4<u32>(0x7fffffffu)) <= vec4<u32>(0x7f800000u));
+            nans += 4u - dot(count1(ok), one);
+            let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
+            let kv = select(vec4<u32>(0u), select(bv ^ vec4<u32>(0x80000000u), ~bv, neg), ok);
+            // Per bracket: how many of the four keys lie below lo; which keys are near.
+            lt_lo_a += vec4<u32>(
+                dot(count1(kv < vec4<u32>(lo_a.x)), one),
+                dot(count1(kv < vec4<u32>(lo_a.y)), one),
+                dot(count1(kv < vec4<u32>(lo_a.z)), one),
+                dot(count1(kv < vec4<u32>(lo_a.w)), one),
+            );
+            var near = ((kv >= vec4<u32>(lo_a.x)) & (kv <= vec4<u32>(hi_a.x)))
+                | ((kv >= vec4<u32>(lo_a.y)) & (kv <= vec4<u32>(hi_a.y)))
+                | ((kv >= vec4<u32>(lo_a.z)) & (kv <= vec4<u32>(hi_a.z)))
+                | ((kv >= vec4<u32>(lo_a.w)) & (kv <= vec4<u32>(hi_a.w)));
             if (two) {
-                lt_lo_b += count1(kv < lo_b);
-                near = near || any((kv >= lo_b) & (kv <= hi_b));
+                lt_lo_b += vec4<u32>(
+                    dot(count1(kv < vec4<u32>(lo_b.x)), one),
+                    dot(count1(kv < vec4<u32>(lo_b.y)), one),
+                    dot(count1(kv < vec4<u32>(lo_b.z)), one),
+                    dot(count1(kv < vec4<u32>(lo_b.w)), one),
+                );
+                near |= ((kv >= vec4<u32>(lo_b.x)) & (kv <= vec4<u32>(hi_b.x)))
+                    | ((kv >= vec4<u32>(lo_b.y)) & (kv <= vec4<u32>(hi_b.y)))
+                    | ((kv >= vec4<u32>(lo_b.z)) & (kv <= vec4<u32>(hi_b.z)))
+                    | ((kv >= vec4<u32>(lo_b.w)) & (kv <= vec4<u32>(hi_b.w)));
             }
-            if (near) {
-                let e_lo = kv == lo_a;
-                let e_hi = (kv == hi_a) & (lo_a != hi_a);
-                let i_a = (kv > lo_a) & (kv < hi_a);
-                eq_lo_a += count1(e_lo);
-                eq_hi_a += count1(e_hi);
-                in_a += count1(i_a);
-                var inside = any(i_a);
-                if (two) {
-                    eq_lo_b += count1(kv == lo_b);
-                    eq_hi_b += count1((kv == hi_b) & (lo_b != hi_b));
-                    let i_b = (kv > lo_b) & (kv < hi_b);
-                    in_b += count1(i_b);
-                    inside = inside || any(i_b);
+            if (any(near)) {
+                if (near.x) {
+                    near_key(s, cap, kv.x, bv.x, two, lo_a, hi_a, lo_b, hi_b, &nr);
                 }
-                if (inside) {
-                    let idx = atomicAdd(&k_ccount[s], 1u);
-                    if (idx < p.cap) {
-                        k_cand[s * p.cap + idx] = bitcast<f32>(b);
-                    }
+                if (near.y) {
+                    near_key(s, cap, kv.y, bv.y, two, lo_a, hi_a, lo_b, hi_b, &nr);
+                }
+                if (near.z) {
+                    near_key(s, cap, kv.z, bv.z, two, lo_a, hi_a, lo_b, hi_b, &nr);
+                }
+                if (near.w) {
+                    near_key(s, cap, kv.w, bv.w, two, lo_a, hi_a, lo_b, hi_b, &nr);
                 }
             }
         }
+        let eq_lo_a = nr.eq_lo_a;
+        let eq_hi_a = nr.eq_hi_a;
+        let in_a = nr.in_a;
+        let eq_lo_b = nr.eq_lo_b;
+        let eq_hi_b = nr.eq_hi_b;
+        let in_b = nr.in_b;
         // Cumulative counts: key <= lo, key < hi, key <= hi.
         lt_lo_a -= vec4<u32>(nans);
         lt_lo_b -= vec4<u32>(nans);

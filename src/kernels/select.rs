@@ -430,11 +430,19 @@ fn record_select(
         let s_batch = (HIST_CAP / (rb * b_max)).clamp(1, s_count);
         let sampling = sampling.as_ref().filter(|_| s_batch == s_count);
         let hist = gpu.storage_buffer("quantile histograms", s_batch * rb * b_max * 4)?;
-        let qp = SelectParams { r0: (2 * u0) as u32, rb: rb as u32, qb: qb as u32, u0: u0 as u32, ub: ub as u32, ..ctx.base };
+        let qp = SelectParams {
+            r0: (2 * u0) as u32,
+            rb: rb as u32,
+            qb: qb as u32,
+            u0: u0 as u32,
+            ub: ub as u32,
+            ..ctx.base
+        };
         let mut sb0 = 0;
         while sb0 < s_count {
             let sb1 = (sb0 + s_batch).min(s_count);
-            let params = gpu.uniform(&SelectParams { sb0: sb0 as u32, seg_first: sb0 as u32, seg_end: sb1 as u32, ..qp });
+            let params =
+                gpu.uniform(&SelectParams { sb0: sb0 as u32, seg_first: sb0 as u32, seg_end: sb1 as u32, ..qp });
             gpu.dispatch(
                 encoder,
                 &init,
@@ -469,7 +477,8 @@ fn record_select(
                     let (cand, ccount) = record_brackets(&ctx, encoder, input, &plan, &qp, sp)?;
                     let cand_seg = Grouping::Rows { rows: s_count as usize, len: sp.cap as usize }.segments();
                     let cand_plan = plan::plan_reduction(&cand_seg, &plan_limits(gpu))?;
-                    let candidates = Source { buffer: &cand, seg: cand_seg, plan: &cand_plan, mode: 0, limit: Some(&ccount) };
+                    let candidates =
+                        Source { buffer: &cand, seg: cand_seg, plan: &cand_plan, mode: 0, limit: Some(&ccount) };
                     passes(encoder, &[candidates, Source { mode: 1, ..whole }])?;
                 }
             }
@@ -551,13 +560,8 @@ fn record_brackets(
 
     // Sample: one element per stratum of len / m elements.
     let sample = Arc::new(gpu.storage_buffer("quantile sample", s_count * m * 4)?);
-    let params = gpu.uniform(&SelectParams {
-        seg_first: 0,
-        seg_end: s_count as u32,
-        sample_m: sp.m,
-        seed: 0x5eed_1234,
-        ..*qp
-    });
+    let params =
+        gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, sample_m: sp.m, seed: 0x5eed_1234, ..*qp });
     gpu.dispatch(
         encoder,
         &gpu.pipeline(Shader::Select, "sample_main"),

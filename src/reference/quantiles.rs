@@ -35,10 +35,8 @@ pub fn quantiles(data: &[f32], grouping: &Grouping, qs: &[f64]) -> Vec<Vec<f64>>
     let seg = grouping.segments();
     (0..grouping.num_segments())
         .map(|s| {
-            let mut v: Vec<f64> = (0..grouping.segment_len())
-                .map(|k| data[seg.offset(s, k)] as f64)
-                .filter(|x| !x.is_nan())
-                .collect();
+            let mut v: Vec<f64> =
+                (0..grouping.segment_len()).map(|k| data[seg.offset(s, k)] as f64).filter(|x| !x.is_nan()).collect();
             v.sort_by(|a, b| a.total_cmp(b));
             qs.iter().map(|&q| quantile_sorted(&v, q)).collect()
         })
