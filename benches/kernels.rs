@@ -25,7 +25,9 @@ use gpunorm::kernels::copy::record_copy;
 use gpunorm::kernels::derive::{record_derive, DeriveRule};
 use gpunorm::kernels::moments::{moments, record_moments};
 use gpunorm::kernels::select::record_quantiles;
-use gpunorm::scale::{FitState, FittedScaler, LogScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler};
+use gpunorm::scale::{
+    FitState, FittedScaler, LogScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler,
+};
 use gpunorm::{Gpu, GpuTensor, Grouping, Result};
 
 const FEATURES: usize = 16;
@@ -108,7 +110,11 @@ fn kernels(c: &mut Criterion) {
             if let Some(rule) = rule {
                 run(&mut group, &gpu, &timer, &format!("{name}_fit"), numel, fit_bytes, &mut |enc| {
                     let mom = record_moments(&gpu, enc, &x, &g)?;
-                    let q = if robust { Some(record_quantiles(&gpu, enc, &x, &g, &mom, &[0.25, 0.5, 0.75])?) } else { None };
+                    let q = if robust {
+                        Some(record_quantiles(&gpu, enc, &x, &g, &mom, &[0.25, 0.5, 0.75])?)
+                    } else {
+                        None
+                    };
                     record_derive(&gpu, enc, &mom, FEATURES, rule, q.as_ref(), None).map(drop)
                 });
             }
@@ -126,7 +132,13 @@ fn kernels(c: &mut Criterion) {
             run(&mut group, &gpu, &timer, &format!("{name}_transform"), numel, 8 * b, &mut |enc| {
                 fitted.transform_gpu(&gpu, enc, &x, false).map(drop)
             });
-            let ft_bytes = if robust { fit_bytes + 8 * b } else if rule.is_none() { 8 * b } else { 12 * b };
+            let ft_bytes = if robust {
+                fit_bytes + 8 * b
+            } else if rule.is_none() {
+                8 * b
+            } else {
+                12 * b
+            };
             run(&mut group, &gpu, &timer, &format!("{name}_fit_transform"), numel, ft_bytes, &mut |enc| {
                 scaler.fit_transform_gpu(&gpu, enc, &x).map(drop)
             });

@@ -25,7 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut gpu = Gpu::with_options(GpuOptions::from_env()?)?;
     gpu.set_verify(Verify::Always);
     let info = gpu.adapter_info();
-    println!("adapter: {} ({:?}, {:?}), every result verified against the float64 CPU reference\n", info.name, info.backend, info.device_type);
+    println!(
+        "adapter: {} ({:?}, {:?}), every result verified against the float64 CPU reference\n",
+        info.name, info.backend, info.device_type
+    );
 
     // The brief's example: one feature over five orders of magnitude.
     let brief = Array2::from_shape_vec((5, 1), vec![10.0f32, 200.0, 3000.0, 40000.0, 500000.0])?;
@@ -49,16 +52,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (lo, hi) = column_ranges(&x);
     let widest = (0..x.ncols()).max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b]))).unwrap_or(0);
     let narrowest = (0..x.ncols()).min_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b]))).unwrap_or(0);
-    println!("\n{} ({} rows × {} features): feature ranges span {:.3} ('{}') to {:.0} ('{}')", path.display(), x.nrows(), x.ncols(),
-        hi[narrowest] - lo[narrowest], header.get(narrowest).map_or("", |s| s.as_str()),
-        hi[widest] - lo[widest], header.get(widest).map_or("", |s| s.as_str()));
-    println!("{:>9}  {:>22}  {:>22}  {:>12}  {:>9}", "method", format!("'{}' after", short(&header, widest)), format!("'{}' after", short(&header, narrowest)), "max |x'| all", "time");
+    println!(
+        "\n{} ({} rows × {} features): feature ranges span {:.3} ('{}') to {:.0} ('{}')",
+        path.display(),
+        x.nrows(),
+        x.ncols(),
+        hi[narrowest] - lo[narrowest],
+        header.get(narrowest).map_or("", |s| s.as_str()),
+        hi[widest] - lo[widest],
+        header.get(widest).map_or("", |s| s.as_str())
+    );
+    println!(
+        "{:>9}  {:>22}  {:>22}  {:>12}  {:>9}",
+        "method",
+        format!("'{}' after", short(&header, widest)),
+        format!("'{}' after", short(&header, narrowest)),
+        "max |x'| all",
+        "time"
+    );
     for (name, s) in scalers() {
         let t = Instant::now();
         let (fitted, y) = s.fit_transform(&gpu, x.view())?;
         let back = fitted.inverse_transform(&gpu, y.view())?;
         let elapsed = t.elapsed();
-        let round_trip = back.iter().zip(x.iter()).map(|(a, b)| ((a - b) / b.abs().max(1.0)).abs()).fold(0.0f32, f32::max);
+        let round_trip =
+            back.iter().zip(x.iter()).map(|(a, b)| ((a - b) / b.abs().max(1.0)).abs()).fold(0.0f32, f32::max);
         assert!(round_trip < 1e-4, "{name}: inverse_transform round trip error {round_trip}");
         let (ylo, yhi) = column_ranges(&y);
         let maxabs = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));

@@ -45,7 +45,9 @@ use crate::norm::{
     LayerNormConfig, SavedStats,
 };
 use crate::reference;
-use crate::scale::{FitState, FittedScaler, LogScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler};
+use crate::scale::{
+    FitState, FittedScaler, LogScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler,
+};
 use crate::segments::Grouping;
 
 /// Every operation of the benchmark, in report order. The names are stable (scripts
@@ -231,11 +233,7 @@ impl GpuTimer {
 
     /// Record with `record` into a fresh encoder (not timed), then submit, wait and
     /// time that.
-    pub fn time(
-        &self,
-        gpu: &Gpu,
-        record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
-    ) -> Result<Sample> {
+    pub fn time(&self, gpu: &Gpu, record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>) -> Result<Sample> {
         let mut encoder = gpu.encoder();
         if let Some((set, _)) = &self.query {
             Self::stamp(&mut encoder, set, 0);
@@ -377,8 +375,11 @@ impl<'a> Work<'a> {
         let norm_shape = vec![n / per_sample, CHANNELS, HW.0, HW.1];
         let layer_shape = vec![n / ROW, ROW];
         let m = moments(gpu, &x, &Grouping::Columns { rows, cols: FEATURES })?;
-        let fitted_standard =
-            FittedScaler { scaler: StandardScaler::new().into(), n_features: Some(FEATURES), state: FitState::Moments(m) };
+        let fitted_standard = FittedScaler {
+            scaler: StandardScaler::new().into(),
+            n_features: Some(FEATURES),
+            state: FitState::Moments(m),
+        };
         let mut bn_train = BatchNorm::new(gpu, CHANNELS, BatchNormConfig::default())?;
         let mut bn_eval = BatchNorm::new(gpu, CHANNELS, BatchNormConfig::default())?;
         bn_eval.set_training(false);
@@ -439,7 +440,8 @@ impl<'a> Work<'a> {
         let gpu = self.gpu;
         let g = self.columns();
         let cols = FEATURES;
-        let fit_transform = |s: Scaler, enc: &mut wgpu::CommandEncoder| s.fit_transform_gpu(gpu, enc, &self.x).map(drop);
+        let fit_transform =
+            |s: Scaler, enc: &mut wgpu::CommandEncoder| s.fit_transform_gpu(gpu, enc, &self.x).map(drop);
         match op {
             "copy" => record_copy(gpu, enc, &self.x, &self.out),
             "stats" => record_moments(gpu, enc, &self.x, &g).map(drop),
@@ -464,7 +466,8 @@ impl<'a> Work<'a> {
             }
             "robust_fit_transform" => fit_transform(RobustScaler::new().into(), enc),
             "log_transform" => {
-                let f = FittedScaler { scaler: LogScaler::default().into(), n_features: None, state: FitState::Stateless };
+                let f =
+                    FittedScaler { scaler: LogScaler::default().into(), n_features: None, state: FitState::Stateless };
                 f.transform_gpu(gpu, enc, &self.x, false).map(drop)
             }
             "batch_train_forward" => {
@@ -658,11 +661,17 @@ pub enum Progress<'a> {
 /// machine's load during the benchmark does not show up as a change of ratio.
 pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -> Result<BenchReport> {
     if let Some(bad) = opts.ops.iter().flatten().find(|o| !OPS.contains(&o.as_str())) {
-        return Err(Error::InvalidParameter(format!("unknown benchmark operation '{bad}' (known: {})", OPS.join(", "))));
+        return Err(Error::InvalidParameter(format!(
+            "unknown benchmark operation '{bad}' (known: {})",
+            OPS.join(", ")
+        )));
     }
     let info = gpu.adapter_info();
-    let adapter =
-        AdapterReport { name: info.name.clone(), backend: info.backend.to_str().to_string(), driver: info.driver.clone() };
+    let adapter = AdapterReport {
+        name: info.name.clone(),
+        backend: info.backend.to_str().to_string(),
+        driver: info.driver.clone(),
+    };
     let timer = GpuTimer::new(gpu);
     let mut ops = Vec::new();
     let mut copy_gbps = f64::NAN;
@@ -676,7 +685,9 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
                 let (t, k, r) = timer.median(gpu, opts.runs, &mut |enc| work.record(op, enc))?;
                 (t, t, k, r)
             } else {
-                timer.median_with_copy(gpu, opts.runs, &mut |enc, this| work.record(if this { op } else { "copy" }, enc))?
+                timer.median_with_copy(gpu, opts.runs, &mut |enc, this| {
+                    work.record(if this { op } else { "copy" }, enc)
+                })?
             };
             let (per_elem, passes) = work.traffic(op);
             let bytes = per_elem * work.n as u64;
@@ -685,11 +696,8 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
             let size_copy = copy_bytes as f64 / copy_time.as_secs_f64() / 1e9;
             let reference_ok = opts.cpu_reference_max.is_none_or(|m| work.n <= m);
             let cpu_reference_s = if reference_ok { work.cpu_reference(op).map(|d| d.as_secs_f64()) } else { None };
-            let cpu_baseline_s = if opts.cpu_baseline {
-                work.cpu_baseline(op, opts.runs.min(3)).map(|d| d.as_secs_f64())
-            } else {
-                None
-            };
+            let cpu_baseline_s =
+                if opts.cpu_baseline { work.cpu_baseline(op, opts.runs.min(3)).map(|d| d.as_secs_f64()) } else { None };
             rows.push(OpResult {
                 op: op.to_string(),
                 shape: work.shape(op),

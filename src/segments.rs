@@ -198,9 +198,7 @@ impl Grouping {
                 // segment (b, g), element (p, ch') at b*spatial*c + p*c + g*cg + ch'
                 seg(n * groups, cg * spatial, groups, spatial * c, cg, cg, c, 1)
             }
-            Grouping::Instances { n, c, spatial, channels_last: false } => {
-                seg(n * c, spatial, 1, spatial, 0, 1, 1, 0)
-            }
+            Grouping::Instances { n, c, spatial, channels_last: false } => seg(n * c, spatial, 1, spatial, 0, 1, 1, 0),
             Grouping::Instances { n, c, spatial, channels_last: true } => {
                 // segment (b, ch), element p at b*spatial*c + p*c + ch
                 seg(n * c, spatial, c, spatial * c, 1, 1, c, 0)
@@ -227,14 +225,9 @@ impl Grouping {
                 s2: 1,
             },
             Grouping::Instances { spatial, channels_last: false, .. } => IndexMap::div(spatial),
-            Grouping::Instances { c, spatial, channels_last: true, .. } => IndexMap {
-                d1: (spatial * c) as u32,
-                m1: u32::MAX,
-                s1: c as u32,
-                m2: c as u32,
-                d2: 1,
-                s2: 1,
-            },
+            Grouping::Instances { c, spatial, channels_last: true, .. } => {
+                IndexMap { d1: (spatial * c) as u32, m1: u32::MAX, s1: c as u32, m2: c as u32, d2: 1, s2: 1 }
+            }
         }
     }
 

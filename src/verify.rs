@@ -140,7 +140,11 @@ pub fn compare_with(
         let t = tol(i);
         if !t.accepts(g, r) {
             count += 1;
-            let score = if g.is_finite() && r.is_finite() { (g - r).abs() / t.bound(r).max(f64::MIN_POSITIVE) } else { f64::INFINITY };
+            let score = if g.is_finite() && r.is_finite() {
+                (g - r).abs() / t.bound(r).max(f64::MIN_POSITIVE)
+            } else {
+                f64::INFINITY
+            };
             if worst.is_none_or(|(s, _)| score > s) {
                 worst = Some((score, i));
             }
@@ -165,7 +169,13 @@ pub fn compare_with(
 }
 
 /// [`compare_with`] under one tolerance for every element.
-pub fn compare(what: &str, shape: &[usize], gpu: &[f64], reference: &[f64], tol: Tolerance) -> Result<(), Box<Mismatch>> {
+pub fn compare(
+    what: &str,
+    shape: &[usize],
+    gpu: &[f64],
+    reference: &[f64],
+    tol: Tolerance,
+) -> Result<(), Box<Mismatch>> {
     compare_with(what, shape, gpu, reference, |_| tol)
 }
 

@@ -43,14 +43,24 @@ fn f32s(v: &[f64]) -> Vec<f64> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn check(gpu: &Gpu, g: &Grouping, data: &[f32], mode: AffineMode, gb: bool, clip: Option<(f32, f32)>, rng: &mut Rng, what: &str) {
+fn check(
+    gpu: &Gpu,
+    g: &Grouping,
+    data: &[f32],
+    mode: AffineMode,
+    gb: bool,
+    clip: Option<(f32, f32)>,
+    rng: &mut Rng,
+    what: &str,
+) {
     let segs = g.num_segments();
     let params = g.num_params();
     let center = f32s(&(0..segs).map(|_| rng.normal() * 3.0).collect::<Vec<_>>());
     let inv = f32s(&(0..segs).map(|_| 0.2 + rng.uniform() * 2.0).collect::<Vec<_>>());
     let gamma = f32s(&(0..params).map(|_| 0.5 + rng.uniform()).collect::<Vec<_>>());
     let beta = f32s(&(0..params).map(|_| rng.normal()).collect::<Vec<_>>());
-    let (c_buf, i_buf, g_buf, b_buf) = (upload(gpu, &center), upload(gpu, &inv), upload(gpu, &gamma), upload(gpu, &beta));
+    let (c_buf, i_buf, g_buf, b_buf) =
+        (upload(gpu, &center), upload(gpu, &inv), upload(gpu, &gamma), upload(gpu, &beta));
     let x = GpuTensor::from_slice(gpu, data, &[data.len()]).unwrap();
     let y = GpuTensor::empty(gpu, &[data.len()]).unwrap();
     let args = AffineArgs {
@@ -74,7 +84,8 @@ fn check(gpu: &Gpu, g: &Grouping, data: &[f32], mode: AffineMode, gb: bool, clip
     let want = reference::affine(data, g, &spec);
     let (seg_map, param_map) = (g.segment_map(), g.param_map());
     for (e, (&a, &b)) in got.iter().zip(&want).enumerate() {
-        let ctx = || format!("{what}: {g:?} {mode:?} gb={gb} clip={clip:?} element {e}: x {} gpu {a} reference {b}", data[e]);
+        let ctx =
+            || format!("{what}: {g:?} {mode:?} gb={gb} clip={clip:?} element {e}: x {} gpu {a} reference {b}", data[e]);
         if b.is_nan() {
             assert!(a.is_nan(), "{}", ctx());
             continue;

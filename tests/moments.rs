@@ -42,9 +42,19 @@ fn assert_moments_match(what: &str, g: &Grouping, data: &[f32], got: &[Moments])
         let std = b.std();
         let chain = n; // worst case: one thread runs the whole segment
         let tm = mean_tolerance(n, chain.min(4096), b.mean.abs(), std);
-        assert!(tm.accepts(a.mean, b.mean), "{ctx}: mean off by {:e} > {:e}", (a.mean - b.mean).abs(), tm.bound(b.mean));
+        assert!(
+            tm.accepts(a.mean, b.mean),
+            "{ctx}: mean off by {:e} > {:e}",
+            (a.mean - b.mean).abs(),
+            tm.bound(b.mean)
+        );
         let tv = var_tolerance(n, chain.min(4096), b.mean.abs(), std);
-        assert!(tv.accepts(a.var(), b.var()), "{ctx}: var off by {:e} > {:e}", (a.var() - b.var()).abs(), tv.bound(b.var()));
+        assert!(
+            tv.accepts(a.var(), b.var()),
+            "{ctx}: var off by {:e} > {:e}",
+            (a.var() - b.var()).abs(),
+            tv.bound(b.var())
+        );
     }
 }
 
@@ -216,7 +226,8 @@ fn huge_magnitudes_with_prescale() {
         -3e38, 5.0, 0.0,
     ];
     let want = gpunorm::reference::moments(&data, &g);
-    let prescale: Vec<f32> = (0..3).map(|j| prescale_for((0..5).map(|i| data[i * 3 + j].abs() as f64).fold(0.0, f64::max))).collect();
+    let prescale: Vec<f32> =
+        (0..3).map(|j| prescale_for((0..5).map(|i| data[i * 3 + j].abs() as f64).fold(0.0, f64::max))).collect();
     assert_eq!(prescale[1], 1.0, "ordinary data is left alone");
     let t = GpuTensor::from_slice(gpu(), &data, &[5, 3]).unwrap();
     let got = moments_prescaled(gpu(), &t, &g, &prescale).unwrap();

@@ -84,7 +84,11 @@ fn every_scikit_learn_case() {
         let want_back = golden_matrix(&case["expected"]["inverse"]);
         for ((i, j), &w) in want_back.indexed_iter() {
             let tol = 64.0 * U * (w.abs() as f64 + fitted_scale_of(&fitted, j) * 4.0) + 1e-30;
-            assert!(close(back[[i, j]] as f64, w as f64, tol, 0.0), "{name}: inverse ({i},{j}) {} vs {w}", back[[i, j]]);
+            assert!(
+                close(back[[i, j]] as f64, w as f64, tol, 0.0),
+                "{name}: inverse ({i},{j}) {} vs {w}",
+                back[[i, j]]
+            );
         }
         // The params file reproduces the transform exactly.
         let loaded = FittedScaler::from_json(&fitted.to_json()).unwrap();

@@ -1,7 +1,6 @@
 //! The build-time shader check: every shader validates, and a broken one is reported
 //! at its own file and line (build.rs runs this same code and panics, failing the build).
 
-
 include!("../build/wgsl_check.rs");
 
 fn shaders() -> std::path::PathBuf {
@@ -48,7 +47,8 @@ fn a_broken_shader_is_reported_at_its_file_and_line() {
 #[test]
 fn an_error_in_the_common_prelude_names_common_wgsl() {
     let common_path = shaders().join("common.wgsl");
-    let common = std::fs::read_to_string(&common_path).unwrap().replace("fn nan_f32() -> f32 {", "fn nan_f32() -> f3 {");
+    let common =
+        std::fs::read_to_string(&common_path).unwrap().replace("fn nan_f32() -> f32 {", "fn nan_f32() -> f3 {");
     let line = common.lines().position(|l| l.starts_with("fn nan_f32(")).unwrap() + 1;
     let kernel = std::fs::read_to_string(shaders().join("affine.wgsl")).unwrap();
     let source = format!("{common}\n{kernel}");

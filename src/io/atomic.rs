@@ -24,16 +24,8 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let temp = create_temp(path, bytes)?;
-    fs::rename(&temp.path, path).map_err(|e| {
-        io_error(
-            path,
-            format!(
-                "cannot rename the temporary file {} over it",
-                temp.path.display()
-            ),
-            e,
-        )
-    })?;
+    fs::rename(&temp.path, path)
+        .map_err(|e| io_error(path, format!("cannot rename the temporary file {} over it", temp.path.display()), e))?;
     temp.disarm();
     sync_dir(path);
     Ok(())
@@ -59,10 +51,7 @@ pub fn write_atomic_all(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
 }
 
 /// [`write_atomic_all`] with the rename step as a parameter (tests inject failures).
-fn write_all_with(
-    files: &[(PathBuf, Vec<u8>)],
-    mut rename: impl FnMut(&Path, &Path) -> io::Result<()>,
-) -> Result<()> {
+fn write_all_with(files: &[(PathBuf, Vec<u8>)], mut rename: impl FnMut(&Path, &Path) -> io::Result<()>) -> Result<()> {
     // Phase 1: all temporary files, or none (dropping `temps` removes them).
     let mut temps = Vec::with_capacity(files.len());
     for (path, bytes) in files {
@@ -97,10 +86,7 @@ fn write_all_with(
                     not_restored.push(target.display().to_string());
                 }
             }
-            let mut what = format!(
-                "cannot rename the temporary file {} over it",
-                temp.path.display()
-            );
+            let mut what = format!("cannot rename the temporary file {} over it", temp.path.display());
             if k > 0 {
                 if not_restored.is_empty() {
                     what.push_str(" (the files already written were rolled back)");
@@ -177,25 +163,13 @@ fn create_temp(target: &Path, bytes: &[u8]) -> Result<Temp> {
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(f) => break (f, Temp { path }),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(io_error(
-                    target,
-                    format!("cannot create a temporary file in {}", dir.display()),
-                    e,
-                ))
-            }
+            Err(e) => return Err(io_error(target, format!("cannot create a temporary file in {}", dir.display()), e)),
         }
     };
     let mut file: File = file;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|e| {
-            io_error(
-                target,
-                format!("cannot write the temporary file {}", temp.path.display()),
-                e,
-            )
-        })?;
+        .map_err(|e| io_error(target, format!("cannot write the temporary file {}", temp.path.display()), e))?;
     drop(file);
     Ok(temp)
 }
@@ -228,10 +202,7 @@ fn sync_dir(path: &Path) {
 }
 
 fn io_error(path: &Path, what: String, e: io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source: io::Error::new(e.kind(), format!("{what}: {e}")),
-    }
+    Error::Io { path: path.to_path_buf(), source: io::Error::new(e.kind(), format!("{what}: {e}")) }
 }
 
 #[cfg(test)]
@@ -263,10 +234,7 @@ mod tests {
         })
         .unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.contains("injected failure") && msg.contains("rolled back"),
-            "{msg}"
-        );
+        assert!(msg.contains("injected failure") && msg.contains("rolled back"), "{msg}");
         assert!(matches!(&e, Error::Io { path, .. } if *path == third));
         assert_eq!(std::fs::read(&existing).unwrap(), b"old");
         assert!(!fresh.exists());
@@ -282,10 +250,7 @@ mod tests {
         let b = sibling(&dir, &name, "tmp");
         assert_ne!(a, b);
         let s = a.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(
-            s.starts_with(&format!(".out.npy.tmp-{}-", std::process::id())),
-            "{s}"
-        );
+        assert!(s.starts_with(&format!(".out.npy.tmp-{}-", std::process::id())), "{s}");
         assert!(matches!(split(Path::new("/")), Err(Error::Io { .. })));
     }
 }

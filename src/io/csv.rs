@@ -31,33 +31,19 @@ use super::Table;
 /// fault) and a message giving the 0-based data row (header excluded), column
 /// and the offending text.
 pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
-    let err = |line: Option<usize>, msg: String| Error::Parse {
-        path: path.to_path_buf(),
-        line,
-        msg,
-    };
+    let err = |line: Option<usize>, msg: String| Error::Parse { path: path.to_path_buf(), line, msg };
 
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            return Err(err(
-                Some(line),
-                "the file is not valid UTF-8 text (is it really a CSV file?)".into(),
-            ));
+            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+            return Err(err(Some(line), "the file is not valid UTF-8 text (is it really a CSV file?)".into()));
         }
     };
     // A byte-order mark, as some spreadsheet programs write, is not part of the data.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
 
-    let mut lines: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
+    let mut lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
         lines.pop();
     }
@@ -80,26 +66,15 @@ pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
         (None, &rows[..])
     };
     if data_rows.is_empty() {
-        return Err(err(
-            None,
-            "no data rows: the file has only a header line".into(),
-        ));
+        return Err(err(None, "no data rows: the file has only a header line".into()));
     }
 
     let cols = rows[0].1.len();
-    let expected_from = if has_header {
-        " (as in the header)"
-    } else {
-        " (as in row 0)"
-    };
+    let expected_from = if has_header { " (as in the header)" } else { " (as in row 0)" };
     let mut data = Vec::with_capacity(data_rows.len() * cols);
     for (row, (line, fields)) in data_rows.iter().enumerate() {
         if fields.len() != cols {
-            let blank = if lines[line - 1].trim().is_empty() {
-                "; the line is blank"
-            } else {
-                ""
-            };
+            let blank = if lines[line - 1].trim().is_empty() { "; the line is blank" } else { "" };
             return Err(err(
                 Some(*line),
                 format!(
@@ -119,22 +94,14 @@ pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
                     };
                     return Err(err(
                         Some(*line),
-                        format!(
-                            "row {row}, column {col}{name}: '{}' is not a number",
-                            field.text
-                        ),
+                        format!("row {row}, column {col}{name}: '{}' is not a number", field.text),
                     ));
                 }
             }
         }
     }
-    let array = Array2::from_shape_vec((data_rows.len(), cols), data)
-        .expect("rows * cols values")
-        .into_dyn();
-    Ok(Table {
-        data: array,
-        header,
-    })
+    let array = Array2::from_shape_vec((data_rows.len(), cols), data).expect("rows * cols values").into_dyn();
+    Ok(Table { data: array, header })
 }
 
 /// One field of a line: its text with surrounding spaces and quotes removed.

@@ -40,26 +40,16 @@ pub struct Table {
 
 /// The file's extension, lower-cased.
 fn extension(path: &Path) -> Option<String> {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
+    path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase())
 }
 
 /// Reads an array from a `.npy` or `.csv` file (the extension decides, in any
 /// case). Any other extension is an [`Error::Parse`] listing the supported
 /// formats.
 pub fn read_array(path: &Path) -> Result<Table> {
-    let read = || {
-        std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
+    let read = || std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source });
     match extension(path).as_deref() {
-        Some("npy") => Ok(Table {
-            data: parse_npy(&read()?, path)?,
-            header: None,
-        }),
+        Some("npy") => Ok(Table { data: parse_npy(&read()?, path)?, header: None }),
         Some("csv") => parse_csv(&read()?, path),
         ext => Err(Error::Parse {
             path: path.to_path_buf(),
@@ -182,9 +172,7 @@ pub(crate) mod tests {
         match csv(text) {
             Err(e @ Error::Parse { .. }) => {
                 let shown = e.to_string();
-                let Error::Parse { line, msg, .. } = e else {
-                    unreachable!()
-                };
+                let Error::Parse { line, msg, .. } = e else { unreachable!() };
                 (line, msg, shown)
             }
             other => panic!("expected a parse error, got {other:?}"),
@@ -193,10 +181,7 @@ pub(crate) mod tests {
 
     /// Element-wise equality where NaN equals NaN.
     fn same(a: &ArrayD<f64>, b: &ArrayD<f64>) -> bool {
-        a.shape() == b.shape()
-            && a.iter()
-                .zip(b.iter())
-                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+        a.shape() == b.shape() && a.iter().zip(b.iter()).all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
     }
 
     // ---------------------------------------------------------------- npy
@@ -205,19 +190,9 @@ pub(crate) mod tests {
     fn npy_round_trip_1d_2d_3d() {
         let dir = TmpDir::new("npy-rt");
         let arrays: Vec<ArrayD<f32>> = vec![
-            arr1(&[
-                1.5f32,
-                -0.1,
-                f32::NAN,
-                f32::INFINITY,
-                f32::NEG_INFINITY,
-                0.0,
-            ])
-            .into_dyn(),
+            arr1(&[1.5f32, -0.1, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0]).into_dyn(),
             arr2(&[[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.5]]).into_dyn(),
-            Array::from_shape_fn(IxDyn(&[2, 3, 4]), |i| {
-                (i[0] * 100 + i[1] * 10 + i[2]) as f32 * 0.1
-            }),
+            Array::from_shape_fn(IxDyn(&[2, 3, 4]), |i| (i[0] * 100 + i[1] * 10 + i[2]) as f32 * 0.1),
             ArrayD::<f32>::zeros(IxDyn(&[0, 3])),
         ];
         for (k, a) in arrays.iter().enumerate() {
@@ -256,10 +231,7 @@ pub(crate) mod tests {
         let a = arr2(&[[1.0f32, 2.0], [3.0, 4.0]]);
         let t = a.t();
         let b = npy_bytes(t.into_dyn());
-        let vals: Vec<f32> = b[128..]
-            .chunks(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let vals: Vec<f32> = b[128..].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(vals, vec![1.0, 3.0, 2.0, 4.0]);
     }
 
@@ -269,25 +241,16 @@ pub(crate) mod tests {
         let be: Vec<u8> = vals.iter().flat_map(|v| v.to_be_bytes()).collect();
         let a = parse(&npy_raw(1, &dict(">f8", false, "(2, 2)"), &be)).unwrap();
         assert_eq!(a.shape(), &[2, 2]);
-        assert!(same(
-            &a,
-            &arr2(&[[1.0, -2.5], [1e300, f64::NAN]]).into_dyn()
-        ));
+        assert!(same(&a, &arr2(&[[1.0, -2.5], [1e300, f64::NAN]]).into_dyn()));
 
         let le: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
         let a = parse(&npy_raw(1, &dict("<f8", false, "(4,)"), &le)).unwrap();
         assert!(same(&a, &arr1(&vals).into_dyn()));
 
-        let f: Vec<u8> = [0.1f32, -3.0]
-            .iter()
-            .flat_map(|v| v.to_be_bytes())
-            .collect();
+        let f: Vec<u8> = [0.1f32, -3.0].iter().flat_map(|v| v.to_be_bytes()).collect();
         let a = parse(&npy_raw(1, &dict(">f4", false, "(2,)"), &f)).unwrap();
         assert_eq!(a.as_slice().unwrap(), &[0.1f32 as f64, -3.0]);
-        let f: Vec<u8> = [0.1f32, -3.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let f: Vec<u8> = [0.1f32, -3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let a = parse(&npy_raw(1, &dict("<f4", false, "(2,)"), &f)).unwrap();
         assert_eq!(a.as_slice().unwrap(), &[0.1f32 as f64, -3.0]);
     }
@@ -310,12 +273,7 @@ pub(crate) mod tests {
         let stored: Vec<u8> = (0..12).flat_map(|v: i32| v.to_le_bytes()).collect();
         let a = parse(&npy_raw(1, &dict("<i4", true, "(2, 3, 2)"), &stored)).unwrap();
         assert_eq!(a.shape(), &[2, 3, 2]);
-        for ((i, j, k), v) in a
-            .clone()
-            .into_dimensionality::<ndarray::Ix3>()
-            .unwrap()
-            .indexed_iter()
-        {
+        for ((i, j, k), v) in a.clone().into_dimensionality::<ndarray::Ix3>().unwrap().indexed_iter() {
             assert_eq!(*v, (i + 2 * j + 6 * k) as f64);
         }
         assert!(a.is_standard_layout());
@@ -335,10 +293,7 @@ pub(crate) mod tests {
 
     #[test]
     fn npy_version_2_and_3_headers() {
-        let le: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let le: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         for version in [2u8, 3] {
             let a = parse(&npy_raw(version, &dict("<f4", false, "(2, 2)"), &le)).unwrap();
             assert_eq!(a, arr2(&[[1.0, 2.0], [3.0, 4.0]]).into_dyn());
@@ -372,8 +327,7 @@ pub(crate) mod tests {
             assert!(msg.contains("float32, float64, int32 and int64"), "{msg}");
             assert!(msg.starts_with("x.npy: unsupported dtype"), "{msg}");
         }
-        let structured =
-            "{'descr': [('a', '<f4'), ('b', '<i4')], 'fortran_order': False, 'shape': (2,), }";
+        let structured = "{'descr': [('a', '<f4'), ('b', '<i4')], 'fortran_order': False, 'shape': (2,), }";
         let msg = parse_msg(&npy_raw(1, structured, &[0; 16]));
         assert!(msg.contains("structured"), "{msg}");
     }
@@ -399,27 +353,12 @@ pub(crate) mod tests {
         assert!(parse_msg(b"").contains("not a .npy file"));
 
         let msg = parse_msg(&npy_raw(1, "{'descr': '<f4', 'fortran_order': False}", &le));
-        assert!(
-            msg.contains("malformed .npy header") && msg.contains("'shape'"),
-            "{msg}"
-        );
-        let msg = parse_msg(&npy_raw(
-            1,
-            "{'descr': '<f4', 'fortran_order': 0, 'shape': (6,)}",
-            &le,
-        ));
+        assert!(msg.contains("malformed .npy header") && msg.contains("'shape'"), "{msg}");
+        let msg = parse_msg(&npy_raw(1, "{'descr': '<f4', 'fortran_order': 0, 'shape': (6,)}", &le));
         assert!(msg.contains("fortran_order"), "{msg}");
-        let msg = parse_msg(&npy_raw(
-            1,
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (-6,)}",
-            &le,
-        ));
+        let msg = parse_msg(&npy_raw(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (-6,)}", &le));
         assert!(msg.contains("-6"), "{msg}");
-        let msg = parse_msg(&npy_raw(
-            1,
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (6,",
-            &le,
-        ));
+        let msg = parse_msg(&npy_raw(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,", &le));
         assert!(msg.contains("malformed .npy header"), "{msg}");
     }
 
@@ -442,16 +381,10 @@ pub(crate) mod tests {
 
     #[test]
     fn csv_with_header_quotes_crlf_nan_inf() {
-        let text = "a, \"b, the second\",\"say \"\"hi\"\"\"\r\n1,2,3\r\n4.5, nan ,NaN\r\n,inf,-inf\r\n+inf,Infinity,-1e3";
+        let text =
+            "a, \"b, the second\",\"say \"\"hi\"\"\"\r\n1,2,3\r\n4.5, nan ,NaN\r\n,inf,-inf\r\n+inf,Infinity,-1e3";
         let t = csv(text).unwrap();
-        assert_eq!(
-            t.header,
-            Some(vec![
-                "a".to_string(),
-                "b, the second".into(),
-                "say \"hi\"".into()
-            ])
-        );
+        assert_eq!(t.header, Some(vec!["a".to_string(), "b, the second".into(), "say \"hi\"".into()]));
         assert_eq!(t.data.shape(), &[4, 3]);
         let expected = arr2(&[
             [1.0, 2.0, 3.0],
@@ -467,10 +400,7 @@ pub(crate) mod tests {
         let t = csv("1\n2\n\n3\n\n  \n\r\n").unwrap();
         assert_eq!(t.header, None);
         assert_eq!(t.data.shape(), &[4, 1]);
-        assert!(same(
-            &t.data,
-            &arr2(&[[1.0], [2.0], [f64::NAN], [3.0]]).into_dyn()
-        ));
+        assert!(same(&t.data, &arr2(&[[1.0], [2.0], [f64::NAN], [3.0]]).into_dyn()));
         // A first row of numbers, NaN and empties is data, not a header.
         let t = csv("nan,,INF\n1,2,3\n").unwrap();
         assert_eq!(t.header, None);
@@ -495,10 +425,7 @@ pub(crate) mod tests {
         assert!(msg.contains("row 1 has 3 fields, expected 2"), "{msg}");
         let (line, msg, _) = csv_err("1,2\n\n3,4\n");
         assert_eq!(line, Some(2));
-        assert!(
-            msg.contains("row 1 has 1 field, expected 2") && msg.contains("blank"),
-            "{msg}"
-        );
+        assert!(msg.contains("row 1 has 1 field, expected 2") && msg.contains("blank"), "{msg}");
     }
 
     #[test]
@@ -510,10 +437,7 @@ pub(crate) mod tests {
         assert!(shown.starts_with("in.csv:3: "), "{shown}");
         let (line, msg, _) = csv_err("1,2\n3,4\n1.2.3,4\n");
         assert_eq!(line, Some(3));
-        assert!(
-            msg.contains("row 2, column 0") && msg.contains("1.2.3"),
-            "{msg}"
-        );
+        assert!(msg.contains("row 2, column 0") && msg.contains("1.2.3"), "{msg}");
         let (line, msg, _) = csv_err("1,\"2\n");
         assert_eq!(line, Some(1));
         assert!(msg.contains("unterminated"), "{msg}");
@@ -531,27 +455,14 @@ pub(crate) mod tests {
     fn csv_round_trip_and_format() {
         let dir = TmpDir::new("csv-rt");
         let path = dir.file("out.csv");
-        let header = vec![
-            "plain".to_string(),
-            "with, comma".into(),
-            "with \"quote\"".into(),
-        ];
-        let a = arr2(&[
-            [0.1f32, f32::NAN, f32::INFINITY],
-            [1.0, -2.5e-8, f32::NEG_INFINITY],
-        ]);
+        let header = vec!["plain".to_string(), "with, comma".into(), "with \"quote\"".into()];
+        let a = arr2(&[[0.1f32, f32::NAN, f32::INFINITY], [1.0, -2.5e-8, f32::NEG_INFINITY]]);
         write_array(&path, a.view().into_dyn(), Some(&header)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(
-            text,
-            "plain,\"with, comma\",\"with \"\"quote\"\"\"\n0.1,nan,inf\n1,-0.000000025,-inf\n"
-        );
+        assert_eq!(text, "plain,\"with, comma\",\"with \"\"quote\"\"\"\n0.1,nan,inf\n1,-0.000000025,-inf\n");
         let t = read_array(&path).unwrap();
         assert_eq!(t.header.as_deref(), Some(header.as_slice()));
-        assert!(same(
-            &t.data.mapv(|v| v as f32 as f64),
-            &a.mapv(|v| v as f64).into_dyn()
-        ));
+        assert!(same(&t.data.mapv(|v| v as f32 as f64), &a.mapv(|v| v as f64).into_dyn()));
         assert!(dir.leftovers().is_empty());
 
         // 1-D: one column, no header.
@@ -575,10 +486,7 @@ pub(crate) mod tests {
         assert!(matches!(csv_bytes(a.view(), None), Err(Error::Shape(m)) if m.contains("3-D")));
         let a = ArrayD::<f32>::zeros(IxDyn(&[2, 2]));
         let h = vec!["only one".to_string()];
-        assert!(matches!(
-            csv_bytes(a.view(), Some(&h)),
-            Err(Error::Shape(_))
-        ));
+        assert!(matches!(csv_bytes(a.view(), Some(&h)), Err(Error::Shape(_))));
         let dir = TmpDir::new("csv-shape");
         let p = dir.file("x.csv");
         let e = write_array(&p, ArrayD::<f32>::zeros(IxDyn(&[1, 1, 1])).view(), None).unwrap_err();
@@ -601,14 +509,8 @@ pub(crate) mod tests {
         let e = read_array(&txt).unwrap_err();
         assert!(matches!(e, Error::Parse { .. }));
         let m = e.to_string();
-        assert!(
-            m.contains(".txt") && m.contains(".npy") && m.contains(".csv"),
-            "{m}"
-        );
-        assert!(matches!(
-            read_array(&dir.file("noext")),
-            Err(Error::Parse { .. })
-        ));
+        assert!(m.contains(".txt") && m.contains(".npy") && m.contains(".csv"), "{m}");
+        assert!(matches!(read_array(&dir.file("noext")), Err(Error::Parse { .. })));
 
         let missing = dir.file("missing.csv");
         match read_array(&missing) {
@@ -618,16 +520,8 @@ pub(crate) mod tests {
 
         // Any other name is written as .npy.
         let other = dir.file("out.bin");
-        write_array(
-            &other,
-            arr1(&[3.0f32]).into_dyn().view(),
-            Some(&["h".to_string()]),
-        )
-        .unwrap();
-        assert_eq!(
-            parse_npy(&std::fs::read(&other).unwrap(), &other).unwrap(),
-            arr1(&[3.0]).into_dyn()
-        );
+        write_array(&other, arr1(&[3.0f32]).into_dyn().view(), Some(&["h".to_string()])).unwrap();
+        assert_eq!(parse_npy(&std::fs::read(&other).unwrap(), &other).unwrap(), arr1(&[3.0]).into_dyn());
     }
 
     // ---------------------------------------------------------------- atomic
@@ -700,10 +594,7 @@ pub(crate) mod tests {
         assert!(dir.leftovers().is_empty());
 
         // All good: both written, nothing left over.
-        let files = vec![
-            (fresh.clone(), b"A".to_vec()),
-            (good.clone(), b"B".to_vec()),
-        ];
+        let files = vec![(fresh.clone(), b"A".to_vec()), (good.clone(), b"B".to_vec())];
         write_atomic_all(&files).unwrap();
         assert_eq!(std::fs::read(&fresh).unwrap(), b"A");
         assert_eq!(std::fs::read(&good).unwrap(), b"B");

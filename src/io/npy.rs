@@ -22,8 +22,7 @@ const GROWTH_AXIS_MAX_DIGITS: usize = 21;
 /// Nesting limit of the header literal (a real header nests at most 2 deep).
 const MAX_DEPTH: usize = 16;
 
-const SUPPORTED: &str =
-    "supported dtypes are float32, float64, int32 and int64 in either byte order \
+const SUPPORTED: &str = "supported dtypes are float32, float64, int32 and int64 in either byte order \
      ('<f4', '>f4', '<f8', '>f8', '<i4', '>i4', '<i8', '>i8')";
 
 /// An element type this reader accepts.
@@ -62,10 +61,7 @@ impl Kind {
 /// the last header byte being `\n`.
 pub fn npy_bytes(data: ArrayViewD<f32>) -> Vec<u8> {
     let shape = data.shape();
-    let mut dict = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}",
-        py_shape(shape)
-    );
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}", py_shape(shape));
     if let Some(first) = shape.first() {
         let digits = first.to_string().len();
         dict.push_str(&" ".repeat(GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits)));
@@ -111,32 +107,19 @@ pub fn npy_bytes(data: ArrayViewD<f32>) -> Vec<u8> {
 /// the problem: the magic, the version, the header, the dtype, or how many data
 /// bytes were expected and found); [`Error::Shape`] for a 0-d array.
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
-    let err = |msg: String| Error::Parse {
-        path: path.to_path_buf(),
-        line: None,
-        msg,
-    };
+    let err = |msg: String| Error::Parse { path: path.to_path_buf(), line: None, msg };
 
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(err(
-            "not a .npy file: it does not start with the .npy magic string \\x93NUMPY".into(),
-        ));
+        return Err(err("not a .npy file: it does not start with the .npy magic string \\x93NUMPY".into()));
     }
     if bytes.len() < 8 {
-        return Err(err(format!(
-            "truncated .npy file: {} bytes, too short for the format version",
-            bytes.len()
-        )));
+        return Err(err(format!("truncated .npy file: {} bytes, too short for the format version", bytes.len())));
     }
     let (major, minor) = (bytes[6], bytes[7]);
     let len_size = match (major, minor) {
         (1, 0) => 2,
         (2, 0) | (3, 0) => 4,
-        _ => {
-            return Err(err(format!(
-                "unsupported .npy format version {major}.{minor} (supported: 1.0, 2.0, 3.0)"
-            )))
-        }
+        _ => return Err(err(format!("unsupported .npy format version {major}.{minor} (supported: 1.0, 2.0, 3.0)"))),
     };
     let start = 8 + len_size;
     if bytes.len() < start {
@@ -152,19 +135,12 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
     };
     let data_start = start + hlen;
     if bytes.len() < data_start {
-        return Err(err(format!(
-            "truncated .npy header: expected {hlen} header bytes, found {}",
-            bytes.len() - start
-        )));
+        return Err(err(format!("truncated .npy header: expected {hlen} header bytes, found {}", bytes.len() - start)));
     }
     let text = std::str::from_utf8(&bytes[start..data_start])
         .map_err(|_| err("malformed .npy header: it is not ASCII/UTF-8 text".into()))?;
-    let header = parse_header(text).map_err(|m| {
-        err(format!(
-            "malformed .npy header: {m} (header: {})",
-            text.trim_end()
-        ))
-    })?;
+    let header =
+        parse_header(text).map_err(|m| err(format!("malformed .npy header: {m} (header: {})", text.trim_end())))?;
 
     let (kind, big_endian) = dtype(&header.descr).map_err(err)?;
     if header.shape.is_empty() {
@@ -179,18 +155,12 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .and_then(|n| n.checked_mul(kind.size()).map(|b| (n, b)));
     let Some((count, nbytes)) = count else {
-        return Err(err(format!(
-            "shape {} is too large",
-            py_shape(&header.shape)
-        )));
+        return Err(err(format!("shape {} is too large", py_shape(&header.shape))));
     };
     let data = &bytes[data_start..];
     if data.len() != nbytes {
-        let what = if data.len() < nbytes {
-            "truncated .npy data"
-        } else {
-            "the .npy data is longer than its header says"
-        };
+        let what =
+            if data.len() < nbytes { "truncated .npy data" } else { "the .npy data is longer than its header says" };
         return Err(err(format!(
             "{what}: expected {nbytes} bytes of data for shape {} of {} ('{}'), found {}",
             py_shape(&header.shape),
@@ -201,34 +171,16 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
     }
 
     let values: Vec<f64> = match kind {
-        Kind::F4 => decode::<4>(data, |b| {
-            (if big_endian {
-                f32::from_be_bytes(b)
-            } else {
-                f32::from_le_bytes(b)
-            }) as f64
-        }),
-        Kind::F8 => decode::<8>(data, |b| {
-            if big_endian {
-                f64::from_be_bytes(b)
-            } else {
-                f64::from_le_bytes(b)
-            }
-        }),
-        Kind::I4 => decode::<4>(data, |b| {
-            (if big_endian {
-                i32::from_be_bytes(b)
-            } else {
-                i32::from_le_bytes(b)
-            }) as f64
-        }),
-        Kind::I8 => decode::<8>(data, |b| {
-            (if big_endian {
-                i64::from_be_bytes(b)
-            } else {
-                i64::from_le_bytes(b)
-            }) as f64
-        }),
+        Kind::F4 => {
+            decode::<4>(data, |b| (if big_endian { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) }) as f64)
+        }
+        Kind::F8 => decode::<8>(data, |b| if big_endian { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) }),
+        Kind::I4 => {
+            decode::<4>(data, |b| (if big_endian { i32::from_be_bytes(b) } else { i32::from_le_bytes(b) }) as f64)
+        }
+        Kind::I8 => {
+            decode::<8>(data, |b| (if big_endian { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) }) as f64)
+        }
     };
     debug_assert_eq!(values.len(), count);
 
@@ -241,16 +193,13 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
             .as_standard_layout()
             .into_owned()
     } else {
-        ArrayD::from_shape_vec(dim, values)
-            .map_err(|e| err(format!("internal error building the array: {e}")))?
+        ArrayD::from_shape_vec(dim, values).map_err(|e| err(format!("internal error building the array: {e}")))?
     };
     Ok(array)
 }
 
 fn decode<const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
-    data.chunks_exact(N)
-        .map(|c| f(c.try_into().expect("chunk of N bytes")))
-        .collect()
+    data.chunks_exact(N).map(|c| f(c.try_into().expect("chunk of N bytes"))).collect()
 }
 
 /// Python's `repr` of a shape tuple: `()`, `(3,)`, `(2, 3)`.
@@ -284,10 +233,7 @@ impl Header {
 /// Checks the `descr` of a header against the supported dtypes.
 fn dtype(descr: &Py) -> std::result::Result<(Kind, bool), String> {
     let Py::Str(s) = descr else {
-        return Err(format!(
-            "unsupported dtype {} (a structured dtype): {SUPPORTED}",
-            descr.repr()
-        ));
+        return Err(format!("unsupported dtype {} (a structured dtype): {SUPPORTED}", descr.repr()));
     };
     let (order, code) = match s.as_bytes().first() {
         Some(b'<' | b'>' | b'|' | b'=') => s.split_at(1),
@@ -303,14 +249,10 @@ fn dtype(descr: &Py) -> std::result::Result<(Kind, bool), String> {
     match (kind, order) {
         (Some(k), "<") => Ok((k, false)),
         (Some(k), ">") => Ok((k, true)),
-        (Some(k), _) => Err(format!(
-            "unsupported dtype '{s}' ({} without an explicit byte order): {SUPPORTED}",
-            k.name()
-        )),
-        (None, _) => Err(format!(
-            "unsupported dtype '{s}' ({}): {SUPPORTED}",
-            describe_dtype(code)
-        )),
+        (Some(k), _) => {
+            Err(format!("unsupported dtype '{s}' ({} without an explicit byte order): {SUPPORTED}", k.name()))
+        }
+        (None, _) => Err(format!("unsupported dtype '{s}' ({}): {SUPPORTED}", describe_dtype(code))),
     }
 }
 
@@ -344,18 +286,12 @@ fn describe_dtype(code: &str) -> String {
 /// `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }` followed by
 /// spaces and `\n`.
 fn parse_header(text: &str) -> std::result::Result<Header, String> {
-    let mut p = Lit {
-        s: text.as_bytes(),
-        i: 0,
-    };
+    let mut p = Lit { s: text.as_bytes(), i: 0 };
     p.ws();
     let value = p.value(0)?;
     p.ws();
     if p.i != p.s.len() {
-        return Err(format!(
-            "unexpected text after the header dict at byte {}",
-            p.i
-        ));
+        return Err(format!("unexpected text after the header dict at byte {}", p.i));
     }
     let Py::Dict(entries) = value else {
         return Err("the header is not a dict".into());
@@ -370,40 +306,22 @@ fn parse_header(text: &str) -> std::result::Result<Header, String> {
     let descr = get("descr")?.clone();
     let fortran_order = match get("fortran_order")? {
         Py::Bool(b) => *b,
-        other => {
-            return Err(format!(
-                "'fortran_order' is {}, not True or False",
-                other.repr()
-            ))
-        }
+        other => return Err(format!("'fortran_order' is {}, not True or False", other.repr())),
     };
     let shape = match get("shape")? {
         Py::Seq(items) => items
             .iter()
             .map(|v| match v {
-                Py::Int(n) => usize::try_from(*n)
-                    .map_err(|_| format!("shape dimension {n} is not a valid size")),
-                other => Err(format!(
-                    "shape dimension {} is not an integer",
-                    other.repr()
-                )),
+                Py::Int(n) => usize::try_from(*n).map_err(|_| format!("shape dimension {n} is not a valid size")),
+                other => Err(format!("shape dimension {} is not an integer", other.repr())),
             })
             .collect::<std::result::Result<Vec<usize>, String>>()?,
         Py::Int(n) => {
             vec![usize::try_from(*n).map_err(|_| format!("shape {n} is not a valid size"))?]
         }
-        other => {
-            return Err(format!(
-                "'shape' is {}, not a tuple of integers",
-                other.repr()
-            ))
-        }
+        other => return Err(format!("'shape' is {}, not a tuple of integers", other.repr())),
     };
-    Ok(Header {
-        descr,
-        fortran_order,
-        shape,
-    })
+    Ok(Header { descr, fortran_order, shape })
 }
 
 /// A Python literal value, as far as `.npy` headers use them.
@@ -430,10 +348,7 @@ impl Py {
                 format!("({})", parts.join(", "))
             }
             Py::Dict(entries) => {
-                let parts: Vec<String> = entries
-                    .iter()
-                    .map(|(k, v)| format!("{}: {}", k.repr(), v.repr()))
-                    .collect();
+                let parts: Vec<String> = entries.iter().map(|(k, v)| format!("{}: {}", k.repr(), v.repr())).collect();
                 format!("{{{}}}", parts.join(", "))
             }
         }
@@ -476,11 +391,7 @@ impl Lit<'_> {
                     let key = self.value(depth + 1)?;
                     self.ws();
                     if self.peek() != Some(b':') {
-                        return Err(format!(
-                            "expected ':' after the key {} at byte {}",
-                            key.repr(),
-                            self.i
-                        ));
+                        return Err(format!("expected ':' after the key {} at byte {}", key.repr(), self.i));
                     }
                     self.i += 1;
                     let value = self.value(depth + 1)?;
@@ -508,12 +419,7 @@ impl Lit<'_> {
                     match self.peek() {
                         Some(b',') => self.i += 1,
                         Some(c) if c == close => {}
-                        _ => {
-                            return Err(format!(
-                                "expected ',' or '{}' at byte {}",
-                                close as char, self.i
-                            ))
-                        }
+                        _ => return Err(format!("expected ',' or '{}' at byte {}", close as char, self.i)),
                     }
                 }
             }
@@ -543,9 +449,7 @@ impl Lit<'_> {
                         }
                     }
                 }
-                String::from_utf8(out)
-                    .map(Py::Str)
-                    .map_err(|_| "a string in the header is not valid UTF-8".into())
+                String::from_utf8(out).map(Py::Str).map_err(|_| "a string in the header is not valid UTF-8".into())
             }
             Some(b'-' | b'+' | b'0'..=b'9') => {
                 let begin = self.i;
@@ -553,17 +457,13 @@ impl Lit<'_> {
                 while matches!(self.peek(), Some(b'0'..=b'9' | b'_')) {
                     self.i += 1;
                 }
-                let digits: String = std::str::from_utf8(&self.s[begin..self.i])
-                    .expect("ASCII digits")
-                    .replace('_', "");
+                let digits: String =
+                    std::str::from_utf8(&self.s[begin..self.i]).expect("ASCII digits").replace('_', "");
                 // Python 2 wrote long integers with an `L` suffix.
                 if matches!(self.peek(), Some(b'L' | b'l')) {
                     self.i += 1;
                 }
-                digits
-                    .parse::<i128>()
-                    .map(Py::Int)
-                    .map_err(|_| format!("'{digits}' is not an integer"))
+                digits.parse::<i128>().map(Py::Int).map_err(|_| format!("'{digits}' is not an integer"))
             }
             Some(c) if c.is_ascii_alphabetic() => {
                 let begin = self.i;
@@ -574,17 +474,10 @@ impl Lit<'_> {
                     b"True" => Ok(Py::Bool(true)),
                     b"False" => Ok(Py::Bool(false)),
                     b"None" => Ok(Py::None),
-                    word => Err(format!(
-                        "unexpected name '{}' in the header",
-                        String::from_utf8_lossy(word)
-                    )),
+                    word => Err(format!("unexpected name '{}' in the header", String::from_utf8_lossy(word))),
                 }
             }
-            Some(c) => Err(format!(
-                "unexpected character '{}' at byte {}",
-                c.escape_ascii(),
-                self.i
-            )),
+            Some(c) => Err(format!("unexpected character '{}' at byte {}", c.escape_ascii(), self.i)),
         }
     }
 }

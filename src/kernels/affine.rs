@@ -327,33 +327,34 @@ pub fn record_affine(
                 rows.div_ceil(per_wg) as u32
             } else {
                 match runs.filter(|_| !elementwise) {
-                Some(r) => {
-                    let split = r.div_ceil(MAX_PIECE);
-                    let piece = r.div_ceil(split).next_multiple_of(4);
-                    let hi = lo + 4 * n4;
-                    let n_runs = (hi - 1) / r - lo / r + 1;
-                    let pieces = n_runs * split;
-                    // Enough pieces per workgroup for each of its thread groups.
-                    let groups = (256 / group) as u64;
-                    let wgs = (gpu.target_workgroups() as u64 * 4).min(pieces.div_ceil(groups)).max(1);
-                    let per_wg = pieces.div_ceil(wgs);
-                    params.run_len = r as u32;
-                    params.run_split = split as u32;
-                    params.piece_len = piece as u32;
-                    params.pieces = pieces as u32;
-                    params.per_wg = per_wg as u32;
-                    pieces.div_ceil(per_wg) as u32
-                }
-                None => {
-                    let (wgs, per_wg) = crate::kernels::copy::split(gpu, n4);
-                    params.per_wg = per_wg as u32;
-                    wgs
-                }
+                    Some(r) => {
+                        let split = r.div_ceil(MAX_PIECE);
+                        let piece = r.div_ceil(split).next_multiple_of(4);
+                        let hi = lo + 4 * n4;
+                        let n_runs = (hi - 1) / r - lo / r + 1;
+                        let pieces = n_runs * split;
+                        // Enough pieces per workgroup for each of its thread groups.
+                        let groups = (256 / group) as u64;
+                        let wgs = (gpu.target_workgroups() as u64 * 4).min(pieces.div_ceil(groups)).max(1);
+                        let per_wg = pieces.div_ceil(wgs);
+                        params.run_len = r as u32;
+                        params.run_split = split as u32;
+                        params.piece_len = piece as u32;
+                        params.pieces = pieces as u32;
+                        params.per_wg = per_wg as u32;
+                        pieces.div_ceil(per_wg) as u32
+                    }
+                    None => {
+                        let (wgs, per_wg) = crate::kernels::copy::split(gpu, n4);
+                        params.per_wg = per_wg as u32;
+                        wgs
+                    }
                 }
             };
             let params = gpu.uniform(&params);
             let bytes = std::num::NonZeroU64::new(n4 * 16);
-            let view = |buffer| wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset: lo * 4, size: bytes });
+            let view =
+                |buffer| wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset: lo * 4, size: bytes });
             let mut bindings = vec![params.as_entire_binding(), view(input.buffer()), view(output.buffer())];
             if !elementwise {
                 bindings.extend([
@@ -441,7 +442,8 @@ mod tests {
                                 MapKind::Uniform => assert_eq!(got, v, "{g:?} uniform at {e}+{j}"),
                                 MapKind::Mod => assert_eq!(got, (v + j) % m.m2 as usize, "{g:?} mod at {e}+{j}"),
                                 MapKind::Div => {
-                                    let q = (e / m.d1 as usize + usize::from(e % m.d1 as usize + j >= m.d1 as usize)) % m.m1 as usize;
+                                    let q = (e / m.d1 as usize + usize::from(e % m.d1 as usize + j >= m.d1 as usize))
+                                        % m.m1 as usize;
                                     assert_eq!(got, q * m.s1 as usize, "{g:?} div at {e}+{j}")
                                 }
                                 _ => {}

@@ -96,17 +96,18 @@ pub fn record_copy_with(
             fn bind(b: &GpuTensor, offset: u64, size: Option<std::num::NonZeroU64>) -> wgpu::BindingResource<'_> {
                 wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: b.buffer(), offset, size })
             }
-            gpu.dispatch(encoder, &vec4, &[params.as_entire_binding(), bind(src, lo * 4, bytes), bind(dst, lo * 4, bytes)], wgs)?;
+            gpu.dispatch(
+                encoder,
+                &vec4,
+                &[params.as_entire_binding(), bind(src, lo * 4, bytes), bind(dst, lo * 4, bytes)],
+                wgs,
+            )?;
         }
         let first = n4 * 4;
         if first < count {
             let (wgs, per_wg) = split(gpu, count - first);
-            let params = gpu.uniform(&CopyParams {
-                first: first as u32,
-                count: count as u32,
-                per_wg: per_wg as u32,
-                group,
-            });
+            let params =
+                gpu.uniform(&CopyParams { first: first as u32, count: count as u32, per_wg: per_wg as u32, group });
             gpu.dispatch(
                 encoder,
                 &scalar,

@@ -80,7 +80,8 @@ pub fn record_derive(
     // Unused bindings still need distinct buffers: a buffer bound read-only and
     // read-write in one dispatch is a usage conflict.
     let unused = |label| gpu.storage_buffer(label, 4);
-    let (dummy_q, dummy_rm, dummy_rv) = (unused("unused quantiles")?, unused("unused running mean")?, unused("unused running var")?);
+    let (dummy_q, dummy_rm, dummy_rv) =
+        (unused("unused quantiles")?, unused("unused running mean")?, unused("unused running var")?);
     let (rm, rv) = running.unwrap_or((&dummy_rm, &dummy_rv));
     let params = gpu.uniform(&DeriveParams {
         count: count as u32,

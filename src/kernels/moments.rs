@@ -203,7 +203,11 @@ pub fn moments_prescaled(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping, pres
         return moments(gpu, input, grouping);
     }
     if prescale.len() != grouping.num_segments() {
-        return Err(Error::Shape(format!("{} prescale factors for {} segments", prescale.len(), grouping.num_segments())));
+        return Err(Error::Shape(format!(
+            "{} prescale factors for {} segments",
+            prescale.len(),
+            grouping.num_segments()
+        )));
     }
     let factors = GpuTensor::from_slice(gpu, prescale, &[prescale.len()])?;
     let out = gpu.storage_buffer("moments", grouping.num_segments() as u64 * MOMENTS_BYTES)?;

@@ -35,7 +35,8 @@ pub fn derive(
             match rule {
                 DeriveRule::Standard { with_mean, with_std } => {
                     let var = m.var();
-                    let inv = if is_constant_feature(var, m.mean, m.count as f64) { 1.0 } else { safe_inverse(var.sqrt()) };
+                    let inv =
+                        if is_constant_feature(var, m.mean, m.count as f64) { 1.0 } else { safe_inverse(var.sqrt()) };
                     (if with_mean { m.mean } else { 0.0 }, if with_std { nan_if(var.is_nan(), inv) } else { 1.0 })
                 }
                 DeriveRule::MinMax => (m.min, nan_if(m.max.is_nan(), safe_inverse(m.max - m.min))),

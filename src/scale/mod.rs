@@ -114,9 +114,11 @@ impl Scaler {
             Scaler::Standard(o) => DeriveRule::Standard { with_mean: o.with_mean, with_std: o.with_std },
             Scaler::MinMax(_) => DeriveRule::MinMax,
             Scaler::MaxAbs(_) => DeriveRule::MaxAbs,
-            Scaler::Robust(o) => {
-                DeriveRule::Robust { with_centering: o.with_centering, with_scaling: o.with_scaling, unit: robust_unit(&o) }
-            }
+            Scaler::Robust(o) => DeriveRule::Robust {
+                with_centering: o.with_centering,
+                with_scaling: o.with_scaling,
+                unit: robust_unit(&o),
+            },
             Scaler::Log(_) => return None,
         })
     }
@@ -153,10 +155,17 @@ impl Scaler {
                     let data = tensor.to_vec(gpu)?;
                     let want = reference::quantiles(&data, &g, &robust_quantiles(o));
                     let flat = |v: &[Vec<f64>]| v.iter().flatten().copied().collect::<Vec<_>>();
-                    verify::compare("robust fit quantiles", &[cols, 3], &flat(&q), &flat(&want), crate::stats::quantile_tolerance())
-                        .map_err(Error::VerifyMismatch)?;
+                    verify::compare(
+                        "robust fit quantiles",
+                        &[cols, 3],
+                        &flat(&q),
+                        &flat(&want),
+                        crate::stats::quantile_tolerance(),
+                    )
+                    .map_err(Error::VerifyMismatch)?;
                 }
-                let (center, inv) = reference::derive::derive(self.derive_rule().unwrap(), &vec![Moments::EMPTY; cols], Some(&q), None);
+                let (center, inv) =
+                    reference::derive::derive(self.derive_rule().unwrap(), &vec![Moments::EMPTY; cols], Some(&q), None);
                 FitState::Robust { center, scale: inv.iter().map(|i| 1.0 / i).collect() }
             }
             _ => {
@@ -195,13 +204,16 @@ impl Scaler {
         let g = Grouping::Columns { rows, cols };
         let output = GpuTensor::empty(gpu, input.shape())?;
         let Some(rule) = self.derive_rule() else {
-            let args = AffineArgs { mode: AffineMode::Log1p, center: None, inv_scale: None, gamma_beta: None, clip: None };
+            let args =
+                AffineArgs { mode: AffineMode::Log1p, center: None, inv_scale: None, gamma_beta: None, clip: None };
             record_affine(gpu, encoder, input, &output, &g, &args)?;
             return Ok((output, None));
         };
         let moments = record_moments(gpu, encoder, input, &g)?;
         let quant = match self {
-            Scaler::Robust(o) => Some(select::record_quantiles(gpu, encoder, input, &g, &moments, &robust_quantiles(o))?),
+            Scaler::Robust(o) => {
+                Some(select::record_quantiles(gpu, encoder, input, &g, &moments, &robust_quantiles(o))?)
+            }
             _ => None,
         };
         let derived = record_derive(gpu, encoder, &moments, cols, rule, quant.as_ref(), None)?;

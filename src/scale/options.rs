@@ -278,7 +278,8 @@ mod tests {
     #[test]
     fn normal_ppf_matches_known_values() {
         // scipy.stats.norm.ppf
-        for (p, want) in [(0.75, 0.6744897501960817), (0.9, 1.2815515655446004), (0.001, -3.090_232_306_167_813), (0.5, 0.0)]
+        for (p, want) in
+            [(0.75, 0.6744897501960817), (0.9, 1.2815515655446004), (0.001, -3.090_232_306_167_813), (0.5, 0.0)]
         {
             assert!((normal_ppf(p) - want).abs() < 1e-8, "ppf({p}) = {}", normal_ppf(p));
         }

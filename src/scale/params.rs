@@ -51,7 +51,10 @@ fn opt(v: impl IntoIterator<Item = f64>) -> Option<Vec<Option<f64>>> {
 fn need(field: &Option<Vec<Option<f64>>>, name: &str, n: usize) -> Result<Vec<f64>> {
     let v = field.as_ref().ok_or_else(|| Error::InvalidParameter(format!("params file lacks '{name}'")))?;
     if v.len() != n {
-        return Err(Error::InvalidParameter(format!("params file: '{name}' has {} values, n_features is {n}", v.len())));
+        return Err(Error::InvalidParameter(format!(
+            "params file: '{name}' has {} values, n_features is {n}",
+            v.len()
+        )));
     }
     Ok(v.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
 }
@@ -113,8 +116,8 @@ impl FittedScaler {
 
     /// Load a params file's JSON text.
     pub fn from_json(text: &str) -> Result<FittedScaler> {
-        let f: ParamsFile =
-            serde_json::from_str(text).map_err(|e| Error::InvalidParameter(format!("params file is not valid: {e}")))?;
+        let f: ParamsFile = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidParameter(format!("params file is not valid: {e}")))?;
         let scaler = Scaler::from_json(&f.method, &f.options)?;
         if matches!(scaler, Scaler::Log(_)) {
             return Ok(FittedScaler { scaler, n_features: f.n_features, state: FitState::Stateless });
@@ -122,7 +125,9 @@ impl FittedScaler {
         let n = f.n_features.ok_or_else(|| Error::InvalidParameter("params file lacks 'n_features'".into()))?;
         let counts = |c: &Option<Vec<u64>>| -> Vec<u64> { c.clone().filter(|v| v.len() == n).unwrap_or(vec![1; n]) };
         let state = match scaler {
-            Scaler::Robust(_) => FitState::Robust { center: need(&f.center, "center", n)?, scale: need(&f.scale, "scale", n)? },
+            Scaler::Robust(_) => {
+                FitState::Robust { center: need(&f.center, "center", n)?, scale: need(&f.scale, "scale", n)? }
+            }
             Scaler::Standard(_) => {
                 let (mean, var) = (need(&f.mean, "mean", n)?, need(&f.var, "var", n)?);
                 let count = counts(&f.count);
@@ -144,7 +149,14 @@ impl FittedScaler {
                 let count = counts(&f.count);
                 FitState::Moments(
                     (0..n)
-                        .map(|j| Moments { count: count[j], nan_count: 0, mean: f64::NAN, m2: f64::NAN, min: lo[j], max: hi[j] })
+                        .map(|j| Moments {
+                            count: count[j],
+                            nan_count: 0,
+                            mean: f64::NAN,
+                            m2: f64::NAN,
+                            min: lo[j],
+                            max: hi[j],
+                        })
                         .collect(),
                 )
             }
@@ -153,7 +165,14 @@ impl FittedScaler {
                 let count = counts(&f.count);
                 FitState::Moments(
                     (0..n)
-                        .map(|j| Moments { count: count[j], nan_count: 0, mean: f64::NAN, m2: f64::NAN, min: 0.0, max: a[j] })
+                        .map(|j| Moments {
+                            count: count[j],
+                            nan_count: 0,
+                            mean: f64::NAN,
+                            m2: f64::NAN,
+                            min: 0.0,
+                            max: a[j],
+                        })
                         .collect(),
                 )
             }

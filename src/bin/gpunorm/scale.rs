@@ -204,7 +204,9 @@ fn reject_foreign_options(args: &Parsed, method: &str) -> Result<(), CliError> {
     ];
     for (opt, methods) in owners {
         if args.given(opt) && !methods.contains(&method) {
-            return Err(SPEC.usage_error(format!("--{opt} applies to --method {} only, not {method}", methods.join(" or "))));
+            return Err(
+                SPEC.usage_error(format!("--{opt} applies to --method {} only, not {method}", methods.join(" or ")))
+            );
         }
     }
     Ok(())
@@ -259,7 +261,11 @@ fn check_against_file(args: &Parsed, file: &Scaler, path: &std::path::Path) -> R
 /// The output file's bytes: INPUT's shape (1-D stays 1-D), CSV with INPUT's header.
 fn output_bytes(path: &std::path::Path, y: ArrayView2<f32>, like: &Matrix) -> Result<Vec<u8>, CliError> {
     let header = like.header.as_deref().filter(|h| h.len() == y.ncols());
-    let data = if like.was_1d { y.to_owned().into_shape_with_order(y.nrows()).expect("one column").into_dyn() } else { y.to_owned().into_dyn() };
+    let data = if like.was_1d {
+        y.to_owned().into_shape_with_order(y.nrows()).expect("one column").into_dyn()
+    } else {
+        y.to_owned().into_dyn()
+    };
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     Ok(if is_csv { gpunorm::io::csv_bytes(data.view(), header)? } else { gpunorm::io::npy_bytes(data.view()) })
 }
