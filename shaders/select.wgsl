@@ -20,6 +20,11 @@
 //                makes the rank relative to the bucket, and regroups the slots.
 //   finish_main  one thread per (segment, requested q): the two keys, back to values,
 //                interpolated in float32 as numpy's _lerp; also the raw keys and count.
+//
+// Two more front ends feed the same slots (see the sections below): sample_main,
+// bracket_main, count_main and resolve_main (long segments, a few q: the radix passes
+// then read only candidate lists, mode 0, or the whole input for the segments whose
+// bracket missed, mode 1), and small_main (short segments: ranks by counting).
 
 struct SelectParams {
     seg: Segments,

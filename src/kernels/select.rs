@@ -1,13 +1,26 @@
 //! Host side of `shaders/select.wgsl`: exact per-segment quantiles by radix select.
 //!
 //! numpy's default (linear) method over the non-NaN values of each segment: rank
-//! `q·(n−1)`, linear interpolation between the order statistics at `floor` and
-//! `floor + 1`; an all-NaN segment gives NaN. The order statistics are exact: the
-//! values are mapped to order-preserving u32 keys and each wanted rank is found by a
-//! radix select over the key digits (a few passes of up to 11 bits), every pass
-//! building per-(segment, group) histograms with u32 atomics. All ranks of a segment
-//! (the floor and the next rank of every q, deduplicated) are resolved in the same
-//! passes; the count `n` comes from the moments pass, which the caller records first.
+//! `q·(n−1)` (its float64 rounding reproduced exactly on the GPU with integer
+//! arithmetic), linear interpolation between the order statistics at `floor` and
+//! `floor + 1`; an all-NaN segment gives NaN. The count `n` comes from the moments pass,
+//! which the caller records first. The order statistics are exact: values map to
+//! order-preserving u32 keys, and every wanted rank of a segment (the floor and the
+//! next rank of every q, deduplicated) is resolved in the same passes. Three paths:
+//!
+//! - **radix select** (the general one): passes of up to 11-bit digits, each building
+//!   per-(segment, group) histograms with u32 atomics in workgroup memory, added into
+//!   a global histogram (so windows of inputs beyond one binding add up), then a scan
+//!   that picks every rank's digit. Narrower digits for shorter segments.
+//! - **sample and bracket** (long segments, at most 8 distinct q, input within one
+//!   binding): the radix select on a stratified sample gives, per q, a key bracket that
+//!   very likely holds the wanted ranks; one pass over the input counts the keys below,
+//!   at and inside each bracket and keeps those strictly inside; the radix select then
+//!   reads only those candidates. A rank on a bracket's end is resolved from the counts
+//!   (ties); a rank outside every bracket, or too many candidates, sends that segment
+//!   to the radix passes over the whole input. The result is exact either way.
+//! - **counting** (segments of at most 64 elements): one thread per segment ranks
+//!   every element by comparison.
 //!
 //! Everything stays on the GPU between passes: [`record_quantiles`] records the work
 //! into the caller's encoder and returns a buffer of `num_segments × qs.len()` f32
