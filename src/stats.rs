@@ -129,10 +129,7 @@ pub fn column_prescale(x: ArrayView2<f32>) -> Result<Vec<f32>> {
 
 /// Check that every quantile lies in [0, 1].
 pub fn check_quantiles(qs: &[f64]) -> Result<()> {
-    match qs.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-        Some(q) => Err(Error::InvalidParameter(format!("quantile {q} is outside [0, 1]"))),
-        None => Ok(()),
-    }
+    crate::kernels::select::check_qs(qs)
 }
 
 /// Tolerance of a quantile: exact order statistics, interpolated in float32.
