@@ -55,6 +55,33 @@ fn store_shared(i: u32, m: Moments) {
     sh_max[i] = m.max;
 }
 
+// Merge the states in shared slots [off + lane_s + j * tile_width], j < lanes, into
+// the slot of lane 0, in two levels (at most 16 states per thread and level): three
+// barriers, where a tree would take log2(lanes) (a software adapter pays dearly for
+// each). Every thread of the workgroup must call this; the result is read from slot
+// off + lane_s after it returns.
+fn merge_lanes(off: u32, lane_s: u32, lane_k: u32, lanes: u32, tile_width: u32) {
+    let g = min(lanes, 16u);
+    var acc = empty_moments();
+    if (lane_k < g) {
+        acc = load_shared(off + lane_s + lane_k * tile_width);
+        for (var j = lane_k + g; j < lanes; j += g) {
+            acc = merge_moments(acc, load_shared(off + lane_s + j * tile_width));
+        }
+    }
+    workgroupBarrier();
+    if (lane_k < g) {
+        store_shared(off + lane_s + lane_k * tile_width, acc);
+    }
+    workgroupBarrier();
+    if (lane_k == 0u) {
+        for (var j = 1u; j < g; j++) {
+            acc = merge_moments(acc, load_shared(off + lane_s + j * tile_width));
+        }
+        store_shared(off + lane_s, acc);
+    }
+}
+
 // (k / inner, k % inner) of k + step, from those of k and of step, with one carry.
 fn step_cursor(kh: u32, kl: u32, step_hi: u32, step_lo: u32, inner: u32) -> vec2<u32> {
     let l = kl + step_lo;
@@ -162,14 +189,7 @@ fn partials_main(
     }
     store_shared(lid, Moments(n, nans, shift, mean, m2, lo, hi, 0u));
     workgroupBarrier();
-
-    // Tree over the element lanes of each segment lane.
-    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
-        if (lane_k < stride) {
-            store_shared(lid, merge_moments(load_shared(lid), load_shared(lid + stride * p.tile_width)));
-        }
-        workgroupBarrier();
-    }
+    merge_lanes(0u, lane_s, lane_k, lanes, p.tile_width);
     if (lane_k == 0u && s < p.seg_end) {
         partials[s * p.parts_total + p.part_offset + part] = load_shared(lid);
     }

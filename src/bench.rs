@@ -689,6 +689,9 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
                     work.record(if this { op } else { "copy" }, enc)
                 })?
             };
+            if std::env::var_os("GPUNORM_PROFILE").is_some() {
+                print_profile(gpu, op, &mut |enc| work.record(op, enc))?;
+            }
             let (per_elem, passes) = work.traffic(op);
             let bytes = per_elem * work.n as u64;
             let secs = time.as_secs_f64();
@@ -720,6 +723,23 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
         ops.extend(rows);
     }
     Ok(BenchReport { adapter, copy_gbps, ops })
+}
+
+/// One more run of an operation with a timestamp around every dispatch, printed to
+/// stderr (`GPUNORM_PROFILE=1 gpunorm bench`): where the time of an operation goes.
+fn print_profile(gpu: &Gpu, op: &str, record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>) -> Result<()> {
+    gpu.start_profile()?;
+    let mut encoder = gpu.encoder();
+    record(&mut encoder)?;
+    gpu.finish_profile(&mut encoder);
+    gpu.submit_and_wait(encoder)?;
+    let times = gpu.read_profile()?;
+    let total: Duration = times.iter().map(|t| t.time).sum();
+    eprintln!("profile of {op}: {} dispatches, {:.3} ms in them", times.len(), total.as_secs_f64() * 1e3);
+    for t in &times {
+        eprintln!("  {:<24} {:>8} wg {:>10.3} ms", t.entry, t.workgroups, t.time.as_secs_f64() * 1e3);
+    }
+    Ok(())
 }
 
 /// A well-made multi-threaded float32 CPU implementation of the scalers' two passes

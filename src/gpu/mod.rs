@@ -4,6 +4,7 @@
 //! on first use and cached for the life of the context, so no shader is compiled
 //! twice. Callers who own a device pass it in with [`Gpu::from_device`].
 
+mod profile;
 mod readback;
 mod shaders;
 mod tensor;
@@ -11,6 +12,7 @@ mod tensor;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub use profile::DispatchTime;
 pub use readback::read_buffer;
 pub use shaders::Shader;
 pub use tensor::GpuTensor;
@@ -76,6 +78,7 @@ pub struct Gpu {
     errors: Arc<Mutex<Vec<String>>>,
     max_chunk_elements: Mutex<Option<u64>>,
     max_workgroups_per_dim: Mutex<Option<u32>>,
+    profiler: Mutex<Option<profile::Profiler>>,
     verify: Verify,
 }
 
@@ -212,6 +215,7 @@ impl Gpu {
             errors,
             max_chunk_elements: Mutex::new(None),
             max_workgroups_per_dim: Mutex::new(None),
+            profiler: Mutex::new(None),
             verify: Verify::Never,
         }
     }
@@ -314,6 +318,15 @@ impl Gpu {
         pipeline
     }
 
+    /// The entry point of a cached pipeline (for profiles).
+    fn entry_name(&self, pipeline: &wgpu::ComputePipeline) -> String {
+        let pipelines = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        pipelines
+            .iter()
+            .find(|(_, p)| std::ptr::eq(p.as_ref(), pipeline))
+            .map_or_else(|| "?".to_string(), |((_, entry), _)| entry.to_string())
+    }
+
     /// A storage buffer of `size` bytes (at least 4).
     pub fn storage_buffer(&self, label: &str, size: u64) -> Result<wgpu::Buffer> {
         let size = size.max(4).next_multiple_of(4);
@@ -404,7 +417,12 @@ impl Gpu {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        let mut profiler = self.profiler.lock().unwrap_or_else(|p| p.into_inner());
+        let timestamp_writes = match profiler.as_mut() {
+            Some(p) => p.next(&self.entry_name(pipeline), workgroups),
+            None => None,
+        };
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
