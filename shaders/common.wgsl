@@ -100,5 +100,19 @@ fn merge_moments(a: Moments, b: Moments) -> Moments {
     r.m2 = a.m2 + b.m2 + d * d * na * fb;
     r.min = min(a.min, b.min);
     r.max = max(a.max, b.max);
+    return rebase(r);
+}
+
+// When the shift is farther from the mean than the mean is from 0 (a segment whose
+// first value is an outlier), move it to the mean (rounded), keeping the rounding
+// error in `mean` (Fast2Sum): else every later update is rounded at the shift's
+// magnitude. A shift near the mean stays (results exact where they can be).
+fn rebase(m: Moments) -> Moments {
+    var r = m;
+    let t = m.shift + m.mean;
+    if (abs(m.mean) > abs(t) && abs(t) <= 3.0e38) {
+        r.mean = select((m.shift - t) + m.mean, (m.mean - t) + m.shift, abs(m.mean) > abs(m.shift));
+        r.shift = t;
+    }
     return r;
 }

@@ -21,8 +21,11 @@ struct ReduceParams {
     parts_total: u32,    // partials per segment
     tiles: u32,          // workgroups along the segments in this dispatch
     flags: u32,          // 1: multiply each segment's values by prescale[s] (huge magnitudes);
-                         // 2: each element lane takes a contiguous block (software adapters)
-    _pad1: u32,
+                         // 2: each element lane takes a contiguous block (software adapters);
+                         // 4: (partials_vec4) a vec4's components are four segments;
+                         // 8: each lane writes its own partial (parts_total counts lanes), no
+                         //    tree: a software adapter pays for every barrier of every workgroup
+    comp_end: u32,       // (flag 4) one past the last segment
 }
 
 @group(0) @binding(0) var<uniform> p: ReduceParams;
@@ -187,7 +190,224 @@ fn partials_main(
             n = total;
         }
     }
+    if ((p.flags & 8u) != 0u) {
+        // Every lane its own partial: no barrier at all (see `flags`).
+        if (s < p.seg_end) {
+            partials[s * p.parts_total + (p.part_offset + part) * lanes + lane_k] =
+                Moments(n, nans, shift, mean, m2, lo, hi, 0u);
+        }
+        return;
+    }
     store_shared(lid, Moments(n, nans, shift, mean, m2, lo, hi, 0u));
+    workgroupBarrier();
+    merge_lanes(0u, lane_s, lane_k, lanes, p.tile_width);
+    if (lane_k == 0u && s < p.seg_end) {
+        partials[s * p.parts_total + p.part_offset + part] = load_shared(lid);
+    }
+}
+
+// The same pass over a vec4 view of the input: a software adapter loads a vec4 for
+// much less than four floats, a GPU makes one 128-bit load. `p.seg` describes the view
+// in vec4 units, and the four components of a load are either four neighbouring
+// segments at one element (flag 4: columns of a row-major matrix, channels-last) or
+// four neighbouring elements of one segment (contiguous runs). Each thread keeps one
+// state per component. Values accumulate as shifted sums over blocks of up to 16
+// loads (a few operations per value, no division), about the state's running mean, and
+// each block is folded into the state with Chan's formula; a state without a value yet
+// folds after every load, so that its first value becomes its shift.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+
+struct Moments4 {
+    n: vec4<u32>,
+    nans: vec4<u32>,
+    shift: vec4<f32>,
+    mean: vec4<f32>, // of (x - shift)
+    m2: vec4<f32>,
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+}
+
+// One block: count and sums of (x·scale − reference).
+struct Block4 {
+    n: vec4<u32>,
+    s1: vec4<f32>,
+    s2: vec4<f32>,
+}
+
+// Component c of the states. A switch, not m.n[c]: a variable index would keep the
+// whole state in scratch memory, loop included.
+fn component(m: Moments4, c: u32) -> Moments {
+    switch c {
+        case 0u: { return Moments(m.n.x, m.nans.x, m.shift.x, m.mean.x, m.m2.x, m.lo.x, m.hi.x, 0u); }
+        case 1u: { return Moments(m.n.y, m.nans.y, m.shift.y, m.mean.y, m.m2.y, m.lo.y, m.hi.y, 0u); }
+        case 2u: { return Moments(m.n.z, m.nans.z, m.shift.z, m.mean.z, m.m2.z, m.lo.z, m.hi.z, 0u); }
+        default: { return Moments(m.n.w, m.nans.w, m.shift.w, m.mean.w, m.m2.w, m.lo.w, m.hi.w, 0u); }
+    }
+}
+
+fn add4(st: ptr<function, Moments4>, b: ptr<function, Block4>, v: vec4<f32>, reference: vec4<f32>, scale: vec4<f32>) {
+    let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+    (*st).nans += select(vec4<u32>(0u), vec4<u32>(1u), nan);
+    (*b).n += select(vec4<u32>(1u), vec4<u32>(0u), nan);
+    (*st).lo = min((*st).lo, select(v, vec4<f32>(inf_f32()), nan));
+    (*st).hi = max((*st).hi, select(v, vec4<f32>(-inf_f32()), nan));
+    let y = select(v * scale - reference, vec4<f32>(0.0), nan);
+    (*b).s1 += y;
+    (*b).s2 += y * y;
+}
+
+// Fold a block into the states; returns the next block's reference (the running mean).
+fn fold4(st: ptr<function, Moments4>, b: Block4, reference: vec4<f32>) -> vec4<f32> {
+    let fb = vec4<f32>(max(b.n, vec4<u32>(1u)));
+    let mb = b.s1 / fb;
+    let m2b = max(b.s2 - b.s1 * mb, vec4<f32>(0.0));
+    // An empty state takes the block's mean as its shift (its mean and M2 are 0).
+    (*st).shift = select((*st).shift, reference + mb, (*st).n == vec4<u32>(0u));
+    let total = (*st).n + b.n;
+    let d = (reference - (*st).shift) + (mb - (*st).mean);
+    let frac = vec4<f32>(b.n) / vec4<f32>(max(total, vec4<u32>(1u)));
+    (*st).mean += d * frac;
+    (*st).m2 += m2b + d * d * vec4<f32>((*st).n) * frac;
+    (*st).n = total;
+    // Rebase a shift far from the running mean (see `rebase`); the running mean is the
+    // next block's reference.
+    let t = (*st).shift + (*st).mean;
+    let residual = select(((*st).shift - t) + (*st).mean, ((*st).mean - t) + (*st).shift,
+                          abs((*st).mean) > abs((*st).shift));
+    let far = abs((*st).mean) > abs(t) & abs(t) <= vec4<f32>(3.0e38);
+    (*st).mean = select((*st).mean, residual, far);
+    (*st).shift = select((*st).shift, t, far);
+    return select(reference, t, total > vec4<u32>(0u));
+}
+
+fn block_len(st: Moments4) -> u32 {
+    return select(16u, 1u, any(st.n == vec4<u32>(0u)));
+}
+
+@compute @workgroup_size(256)
+fn partials_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= p.tiles * p.parts) {
+        return;
+    }
+    let by_segment = (p.flags & 4u) != 0u;
+    let tile = w / p.parts;
+    let part = w % p.parts;
+    let lanes = WG / p.tile_width;
+    let lane_s = lid % p.tile_width;
+    let lane_k = lid / p.tile_width;
+    let s = p.seg_first + tile * p.tile_width + lane_s; // in the view's units
+
+    let k_count = p.k_end - p.k_first;
+    let per_part = (k_count + p.parts - 1u) / p.parts;
+    let k_lo = p.k_first + part * per_part;
+    let k_hi = min(k_lo + per_part, p.k_end);
+
+    var st = Moments4(vec4<u32>(0u), vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0),
+                      vec4<f32>(inf_f32()), vec4<f32>(-inf_f32()));
+    if (s < p.seg_end) {
+        let base = segment_base(p.seg, s) - p.window_lo;
+        var scale = vec4<f32>(1.0);
+        if ((p.flags & 1u) != 0u) {
+            if (by_segment) {
+                scale = vec4<f32>(prescale[4u * s], prescale[4u * s + 1u], prescale[4u * s + 2u], prescale[4u * s + 3u]);
+            } else {
+                scale = vec4<f32>(prescale[s]);
+            }
+        }
+        // The lane's elements as in partials_main: a contiguous block on a software
+        // adapter (flag 2), every `lanes`-th on a GPU.
+        // On a software adapter (flag 2) the lanes form groups of r = flags >> 16 (its
+        // SIMD width over the segments per workgroup): each group takes a contiguous
+        // block and its r lanes stride through it together, as in a copy loop.
+        let blocks = (p.flags & 2u) != 0u;
+        let r = select(lanes, max(p.flags >> 16u, 1u), blocks);
+        let groups = lanes / r;
+        let span = (select(0u, k_hi - k_lo, k_hi > k_lo) + groups - 1u) / groups;
+        let stride = r;
+        var k = k_lo + (lane_k / r) * span + lane_k % r;
+        let k_stop = min(k_lo + (lane_k / r + 1u) * span, k_hi);
+        let inner = p.seg.inner_div;
+        let esh = p.seg.elem_stride_hi;
+        let esl = p.seg.elem_stride_lo;
+        var reference = vec4<f32>(0.0);
+        if (inner == 1u) {
+            // Offsets affine in k: one add per load.
+            var o = base + k * esh;
+            let step = stride * esh;
+            while (k < k_stop) {
+                var b = Block4(vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
+                let kb = min(k + block_len(st) * stride, k_stop);
+                for (; k < kb; k += stride) {
+                    add4(&st, &b, x4[o], reference, scale);
+                    o += step;
+                }
+                reference = fold4(&st, b, reference);
+            }
+        } else {
+            // Offsets from a cursor (k / inner, k % inner) stepped with a carry.
+            let step_hi = stride / inner;
+            let step_lo = stride % inner;
+            var kh = k / inner;
+            var kl = k % inner;
+            while (k < k_stop) {
+                var b = Block4(vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
+                let kb = min(k + block_len(st) * stride, k_stop);
+                for (; k < kb; k += stride) {
+                    add4(&st, &b, x4[base + kh * esh + kl * esl], reference, scale);
+                    let c = step_cursor(kh, kl, step_hi, step_lo, inner);
+                    kh = c.x;
+                    kl = c.y;
+                }
+                reference = fold4(&st, b, reference);
+            }
+        }
+    }
+
+    if ((p.flags & 8u) != 0u) {
+        // Every lane its own partial(s): no barrier.
+        if (s < p.seg_end) {
+            let slot = (p.part_offset + part) * lanes + lane_k;
+            if (by_segment) {
+                for (var c = 0u; c < 4u; c++) {
+                    let sc = 4u * s + c;
+                    if (sc < p.comp_end) {
+                        partials[sc * p.parts_total + slot] = component(st, c);
+                    }
+                }
+            } else {
+                var m = component(st, 0u);
+                m = merge_moments(m, component(st, 1u));
+                m = merge_moments(m, component(st, 2u));
+                m = merge_moments(m, component(st, 3u));
+                partials[s * p.parts_total + slot] = m;
+            }
+        }
+        return;
+    }
+    if (by_segment) {
+        // Four segments per thread: one merge over the lanes per component.
+        for (var c = 0u; c < 4u; c++) {
+            store_shared(lid, component(st, c));
+            workgroupBarrier();
+            merge_lanes(0u, lane_s, lane_k, lanes, p.tile_width);
+            let sc = 4u * s + c;
+            if (lane_k == 0u && s < p.seg_end && sc < p.comp_end) {
+                partials[sc * p.parts_total + p.part_offset + part] = load_shared(lid);
+            }
+            workgroupBarrier();
+        }
+        return;
+    }
+    var m = component(st, 0u);
+    m = merge_moments(m, component(st, 1u));
+    m = merge_moments(m, component(st, 2u));
+    m = merge_moments(m, component(st, 3u));
+    store_shared(lid, m);
     workgroupBarrier();
     merge_lanes(0u, lane_s, lane_k, lanes, p.tile_width);
     if (lane_k == 0u && s < p.seg_end) {

@@ -61,6 +61,15 @@ pub struct IndexMap {
     pub s2: u32,
 }
 
+/// What the four components of a vec4 view's load are (see [`Segments::vec4_view`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vec4Parts {
+    /// Four neighbouring segments, at the same element.
+    Segments,
+    /// Four neighbouring elements of one segment.
+    Elements,
+}
+
 impl IndexMap {
     /// `e / d`, no wrap.
     fn div(d: usize) -> Self {
@@ -92,6 +101,51 @@ impl Segments {
             + s_lo * self.seg_stride_lo as usize
             + k_hi * self.elem_stride_hi as usize
             + k_lo * self.elem_stride_lo as usize
+    }
+
+    /// The same layout over the input read as vec4s, when every aligned vec4 holds
+    /// either four neighbouring segments at one element ([`Vec4Parts::Segments`]: columns
+    /// of a row-major matrix, channels-last) or four neighbouring elements of one segment
+    /// ([`Vec4Parts::Elements`]: contiguous runs whose lengths are multiples of 4). The
+    /// view's counts, strides and offsets are in vec4 units.
+    pub fn vec4_view(&self) -> Option<(Segments, Vec4Parts)> {
+        let m4 = |x: u32| x.is_multiple_of(4);
+        let s = *self;
+        if s.seg_div > 1 && s.seg_stride_lo == 1 {
+            let ok = m4(s.seg_div)
+                && m4(s.count)
+                && m4(s.seg_stride_hi)
+                && m4(s.elem_stride_hi)
+                && (s.inner_div == 1 || m4(s.elem_stride_lo));
+            let view = Segments {
+                count: s.count / 4,
+                seg_div: s.seg_div / 4,
+                seg_stride_hi: s.seg_stride_hi / 4,
+                elem_stride_hi: s.elem_stride_hi / 4,
+                elem_stride_lo: if s.inner_div == 1 { 0 } else { s.elem_stride_lo / 4 },
+                ..s
+            };
+            return ok.then_some((view, Vec4Parts::Segments));
+        }
+        let runs = (s.elem_stride_lo == 1 && m4(s.inner_div) && m4(s.elem_stride_hi))
+            || (s.inner_div == 1 && s.elem_stride_hi == 1);
+        let bases = m4(s.seg_stride_hi) && (s.seg_div == 1 || m4(s.seg_stride_lo));
+        if !(runs && bases && m4(s.len)) {
+            return None;
+        }
+        let contiguous = s.inner_div == 1;
+        Some((
+            Segments {
+                len: s.len / 4,
+                seg_stride_hi: s.seg_stride_hi / 4,
+                seg_stride_lo: if s.seg_div == 1 { 0 } else { s.seg_stride_lo / 4 },
+                inner_div: if contiguous { 1 } else { s.inner_div / 4 },
+                elem_stride_hi: if contiguous { 1 } else { s.elem_stride_hi / 4 },
+                elem_stride_lo: if contiguous { 0 } else { 1 },
+                ..s
+            },
+            Vec4Parts::Elements,
+        ))
     }
 
     /// Whether neighbouring segments (not neighbouring elements) are neighbours in memory:
@@ -252,6 +306,39 @@ impl Grouping {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vec4_views_address_the_same_elements() {
+        let layouts = [
+            Grouping::Columns { rows: 5, cols: 8 },
+            Grouping::Columns { rows: 5, cols: 6 },
+            Grouping::Rows { rows: 3, len: 12 },
+            Grouping::Rows { rows: 3, len: 10 },
+            Grouping::Channels { n: 2, c: 3, spatial: 8, channels_last: false },
+            Grouping::Channels { n: 2, c: 8, spatial: 3, channels_last: true },
+            Grouping::Groups { n: 2, c: 8, spatial: 4, groups: 2, channels_last: false },
+            Grouping::Groups { n: 2, c: 8, spatial: 3, groups: 2, channels_last: true },
+            Grouping::Instances { n: 2, c: 3, spatial: 8, channels_last: false },
+        ];
+        let mut seen = 0;
+        for g in layouts {
+            let seg = g.segments();
+            let Some((view, parts)) = seg.vec4_view() else { continue };
+            seen += 1;
+            for s in 0..seg.count as usize {
+                for k in 0..seg.len as usize {
+                    let (vs, vk, comp) = match parts {
+                        Vec4Parts::Segments => (s / 4, k, s % 4),
+                        Vec4Parts::Elements => (s, k / 4, k % 4),
+                    };
+                    assert_eq!(4 * view.offset(vs, vk) + comp, seg.offset(s, k), "{g:?} s={s} k={k}");
+                }
+            }
+        }
+        assert!(seen >= 6, "only {seen} layouts had a vec4 view");
+        assert!(Grouping::Columns { rows: 5, cols: 6 }.segments().vec4_view().is_none());
+        assert!(Grouping::Rows { rows: 3, len: 10 }.segments().vec4_view().is_none());
+    }
 
     fn all_groupings() -> Vec<Grouping> {
         let mut v = vec![Grouping::Columns { rows: 5, cols: 3 }, Grouping::Rows { rows: 4, len: 6 }];

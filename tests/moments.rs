@@ -13,7 +13,13 @@ fn layouts(n: usize) -> Vec<Grouping> {
     let mut v = vec![
         Grouping::Columns { rows: n, cols: 3 },
         Grouping::Columns { rows: n, cols: 1 },
+        // Widths that are multiples of 4: the vec4 path, four columns per load.
+        Grouping::Columns { rows: n, cols: 8 },
         Grouping::Rows { rows: 3, len: n },
+        // Lengths that are multiples of 4: the vec4 path, four elements per load.
+        Grouping::Rows { rows: 3, len: 4 * n },
+        Grouping::Channels { n: 2, c: 8, spatial: n.div_ceil(2), channels_last: true },
+        Grouping::Channels { n: 3, c: 2, spatial: 4 * n, channels_last: false },
     ];
     for cl in [false, true] {
         v.push(Grouping::Channels { n: 2, c: 3, spatial: n.div_ceil(2), channels_last: cl });
@@ -109,7 +115,12 @@ fn constant_segments_have_zero_variance() {
 fn huge_offset_keeps_variance() {
     // 1e4 + N(0,1): E[x²] − E[x]² would lose every digit in float32.
     let mut rng = Rng::new(3);
-    for g in [Grouping::Columns { rows: 100_000, cols: 2 }, Grouping::Rows { rows: 2, len: 100_000 }] {
+    for g in [
+        Grouping::Columns { rows: 100_000, cols: 2 },
+        Grouping::Columns { rows: 100_000, cols: 4 },
+        Grouping::Rows { rows: 2, len: 100_000 },
+        Grouping::Rows { rows: 2, len: 100_001 },
+    ] {
         let data = rng.normals(g.numel(), 1e4, 1.0);
         let got = run(gpu(), &g, &data);
         assert_moments_match("offset", &g, &data, &got);
@@ -120,8 +131,33 @@ fn huge_offset_keeps_variance() {
 }
 
 #[test]
+fn outlier_first_and_sorted_segments() {
+    // A segment whose first value is far from the rest (a state's shift must not stay
+    // there), and sorted data (each block's mean far from the running mean).
+    let mut rng = Rng::new(9);
+    for g in layouts(5000) {
+        let seg = g.segments();
+        let mut data = rng.normals(g.numel(), 0.0, 1.0);
+        for s in 0..seg.count as usize {
+            data[seg.offset(s, 0)] = 1e6;
+        }
+        assert_moments_match("outlier first", &g, &data, &run(gpu(), &g, &data));
+        for s in 0..seg.count as usize {
+            for k in 0..g.segment_len() {
+                data[seg.offset(s, k)] = 1e3 + k as f32 * 0.37;
+            }
+        }
+        assert_moments_match("sorted", &g, &data, &run(gpu(), &g, &data));
+    }
+}
+
+#[test]
 fn one_element_segments() {
-    for g in [Grouping::Columns { rows: 1, cols: 5 }, Grouping::Rows { rows: 7, len: 1 }] {
+    for g in [
+        Grouping::Columns { rows: 1, cols: 5 },
+        Grouping::Columns { rows: 1, cols: 8 },
+        Grouping::Rows { rows: 7, len: 1 },
+    ] {
         let data: Vec<f32> = (0..g.numel()).map(|i| i as f32 - 2.5).collect();
         let got = run(gpu(), &g, &data);
         for (i, m) in got.iter().enumerate() {
@@ -235,5 +271,20 @@ fn huge_magnitudes_with_prescale() {
         assert_eq!((a.min, a.max), (b.min, b.max));
         assert!(Tolerance::new(1e-6 * b.std(), 1e-6).accepts(a.mean, b.mean), "{a:?} vs {b:?}");
         assert!(Tolerance::new(0.0, 1e-5).accepts(a.var(), b.var()), "{a:?} vs {b:?}");
+    }
+    // The same columns and one more, four wide (the vec4 path), each on many rows.
+    let rows = 1001;
+    let g4 = Grouping::Columns { rows, cols: 4 };
+    let data4: Vec<f32> =
+        (0..rows * 4).map(|i| if i % 4 == 3 { (i % 7) as f32 } else { data[(i / 4 % 5) * 3 + i % 4] }).collect();
+    let want = gpunorm::reference::moments(&data4, &g4);
+    let prescale: Vec<f32> =
+        (0..4).map(|j| prescale_for((0..rows).map(|i| data4[i * 4 + j].abs() as f64).fold(0.0, f64::max))).collect();
+    let t = GpuTensor::from_slice(gpu(), &data4, &[rows, 4]).unwrap();
+    let got = moments_prescaled(gpu(), &t, &g4, &prescale).unwrap();
+    for (a, b) in got.iter().zip(&want) {
+        assert_eq!((a.min, a.max), (b.min, b.max));
+        assert!(Tolerance::new(1e-6 * b.std(), 1e-5).accepts(a.mean, b.mean), "{a:?} vs {b:?}");
+        assert!(Tolerance::new(0.0, 1e-4).accepts(a.var(), b.var()), "{a:?} vs {b:?}");
     }
 }

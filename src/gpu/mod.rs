@@ -256,6 +256,17 @@ impl Gpu {
 
     /// Workgroups a reduction aims to launch: a software adapter wants few with much
     /// work each (its barriers are expensive); a GPU wants enough to fill every core.
+    /// Workgroups a statistics pass should spread over: few on a software adapter,
+    /// where each workgroup's start and its partial results cost more than the
+    /// parallelism beyond a few per core is worth.
+    pub fn reduce_workgroups(&self) -> u32 {
+        if self.is_software() {
+            16
+        } else {
+            self.target_workgroups()
+        }
+    }
+
     pub fn target_workgroups(&self) -> u32 {
         if self.is_software() {
             64

@@ -59,8 +59,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        *self.profiler.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Profiler { set, resolve, entries: Vec::new() });
+        *self.profiler.lock().unwrap_or_else(|p| p.into_inner()) = Some(Profiler { set, resolve, entries: Vec::new() });
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
 use crate::kernels::{plan, plan_limits, SegmentsGpu};
-use crate::segments::Grouping;
+use crate::segments::{Grouping, Vec4Parts};
 use crate::stats::Moments;
 
 /// The WGSL `Moments` struct: one segment's state in float32.
@@ -69,7 +69,7 @@ struct ReduceParams {
     parts_total: u32,
     tiles: u32,
     flags: u32,
-    _pad: u32,
+    comp_end: u32,
 }
 
 #[repr(C)]
@@ -127,13 +127,36 @@ pub fn record_moments_into(
             out.size()
         )));
     }
-    let plan = plan::plan_reduction(&seg, &plan_limits(gpu, MOMENTS_BYTES))?;
-    let partials = gpu.storage_buffer("moments partials", s_count * plan.parts_total as u64 * MOMENTS_BYTES)?;
+    // Read through a vec4 view where the layout has one (a software adapter loads a vec4
+    // for much less than four floats; a GPU makes 128-bit loads), else float by float.
+    let limits = plan_limits(gpu, MOMENTS_BYTES);
+    let view = seg.vec4_view().filter(|_| limits.max_span >= 4 * limits.align && limits.align.is_multiple_of(4));
+    let (kseg, unit, entry, by_segment) = match view {
+        Some((v, parts)) => (v, 4, "partials_vec4", parts == Vec4Parts::Segments),
+        None => (seg, 1, "partials_main", false),
+    };
+    let limits = plan::PlanLimits {
+        max_span: limits.max_span / unit,
+        align: limits.align / unit,
+        target_workgroups: gpu.reduce_workgroups(),
+        ..limits
+    };
+    let plan = plan::plan_reduction(&kseg, &limits)?;
+    // On a software adapter every lane writes its own partial (no barriers), when the
+    // partials fit one binding.
+    let lanes = (256 / plan.tile_width) as u64;
+    let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
+    let per_lane = gpu.is_software() && s_count * plan.parts_total as u64 * lanes * MOMENTS_BYTES <= binding;
+    let parts_total = plan.parts_total as u64 * if per_lane { lanes } else { 1 };
+    let partials = gpu.storage_buffer("moments partials", s_count * parts_total * MOMENTS_BYTES)?;
+    // Lanes of a workgroup that stride together on a software adapter: its SIMD width.
+    let group =
+        if unit == 4 { (crate::kernels::copy::lane_group(gpu) / plan.tile_width).clamp(1, lanes as u32) } else { 1 };
     let unused = gpu.storage_buffer("unused prescale", 4)?;
-    let pass1 = gpu.pipeline(Shader::Moments, "partials_main");
+    let pass1 = gpu.pipeline(Shader::Moments, entry);
     for d in &plan.dispatches {
         let params = gpu.uniform(&ReduceParams {
-            seg: seg.into(),
+            seg: kseg.into(),
             window_lo: d.window_lo as u32,
             seg_first: d.seg_first,
             seg_end: d.seg_end,
@@ -142,25 +165,29 @@ pub fn record_moments_into(
             k_end: d.k_end,
             parts: d.parts,
             part_offset: d.part_offset,
-            parts_total: plan.parts_total,
+            parts_total: parts_total as u32,
             tiles: d.tiles,
-            // Bit 2: contiguous element blocks per lane on a software adapter (see moments.wgsl).
-            flags: prescale.is_some() as u32 | if gpu.is_software() { 2 } else { 0 },
-            _pad: 0,
+            // Bits: 1 prescale, 2 contiguous blocks per lane and 8 per-lane partials (software
+            // adapters), 4 the vec4 components are segments (see moments.wgsl).
+            flags: prescale.is_some() as u32
+                | if gpu.is_software() { 2 | (group << 16) } else { 0 }
+                | if by_segment { 4 } else { 0 }
+                | if per_lane { 8 } else { 0 },
+            comp_end: seg.count,
         });
         gpu.dispatch(
             encoder,
             &pass1,
             &[
                 params.as_entire_binding(),
-                Gpu::binding(input.buffer(), d.window_lo, d.window_len),
+                Gpu::binding(input.buffer(), d.window_lo * unit, d.window_len * unit),
                 partials.as_entire_binding(),
                 prescale.unwrap_or(&unused).as_entire_binding(),
             ],
             d.tiles * d.parts,
         )?;
     }
-    let params = gpu.uniform(&MergeParams { count: seg.count, parts_total: plan.parts_total, _pad: [0; 2] });
+    let params = gpu.uniform(&MergeParams { count: seg.count, parts_total: parts_total as u32, _pad: [0; 2] });
     let pass2 = gpu.pipeline(Shader::Moments, "merge_main");
     gpu.dispatch(
         encoder,
