@@ -101,7 +101,9 @@ struct SumsParams {
     part_offset: u32,
     parts_total: u32,
     tiles: u32,
-    flags: u32,          // 1: statistics segment = s / stat_div; 2: weight by gamma
+    flags: u32,          // 1: statistics segment = s / stat_div; 2: weight by gamma;
+                         // sums_vec4: 4 software adapter (lane groups of flags >> 16),
+                         // 8 each lane writes its own partial (parts_total counts lanes)
     stat_div: u32,
     _pad0: u32,
     _pad1: u32,
@@ -200,6 +202,81 @@ fn sums_main(
                 acc += vec2<f32>(d, d * ((sx[i] - s_mean[t]) * s_inv[t]));
             }
         }
+    }
+    sh_sums[lid] = acc;
+    workgroupBarrier();
+    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
+        if (lane_k < stride) {
+            sh_sums[lid] += sh_sums[lid + stride * sp.tile_width];
+        }
+        workgroupBarrier();
+    }
+    if (lane_k == 0u && s < sp.seg_end) {
+        s_partials[s * sp.parts_total + sp.part_offset + part] = sh_sums[lid];
+    }
+}
+
+// sums_main over a vec4 view of x and dy (four neighbouring elements of one segment
+// per load; see Segments::vec4_view on the host), for one statistics segment per
+// reduction segment and no weight (batch, instance and group norm with H·W a multiple
+// of 4): the common case, at the cost of four floats' loads per vec4 on a software
+// adapter. `sp.seg` is the view.
+@group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> sdy4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn sums_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= sp.tiles * sp.parts) {
+        return;
+    }
+    let tile = w / sp.parts;
+    let part = w % sp.parts;
+    let lanes = WG / sp.tile_width;
+    let lane_s = lid % sp.tile_width;
+    let lane_k = lid / sp.tile_width;
+    let s = sp.seg_first + tile * sp.tile_width + lane_s;
+    let k_count = sp.k_end - sp.k_first;
+    let per_part = (k_count + sp.parts - 1u) / sp.parts;
+    let k_lo = sp.k_first + part * per_part;
+    let k_hi = min(k_lo + per_part, sp.k_end);
+
+    var sum_dy = vec4<f32>(0.0);
+    var sum_dyx = vec4<f32>(0.0);
+    if (s < sp.seg_end) {
+        let base = segment_base(sp.seg, s) - sp.window_lo;
+        let t = s / sp.stat_div;
+        let mu = vec4<f32>(s_mean[t]);
+        let inv = vec4<f32>(s_inv[t]);
+        let walk = lane_walk(k_lo, k_hi, lane_k, lanes, (sp.flags & 4u) != 0u, sp.flags >> 16u);
+        let stride = walk.z;
+        let inner = sp.seg.inner_div;
+        let esh = sp.seg.elem_stride_hi;
+        let esl = sp.seg.elem_stride_lo;
+        let step_hi = stride / inner;
+        let step_lo = stride % inner;
+        var kh = walk.x / inner;
+        var kl = walk.x % inner;
+        for (var k = walk.x; k < walk.y; k += stride) {
+            let i = base + kh * esh + kl * esl;
+            let c = step_cursor(kh, kl, step_hi, step_lo, inner);
+            kh = c.x;
+            kl = c.y;
+            let d = sdy4[i];
+            sum_dy += d;
+            sum_dyx += d * ((sx4[i] - mu) * inv);
+        }
+    }
+    let acc = vec2<f32>(dot(sum_dy, vec4<f32>(1.0)), dot(sum_dyx, vec4<f32>(1.0)));
+    if ((sp.flags & 8u) != 0u) {
+        if (s < sp.seg_end) {
+            s_partials[s * sp.parts_total + (sp.part_offset + part) * lanes + lane_k] = acc;
+        }
+        return;
     }
     sh_sums[lid] = acc;
     workgroupBarrier();
@@ -335,7 +412,8 @@ struct DxParams {
     k_end: u32,
     parts: u32,
     tiles: u32,
-    flags: u32,      // 1: train (use the coefficients), 2: gamma present, 4: gamma per element
+    flags: u32,      // 1: train (use the coefficients), 2: gamma present, 4: gamma per element;
+                     // dx_vec4: 8 software adapter (lane groups of flags >> 16)
     stat_div: u32,   // statistics segment = s / stat_div
     channels: u32,   // gamma index = s % channels
     _pad0: u32,
@@ -441,6 +519,82 @@ fn dx_main(
             dx_out[i] = inv * ((g - c.x) - xh * c.y);
         } else {
             dx_out[i] = inv * g;
+        }
+    }
+}
+
+// dx_main over vec4 views of x, dy and dx (four neighbouring elements of one segment
+// per load, γ per segment): same walk and arithmetic, a vec4 at a time.
+@group(0) @binding(1) var<storage, read> dx_x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dx_dy4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dx_out4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn dx_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= xp.tiles * xp.parts) {
+        return;
+    }
+    let tile = w / xp.parts;
+    let part = w % xp.parts;
+    let lanes = WG / xp.tile_width;
+    let lane_s = lid % xp.tile_width;
+    let lane_k = lid / xp.tile_width;
+    let s = xp.seg_first + tile * xp.tile_width + lane_s;
+    if (s >= xp.seg_end) {
+        return;
+    }
+    let k_count = xp.k_end - xp.k_first;
+    let per_part = (k_count + xp.parts - 1u) / xp.parts;
+    let k_lo = xp.k_first + part * per_part;
+    let k_hi = min(k_lo + per_part, xp.k_end);
+
+    let base = segment_base(xp.seg, s) - xp.window_lo;
+    let t = s / xp.stat_div;
+    let mu = dx_mean[t];
+    let inv = dx_inv[t];
+    var c = vec2<f32>(0.0, 0.0);
+    if ((xp.flags & DX_TRAIN) != 0u) {
+        c = dx_coef[t];
+    }
+    var gm = 1.0;
+    if ((xp.flags & DX_GAMMA) != 0u) {
+        gm = dx_gamma[s % xp.channels];
+    }
+    let gi = vec4<f32>(gm * inv);
+    let cx = vec4<f32>(c.x * inv);
+    let cy = vec4<f32>(c.y * inv);
+    let mu4 = vec4<f32>(mu);
+    let inv4 = vec4<f32>(inv);
+    let train = (xp.flags & DX_TRAIN) != 0u;
+    let walk = lane_walk(k_lo, k_hi, lane_k, lanes, (xp.flags & 8u) != 0u, xp.flags >> 16u);
+    let stride = walk.z;
+    let inner = xp.seg.inner_div;
+    let esh = xp.seg.elem_stride_hi;
+    let esl = xp.seg.elem_stride_lo;
+    let step_hi = stride / inner;
+    let step_lo = stride % inner;
+    var kh = walk.x / inner;
+    var kl = walk.x % inner;
+    if (train) {
+        for (var k = walk.x; k < walk.y; k += stride) {
+            let i = base + kh * esh + kl * esl;
+            let cc = step_cursor(kh, kl, step_hi, step_lo, inner);
+            kh = cc.x;
+            kl = cc.y;
+            dx_out4[i] = (gi * dx_dy4[i] - cx) - ((dx_x4[i] - mu4) * inv4) * cy;
+        }
+    } else {
+        for (var k = walk.x; k < walk.y; k += stride) {
+            let i = base + kh * esh + kl * esl;
+            let cc = step_cursor(kh, kl, step_hi, step_lo, inner);
+            kh = cc.x;
+            kl = cc.y;
+            dx_out4[i] = inv4 * (vec4<f32>(gm) * dx_dy4[i]);
         }
     }
 }

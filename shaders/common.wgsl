@@ -116,3 +116,26 @@ fn rebase(m: Moments) -> Moments {
     }
     return r;
 }
+
+// The elements a lane walks in its part's range [k_lo, k_hi): k, k + stride, ... below
+// k_stop, returned as (k, k_stop, stride). On a GPU the lanes interleave (stride =
+// lanes, neighbouring threads on neighbouring elements). On a software adapter
+// (`blocks`), which runs one SIMD batch of threads to the end before the next, the
+// lanes form groups of `group` (its SIMD width over the segments per workgroup): each
+// group takes a contiguous block and its lanes stride through it together, as a copy
+// loop does.
+fn lane_walk(k_lo: u32, k_hi: u32, lane_k: u32, lanes: u32, blocks: bool, group: u32) -> vec3<u32> {
+    let r = select(lanes, clamp(group, 1u, lanes), blocks);
+    let groups = lanes / r;
+    let span = (select(0u, k_hi - k_lo, k_hi > k_lo) + groups - 1u) / groups;
+    let k = k_lo + (lane_k / r) * span + lane_k % r;
+    let k_stop = min(k_lo + (lane_k / r + 1u) * span, k_hi);
+    return vec3<u32>(k, k_stop, r);
+}
+
+// (k / inner, k % inner) of k + step, from those of k and of step, with one carry.
+fn step_cursor(kh: u32, kl: u32, step_hi: u32, step_lo: u32, inner: u32) -> vec2<u32> {
+    let l = kl + step_lo;
+    let carry = l >= inner;
+    return vec2<u32>(kh + step_hi + select(0u, 1u, carry), select(l, l - inner, carry));
+}

@@ -85,13 +85,6 @@ fn merge_lanes(off: u32, lane_s: u32, lane_k: u32, lanes: u32, tile_width: u32) 
     }
 }
 
-// (k / inner, k % inner) of k + step, from those of k and of step, with one carry.
-fn step_cursor(kh: u32, kl: u32, step_hi: u32, step_lo: u32, inner: u32) -> vec2<u32> {
-    let l = kl + step_lo;
-    let carry = l >= inner;
-    return vec2<u32>(kh + step_hi + select(0u, 1u, carry), select(l, l - inner, carry));
-}
-
 @compute @workgroup_size(256)
 fn partials_main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -319,18 +312,12 @@ fn partials_vec4(
                 scale = vec4<f32>(prescale[s]);
             }
         }
-        // The lane's elements as in partials_main: a contiguous block on a software
-        // adapter (flag 2), every `lanes`-th on a GPU.
-        // On a software adapter (flag 2) the lanes form groups of r = flags >> 16 (its
-        // SIMD width over the segments per workgroup): each group takes a contiguous
-        // block and its r lanes stride through it together, as in a copy loop.
-        let blocks = (p.flags & 2u) != 0u;
-        let r = select(lanes, max(p.flags >> 16u, 1u), blocks);
-        let groups = lanes / r;
-        let span = (select(0u, k_hi - k_lo, k_hi > k_lo) + groups - 1u) / groups;
-        let stride = r;
-        var k = k_lo + (lane_k / r) * span + lane_k % r;
-        let k_stop = min(k_lo + (lane_k / r + 1u) * span, k_hi);
+        // The lane's elements (see `lane_walk`; flag 2: software adapter, its SIMD
+        // group in flags >> 16).
+        let walk = lane_walk(k_lo, k_hi, lane_k, lanes, (p.flags & 2u) != 0u, p.flags >> 16u);
+        var k = walk.x;
+        let k_stop = walk.y;
+        let stride = walk.z;
         let inner = p.seg.inner_div;
         let esh = p.seg.elem_stride_hi;
         let esl = p.seg.elem_stride_lo;

@@ -497,13 +497,13 @@ fn hist_main(
         for (; k < k_hi; k += lanes4) {
             let inb = vec4<bool>(true, k + lanes < k_hi, k + 2u * lanes < k_hi, k + 3u * lanes < k_hi);
             let o0 = base + kh * esh + kl * esl;
-            var c = carry_step(kh, kl, step_hi, step_lo, inner);
+            var c = step_cursor(kh, kl, step_hi, step_lo, inner);
             let o1 = select(o0, base + c.x * esh + c.y * esl, inb.y);
-            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
             let o2 = select(o0, base + c.x * esh + c.y * esl, inb.z);
-            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
             let o3 = select(o0, base + c.x * esh + c.y * esl, inb.w);
-            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
             kh = c.x;
             kl = c.y;
             let bv = vec4<u32>(
@@ -766,13 +766,6 @@ const NCOUNT: u32 = 32u;
 
 var<workgroup> sh_bc: array<atomic<u32>, 2048>; // tile (<= 64) × NCOUNT
 
-// (k / inner, k % inner) of k + step from those of k and of step, with one carry.
-fn carry_step(kh: u32, kl: u32, step_hi: u32, step_lo: u32, inner: u32) -> vec2<u32> {
-    let l = kl + step_lo;
-    let carry = l >= inner;
-    return vec2<u32>(kh + step_hi + select(0u, 1u, carry), select(l, l - inner, carry));
-}
-
 fn count1(v: vec4<bool>) -> vec4<u32> {
     return select(vec4<u32>(0u), vec4<u32>(1u), v);
 }
@@ -875,13 +868,13 @@ fn count_main(
         for (; k < k_hi; k += lanes4) {
             let inb = vec4<bool>(true, k + lanes < k_hi, k + 2u * lanes < k_hi, k + 3u * lanes < k_hi);
             let o0 = base + kh * esh + kl * esl;
-            var c = carry_step(kh, kl, step_hi, step_lo, inner);
+            var c = step_cursor(kh, kl, step_hi, step_lo, inner);
             let o1 = select(o0, base + c.x * esh + c.y * esl, inb.y);
-            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
             let o2 = select(o0, base + c.x * esh + c.y * esl, inb.z);
-            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
             let o3 = select(o0, base + c.x * esh + c.y * esl, inb.w);
-            c = carry_step(c.x, c.y, step_hi, step_lo, inner);
+            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
             kh = c.x;
             kl = c.y;
             let bv = vec4<u32>(

@@ -551,7 +551,7 @@ fn backward_matches_finite_differences() {
 fn random_every_layer_verified() {
     let gpu = verifying_gpu();
     let mut rng = Rng::new(21);
-    for per in [2usize, 255, 257, 1000, 4099] {
+    for per in [2usize, 4, 12, 255, 257, 1000, 4099] {
         for cl in [false, true] {
             let (n, c) = (3, 4);
             let shape = if cl { vec![n, per, c] } else { vec![n, c, per] };
@@ -597,7 +597,7 @@ fn forced_tiny_chunks() {
         // Few workgroups per dimension: dispatches spread over x and y.
         gpu.set_max_workgroups_per_dim(max_wg);
         // Short runs (cursors) and runs longer than a workgroup (contiguous blocks).
-        for sp in [37usize, 300] {
+        for sp in [37usize, 8, 300] {
             let (n, c) = (5, 6);
             for cl in [false, true] {
                 let shape = if cl { vec![n, sp, c] } else { vec![n, c, sp] };

@@ -407,6 +407,20 @@ impl Gpu {
         bindings: &[wgpu::BindingResource<'_>],
         workgroups: u32,
     ) -> Result<()> {
+        let numbered: Vec<(u32, wgpu::BindingResource)> =
+            bindings.iter().enumerate().map(|(i, r)| (i as u32, r.clone())).collect();
+        self.dispatch_numbered(encoder, pipeline, &numbered, workgroups)
+    }
+
+    /// [`Gpu::dispatch`] with explicit binding numbers (for an entry point that leaves
+    /// some of its shader's bindings unused).
+    pub fn dispatch_numbered(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        bindings: &[(u32, wgpu::BindingResource<'_>)],
+        workgroups: u32,
+    ) -> Result<()> {
         if workgroups == 0 {
             return Ok(());
         }
@@ -418,11 +432,8 @@ impl Gpu {
         if y > max {
             return Err(Error::TooLarge(format!("{workgroups} workgroups exceed this adapter's dispatch limits")));
         }
-        let entries: Vec<wgpu::BindGroupEntry> = bindings
-            .iter()
-            .enumerate()
-            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
-            .collect();
+        let entries: Vec<wgpu::BindGroupEntry> =
+            bindings.iter().map(|(i, r)| wgpu::BindGroupEntry { binding: *i, resource: r.clone() }).collect();
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &pipeline.get_bind_group_layout(0),

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Shader};
 use crate::kernels::moments::{check_input, MOMENTS_BYTES};
 use crate::kernels::{plan, plan_limits, IndexMapGpu, SegmentsGpu};
-use crate::segments::{Grouping, IndexMap, Segments};
+use crate::segments::{Grouping, IndexMap, Segments, Vec4Parts};
 
 /// Bytes of one reduction state: `(Σw·dy, Σw·dy·x̂)` as `vec2<f32>`.
 pub const SUMS_BYTES: u64 = 8;
@@ -72,6 +72,38 @@ pub fn map_step(m: &IndexMap, step: u32) -> MapStepGpu {
         ok: 1,
         _pad: [0; 2],
     }
+}
+
+/// The vec4 view of `seg` when its vec4s hold four elements of one segment (and the
+/// adapter's windows can be cut in vec4 units).
+fn vec4_elements(gpu: &Gpu, seg: &Segments) -> Option<Segments> {
+    let lim = plan_limits(gpu, SUMS_BYTES);
+    match seg.vec4_view() {
+        Some((v, Vec4Parts::Elements)) if lim.max_span >= 4 * lim.align && lim.align.is_multiple_of(4) => Some(v),
+        _ => None,
+    }
+}
+
+/// Plan limits in units of `unit` floats; a statistics-like pass (`reduce`) spreads over
+/// [`Gpu::reduce_workgroups`].
+fn view_limits(gpu: &Gpu, unit: u64, reduce: bool) -> plan::PlanLimits {
+    let lim = plan_limits(gpu, SUMS_BYTES);
+    plan::PlanLimits {
+        max_span: lim.max_span / unit,
+        align: lim.align / unit,
+        target_workgroups: if reduce { gpu.reduce_workgroups() } else { lim.target_workgroups },
+        ..lim
+    }
+}
+
+fn binding_size(gpu: &Gpu) -> u64 {
+    gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size)
+}
+
+/// Lanes of a workgroup that stride together on a software adapter (`lane_walk` in
+/// common.wgsl): its SIMD width over the segments per workgroup.
+fn lane_group(gpu: &Gpu, plan: &plan::ReducePlan) -> u32 {
+    (crate::kernels::copy::lane_group(gpu) / plan.tile_width).clamp(1, 256 / plan.tile_width.max(1))
 }
 
 /// Element `k` of a segment → its offset from the segment's base, as an [`IndexMap`].
@@ -204,13 +236,31 @@ pub fn record_sums(
     let seg = red.segments();
     let s_count = seg.count as u64;
     let out = gpu.storage_buffer("norm backward sums", s_count * SUMS_BYTES)?;
-    let plan = plan::plan_reduction(&seg, &plan_limits(gpu, SUMS_BYTES))?;
+    // The common case (one statistics segment per reduction segment, no weight, runs of
+    // a multiple of 4) reads through a vec4 view, as the moments kernel does.
+    let view = match (stat, weight.is_none()) {
+        (StatIndex::PerSegment { .. }, true) => vec4_elements(gpu, &seg),
+        _ => None,
+    };
+    let vec4 = view.is_some();
+    let (seg, unit) = match view {
+        Some(v) => (v, 4),
+        None => (seg, 1),
+    };
+    let plan = plan::plan_reduction(&seg, &view_limits(gpu, unit, vec4))?;
     if plan.dispatches.is_empty() {
         // Empty segments: zero sums.
         encoder.clear_buffer(&out, 0, None);
         return Ok(out);
     }
-    let partials = gpu.storage_buffer("norm backward partials", s_count * plan.parts_total as u64 * SUMS_BYTES)?;
+    // On a software adapter every lane writes its own partial (no barriers).
+    let lanes = (256 / plan.tile_width) as u64;
+    let per_lane =
+        vec4 && gpu.is_software() && s_count * plan.parts_total as u64 * lanes * SUMS_BYTES <= binding_size(gpu);
+    let parts_total = plan.parts_total as u64 * if per_lane { lanes } else { 1 };
+    let soft =
+        if vec4 && gpu.is_software() { 4 | if per_lane { 8 } else { 0 } | (lane_group(gpu, &plan) << 16) } else { 0 };
+    let partials = gpu.storage_buffer("norm backward partials", s_count * parts_total * SUMS_BYTES)?;
     let (stat_flag, stat_div, stat_map) = match stat {
         StatIndex::PerSegment { div } => (1, div.max(1), IndexMap { d1: 1, m1: 1, s1: 0, m2: 1, d2: 1, s2: 0 }),
         StatIndex::Map(m) => (0, 1, m),
@@ -220,7 +270,7 @@ pub fn record_sums(
         Some(w) => (w.gamma, w.param_map, 2),
         None => (&dummy, stat_map, 0),
     };
-    let pass1 = gpu.pipeline(Shader::Backward, "sums_main");
+    let pass1 = gpu.pipeline(Shader::Backward, if vec4 { "sums_vec4" } else { "sums_main" });
     let elem_map = element_map(&seg);
     let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
     for d in &plan.dispatches {
@@ -238,28 +288,27 @@ pub fn record_sums(
             k_end: d.k_end,
             parts: d.parts,
             part_offset: d.part_offset,
-            parts_total: plan.parts_total,
+            parts_total: parts_total as u32,
             tiles: d.tiles,
-            flags: stat_flag | weight_flag,
+            flags: stat_flag | weight_flag | soft,
             stat_div,
             _pad: [0; 2],
         });
-        gpu.dispatch(
-            encoder,
-            &pass1,
-            &[
-                params.as_entire_binding(),
-                Gpu::binding(x.buffer(), d.window_lo, d.window_len),
-                Gpu::binding(dy.buffer(), d.window_lo, d.window_len),
-                mean.as_entire_binding(),
-                invstd.as_entire_binding(),
-                gamma.as_entire_binding(),
-                partials.as_entire_binding(),
-            ],
-            d.tiles * d.parts,
-        )?;
+        let mut bindings = vec![
+            (0, params.as_entire_binding()),
+            (1, Gpu::binding(x.buffer(), d.window_lo * unit, d.window_len * unit)),
+            (2, Gpu::binding(dy.buffer(), d.window_lo * unit, d.window_len * unit)),
+            (3, mean.as_entire_binding()),
+            (4, invstd.as_entire_binding()),
+            (6, partials.as_entire_binding()),
+        ];
+        if !vec4 {
+            // γ (sums_vec4 serves the unweighted sums only).
+            bindings.push((5, gamma.as_entire_binding()));
+        }
+        gpu.dispatch_numbered(encoder, &pass1, &bindings, d.tiles * d.parts)?;
     }
-    let params = gpu.uniform(&SumsMergeParams { count: seg.count, parts_total: plan.parts_total, _pad: [0; 2] });
+    let params = gpu.uniform(&SumsMergeParams { count: seg.count, parts_total: parts_total as u32, _pad: [0; 2] });
     let pass2 = gpu.pipeline(Shader::Backward, "sums_merge_main");
     gpu.dispatch(
         encoder,
@@ -370,10 +419,18 @@ pub fn record_dx(
         | (args.gamma.is_some() as u32) << 1
         | ((args.gamma.is_some() && args.gamma_per_element) as u32) << 2;
     let seg = args.walk.segments();
-    let plan = plan::plan_reduction(&seg, &plan_limits(gpu, SUMS_BYTES))?;
+    // γ per segment and runs of a multiple of 4: through vec4 views.
+    let view = if args.gamma.is_some() && args.gamma_per_element { None } else { vec4_elements(gpu, &seg) };
+    let vec4 = view.is_some();
+    let (seg, unit) = match view {
+        Some(v) => (v, 4),
+        None => (seg, 1),
+    };
+    let plan = plan::plan_reduction(&seg, &view_limits(gpu, unit, false))?;
+    let flags = flags | if vec4 && gpu.is_software() { 8 | (lane_group(gpu, &plan) << 16) } else { 0 };
     let elem_map = element_map(&seg);
     let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
-    let pipeline = gpu.pipeline(Shader::Backward, "dx_main");
+    let pipeline = gpu.pipeline(Shader::Backward, if vec4 { "dx_vec4" } else { "dx_main" });
     for d in &plan.dispatches {
         let params = gpu.uniform(&DxParams {
             seg: seg.into(),
@@ -397,9 +454,9 @@ pub fn record_dx(
             &pipeline,
             &[
                 params.as_entire_binding(),
-                Gpu::binding(x.buffer(), d.window_lo, d.window_len),
-                Gpu::binding(dy.buffer(), d.window_lo, d.window_len),
-                Gpu::binding(dx.buffer(), d.window_lo, d.window_len),
+                Gpu::binding(x.buffer(), d.window_lo * unit, d.window_len * unit),
+                Gpu::binding(dy.buffer(), d.window_lo * unit, d.window_len * unit),
+                Gpu::binding(dx.buffer(), d.window_lo * unit, d.window_len * unit),
                 args.mean.as_entire_binding(),
                 args.invstd.as_entire_binding(),
                 args.gamma.unwrap_or(&dummy).as_entire_binding(),
