@@ -55,8 +55,9 @@ struct SelectParams {
     sample_m: u32,    // sample_main: sample elements per segment
     cap: u32,         // candidate capacity per segment
     seed: u32,        // sample_main: random stream
-    _pad0: u32,
-    _pad1: u32,
+    vflags: u32,      // count_vec4: 1 the vec4's components are four segments; 2 software
+                      // adapter (lane groups of vflags >> 16)
+    comp_end: u32,    // count_vec4 (flag 1): one past the last segment
     _pad2: u32,
     _pad3: u32,
     _pad4: u32,
@@ -963,6 +964,221 @@ fn count_main(
         if (v != 0u) {
             atomicAdd(&k_bcount[(s0 + i / NCOUNT) * NCOUNT + i % NCOUNT], v);
         }
+    }
+}
+
+// count_main over a vec4 view of the input (see Segments::vec4_view on the host), for
+// at most four brackets per segment: four neighbouring segments (vflags 1) or four
+// neighbouring elements of one segment per load. Per component and bracket the loop
+// only counts keys below lo (a compare and an add); keys within some [lo, hi] (a few
+// percent) take the branch that counts the ends and appends the inside ones, per
+// component. The lanes walk as the moments kernel's do (`lane_walk`). Also counts each
+// segment's values that are not NaN (`k_valid`), so that no moments pass is needed.
+@group(0) @binding(1) var<storage, read> k_x4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> k_valid: array<atomic<u32>>;
+
+// The ends, inside and below counts of one segment's (up to four) brackets.
+struct Near4 {
+    eq_lo: vec4<u32>,
+    eq_hi: vec4<u32>,
+    inside: vec4<u32>,
+}
+
+fn near_one(s: u32, key: u32, bits: u32, lo: vec4<u32>, hi: vec4<u32>, nr: ptr<function, Near4>) {
+    let kv = vec4<u32>(key);
+    let i = (kv > lo) & (kv < hi);
+    (*nr).eq_lo += count1(kv == lo);
+    (*nr).eq_hi += count1((kv == hi) & (lo != hi));
+    (*nr).inside += count1(i);
+    if (any(i)) {
+        let idx = atomicAdd(&k_ccount[s], 1u);
+        if (idx < p.cap) {
+            k_cand[s * p.cap + idx] = bitcast<f32>(bits);
+        }
+    }
+}
+
+// One segment's brackets (lo, hi), four as a vec4 each.
+fn brackets_of(s: u32) -> array<vec4<u32>, 2> {
+    return array<vec4<u32>, 2>(k_brk[s * BRK + 1u], k_brk[s * BRK + 3u]);
+}
+
+// Add one segment's counts (below lo, at or below lo, below hi, at or below hi) to
+// its row of the workgroup's counts.
+fn flush_counts(row: u32, lt: vec4<u32>, nr: Near4, nans: u32) {
+    let lt_lo = lt - vec4<u32>(nans);
+    let le_lo = lt_lo + nr.eq_lo;
+    let lt_hi = le_lo + nr.inside;
+    let le_hi = lt_hi + nr.eq_hi;
+    let o = row * NCOUNT;
+    for (var j = 0u; j < 4u; j++) {
+        atomicAdd(&sh_bc[o + j], lt_lo[j]);
+        atomicAdd(&sh_bc[o + 8u + j], le_lo[j]);
+        atomicAdd(&sh_bc[o + 16u + j], lt_hi[j]);
+        atomicAdd(&sh_bc[o + 24u + j], le_hi[j]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn count_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= p.tiles * p.parts) {
+        return;
+    }
+    let by_segment = (p.vflags & 1u) != 0u;
+    let tile = w / p.parts;
+    let part = w % p.parts;
+    let lanes = WG / p.tile;
+    let lane_s = lid % p.tile;
+    let lane_k = lid / p.tile;
+    let s0 = p.seg_first + tile * p.tile; // in the view's units
+    let s = s0 + lane_s;
+    // Rows of the workgroup's counts: one per real segment.
+    let per = select(1u, 4u, by_segment);
+    for (var i = lid; i < per * p.tile * NCOUNT; i += WG) {
+        atomicStore(&sh_bc[i], 0u);
+    }
+    workgroupBarrier();
+
+    let k_count = p.k_end - p.k_first;
+    let per_part = (k_count + p.parts - 1u) / p.parts;
+    let k_lo = p.k_first + part * per_part;
+    let k_hi = min(k_lo + per_part, p.k_end);
+    if (s < p.seg_end) {
+        // Real segments of the components, and their brackets per component.
+        var sc = vec4<u32>(s);
+        if (by_segment) {
+            sc = vec4<u32>(4u * s) + vec4<u32>(0u, 1u, 2u, 3u);
+            sc = min(sc, vec4<u32>(p.comp_end - 1u));
+        }
+        let bx = brackets_of(sc.x);
+        let by = brackets_of(sc.y);
+        let bz = brackets_of(sc.z);
+        let bw = brackets_of(sc.w);
+        // Bracket j's ends across the components.
+        let lo0 = vec4<u32>(bx[0].x, by[0].x, bz[0].x, bw[0].x);
+        let lo1 = vec4<u32>(bx[0].y, by[0].y, bz[0].y, bw[0].y);
+        let lo2 = vec4<u32>(bx[0].z, by[0].z, bz[0].z, bw[0].z);
+        let lo3 = vec4<u32>(bx[0].w, by[0].w, bz[0].w, bw[0].w);
+        let hi0 = vec4<u32>(bx[1].x, by[1].x, bz[1].x, bw[1].x);
+        let hi1 = vec4<u32>(bx[1].y, by[1].y, bz[1].y, bw[1].y);
+        let hi2 = vec4<u32>(bx[1].z, by[1].z, bz[1].z, bw[1].z);
+        let hi3 = vec4<u32>(bx[1].w, by[1].w, bz[1].w, bw[1].w);
+        var lt0 = vec4<u32>(0u);
+        var lt1 = vec4<u32>(0u);
+        var lt2 = vec4<u32>(0u);
+        var lt3 = vec4<u32>(0u);
+        var nans = vec4<u32>(0u);
+        var nx = Near4(vec4<u32>(0u), vec4<u32>(0u), vec4<u32>(0u));
+        var ny = nx;
+        var nz = nx;
+        var nw = nx;
+        let base = segment_base(p.seg, s) - p.window_lo;
+        let walk = lane_walk(k_lo, k_hi, lane_k, lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+        let stride = walk.z;
+        let inner = p.seg.inner_div;
+        let esh = p.seg.elem_stride_hi;
+        let esl = p.seg.elem_stride_lo;
+        let step_hi = stride / inner;
+        let step_lo = stride % inner;
+        var kh = walk.x / inner;
+        var kl = walk.x % inner;
+        for (var k = walk.x; k < walk.y; k += stride) {
+            let bv = bitcast<vec4<u32>>(k_x4[base + kh * esh + kl * esl]);
+            let c = step_cursor(kh, kl, step_hi, step_lo, inner);
+            kh = c.x;
+            kl = c.y;
+            let nan = (bv & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+            nans += count1(nan);
+            let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
+            // NaN: key 0, below every bracket (taken off the counts at the end).
+            let kv = select(select(bv ^ vec4<u32>(0x80000000u), ~bv, neg), vec4<u32>(0u), nan);
+            let b0 = kv < lo0;
+            let b1 = kv < lo1;
+            let b2 = kv < lo2;
+            let b3 = kv < lo3;
+            lt0 += count1(b0);
+            lt1 += count1(b1);
+            lt2 += count1(b2);
+            lt3 += count1(b3);
+            let near = (!b0 & (kv <= hi0)) | (!b1 & (kv <= hi1)) | (!b2 & (kv <= hi2)) | (!b3 & (kv <= hi3));
+            if (any(near)) {
+                if (near.x) {
+                    near_one(sc.x, kv.x, bv.x, vec4<u32>(lo0.x, lo1.x, lo2.x, lo3.x),
+                             vec4<u32>(hi0.x, hi1.x, hi2.x, hi3.x), &nx);
+                }
+                if (near.y) {
+                    near_one(sc.y, kv.y, bv.y, vec4<u32>(lo0.y, lo1.y, lo2.y, lo3.y),
+                             vec4<u32>(hi0.y, hi1.y, hi2.y, hi3.y), &ny);
+                }
+                if (near.z) {
+                    near_one(sc.z, kv.z, bv.z, vec4<u32>(lo0.z, lo1.z, lo2.z, lo3.z),
+                             vec4<u32>(hi0.z, hi1.z, hi2.z, hi3.z), &nz);
+                }
+                if (near.w) {
+                    near_one(sc.w, kv.w, bv.w, vec4<u32>(lo0.w, lo1.w, lo2.w, lo3.w),
+                             vec4<u32>(hi0.w, hi1.w, hi2.w, hi3.w), &nw);
+                }
+            }
+        }
+        // Per component: below-lo counts of its four brackets.
+        let ltx = vec4<u32>(lt0.x, lt1.x, lt2.x, lt3.x);
+        let lty = vec4<u32>(lt0.y, lt1.y, lt2.y, lt3.y);
+        let ltz = vec4<u32>(lt0.z, lt1.z, lt2.z, lt3.z);
+        let ltw = vec4<u32>(lt0.w, lt1.w, lt2.w, lt3.w);
+        let loads = select(0u, (walk.y - walk.x + stride - 1u) / stride, walk.y > walk.x);
+        if (by_segment) {
+            flush_counts(4u * lane_s, ltx, nx, nans.x);
+            flush_counts(4u * lane_s + 1u, lty, ny, nans.y);
+            flush_counts(4u * lane_s + 2u, ltz, nz, nans.z);
+            flush_counts(4u * lane_s + 3u, ltw, nw, nans.w);
+            let valid = vec4<u32>(loads) - nans;
+            for (var j = 0u; j < 4u; j++) {
+                if (4u * s + j < p.comp_end) {
+                    atomicAdd(&k_valid[4u * s + j], valid[j]);
+                }
+            }
+        } else {
+            // One segment: its components' counts add up.
+            let near = Near4(nx.eq_lo + ny.eq_lo + nz.eq_lo + nw.eq_lo, nx.eq_hi + ny.eq_hi + nz.eq_hi + nw.eq_hi,
+                             nx.inside + ny.inside + nz.inside + nw.inside);
+            let nan_total = nans.x + nans.y + nans.z + nans.w;
+            flush_counts(lane_s, ltx + lty + ltz + ltw, near, nan_total);
+            atomicAdd(&k_valid[s], 4u * loads - nan_total);
+        }
+    }
+    workgroupBarrier();
+
+    let rows = per * p.tile;
+    let first = per * s0;
+    for (var i = lid; i < rows * NCOUNT; i += WG) {
+        let v = atomicLoad(&sh_bc[i]);
+        let seg = first + i / NCOUNT;
+        if (v != 0u && seg < select(p.seg_end, p.comp_end, by_segment)) {
+            atomicAdd(&k_bcount[seg * NCOUNT + i % NCOUNT], v);
+        }
+    }
+}
+
+// The counts of count_vec4 as moments states (count only), for init_main.
+@group(0) @binding(1) var<storage, read> v_valid: array<u32>;
+@group(0) @binding(2) var<storage, read_write> v_moments: array<Moments>;
+
+@compute @workgroup_size(256)
+fn valid_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let s = flat_id(wid, nwg, lid);
+    if (s < p.seg_end) {
+        var m = empty_moments();
+        m.count = v_valid[s];
+        v_moments[s] = m;
     }
 }
 

@@ -39,7 +39,7 @@ use crate::gpu::{read_buffer, Gpu, GpuTensor};
 use crate::kernels::copy::record_copy;
 use crate::kernels::derive::{record_derive, DeriveRule};
 use crate::kernels::moments::{moments, record_moments};
-use crate::kernels::select::record_quantiles;
+use crate::kernels::select::{record_quantiles, record_quantiles_counted};
 use crate::norm::{
     BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, InstanceNorm, InstanceNormConfig, LayerNorm,
     LayerNormConfig, SavedStats,
@@ -445,10 +445,9 @@ impl<'a> Work<'a> {
         match op {
             "copy" => record_copy(gpu, enc, &self.x, &self.out),
             "stats" => record_moments(gpu, enc, &self.x, &g).map(drop),
-            "quantiles3" => {
-                let m = record_moments(gpu, enc, &self.x, &g)?;
-                record_quantiles(gpu, enc, &self.x, &g, &m, &QS).map(drop)
-            }
+            // The quantile fit needs no mean or variance: its counts come from its own
+            // counting pass.
+            "quantiles3" => record_quantiles(gpu, enc, &self.x, &g, None, &QS).map(drop),
             "standard_fit" => {
                 let m = record_moments(gpu, enc, &self.x, &g)?;
                 let rule = DeriveRule::Standard { with_mean: true, with_std: true };
@@ -459,10 +458,9 @@ impl<'a> Work<'a> {
             "minmax_fit_transform" => fit_transform(MinMaxScaler::new().into(), enc),
             "maxabs_fit_transform" => fit_transform(MaxAbsScaler::default().into(), enc),
             "robust_fit" => {
-                let m = record_moments(gpu, enc, &self.x, &g)?;
-                let q = record_quantiles(gpu, enc, &self.x, &g, &m, &QS)?;
+                let (q, counts) = record_quantiles_counted(gpu, enc, &self.x, &g, &QS)?;
                 let rule = DeriveRule::Robust { with_centering: true, with_scaling: true, unit: 1.0 };
-                record_derive(gpu, enc, &m, cols, rule, Some(&q), None).map(drop)
+                record_derive(gpu, enc, &counts, cols, rule, Some(&q), None).map(drop)
             }
             "robust_fit_transform" => fit_transform(RobustScaler::new().into(), enc),
             "log_transform" => {

@@ -60,11 +60,12 @@ fn sorted_segments(data: &[f32], g: &Grouping) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// The GPU-resident path: moments and quantiles recorded into one encoder, f32 results.
+/// The GPU-resident path with the caller's moments (the counts they carry), recorded
+/// into one encoder, f32 results. (`quantiles`, the other path checked, counts itself.)
 fn run_recorded(gpu: &Gpu, t: &GpuTensor, g: &Grouping, qs: &[f64]) -> Vec<f32> {
     let mut enc = gpu.encoder();
     let m = record_moments(gpu, &mut enc, t, g).unwrap();
-    let out = record_quantiles(gpu, &mut enc, t, g, &m, qs).unwrap();
+    let out = record_quantiles(gpu, &mut enc, t, g, Some(&m), qs).unwrap();
     gpu.submit_and_wait(enc).unwrap();
     let bytes = gpunorm::gpu::read_buffer(gpu, &out, 0, (g.num_segments() * qs.len() * 4) as u64).unwrap();
     bytemuck::pod_collect_to_vec(&bytes)
@@ -362,20 +363,24 @@ fn long_segments_few_quantiles() {
     let mut rng = Rng::new(23);
     let qsets: [&[f64]; 4] = [&[0.25, 0.5, 0.75], &[0.0, 1.0], &[0.5], &[0.0, 0.001, 0.1, 0.5, 0.5, 0.9, 0.999, 1.0]];
     let rows = 70_001;
-    let g = Grouping::Columns { rows, cols: 3 };
-    let mut normal = rng.normals(g.numel(), 3.0, 2.0);
-    sprinkle_nan(&mut normal, 0.05, &mut rng);
-    let ties: Vec<f32> = (0..g.numel()).map(|_| [1.5f32, -2.0, 7.0, 0.0][rng.below(4)]).collect();
-    // Half the values on one number, the rest spread: the median sits in a tie.
-    let lumpy: Vec<f32> = (0..g.numel()).map(|i| if i % 2 == 0 { 4.0 } else { rng.normal() as f32 * 10.0 }).collect();
-    let mut sorted = rng.normals(g.numel(), 0.0, 1.0);
-    sorted.sort_by(f32::total_cmp);
-    let constant = vec![-0.5f32; g.numel()];
-    for (what, data) in
-        [("normal", &normal), ("ties", &ties), ("lumpy", &lumpy), ("sorted", &sorted), ("constant", &constant)]
-    {
-        for qs in qsets {
-            check(what, &g, data, qs);
+    // Three columns: float loads; four: the vec4 counting pass, four columns per load.
+    for cols in [3, 4] {
+        let g = Grouping::Columns { rows, cols };
+        let mut normal = rng.normals(g.numel(), 3.0, 2.0);
+        sprinkle_nan(&mut normal, 0.05, &mut rng);
+        let ties: Vec<f32> = (0..g.numel()).map(|_| [1.5f32, -2.0, 7.0, 0.0][rng.below(4)]).collect();
+        // Half the values on one number, the rest spread: the median sits in a tie.
+        let lumpy: Vec<f32> =
+            (0..g.numel()).map(|i| if i % 2 == 0 { 4.0 } else { rng.normal() as f32 * 10.0 }).collect();
+        let mut sorted = rng.normals(g.numel(), 0.0, 1.0);
+        sorted.sort_by(f32::total_cmp);
+        let constant = vec![-0.5f32; g.numel()];
+        for (what, data) in
+            [("normal", &normal), ("ties", &ties), ("lumpy", &lumpy), ("sorted", &sorted), ("constant", &constant)]
+        {
+            for qs in qsets {
+                check(what, &g, data, qs);
+            }
         }
     }
     // Per segment: sparse values among NaN (the sample sees few or none of them: the
@@ -414,7 +419,7 @@ fn invalid_and_empty_requests() {
         assert!(matches!(quantiles(gpu(), &t, &g, &[0.5, bad]), Err(Error::InvalidParameter(_))), "{bad}");
         let mut enc = gpu().encoder();
         let m = record_moments(gpu(), &mut enc, &t, &g).unwrap();
-        assert!(matches!(record_quantiles(gpu(), &mut enc, &t, &g, &m, &[bad]), Err(Error::InvalidParameter(_))));
+        assert!(matches!(record_quantiles(gpu(), &mut enc, &t, &g, Some(&m), &[bad]), Err(Error::InvalidParameter(_))));
     }
     assert_eq!(quantiles(gpu(), &t, &g, &[]).unwrap(), vec![Vec::<f64>::new(); 2]);
     let wrong = Grouping::Columns { rows: 3, cols: 2 };

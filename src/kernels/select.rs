@@ -35,7 +35,7 @@ use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
 use crate::kernels::moments::{check_input, record_moments, MOMENTS_BYTES};
 use crate::kernels::{plan, SegmentsGpu};
 use crate::reference::quantiles::{lerp, rank};
-use crate::segments::{Grouping, Segments};
+use crate::segments::{Grouping, Segments, Vec4Parts};
 
 /// Workgroup-local histogram bins (`LBINS` in select.wgsl).
 const LOCAL_BINS: u32 = 4096;
@@ -91,7 +91,9 @@ struct SelectParams {
     sample_m: u32,
     cap: u32,
     seed: u32,
-    _pad: [u32; 5],
+    vflags: u32,
+    comp_end: u32,
+    _pad: [u32; 3],
 }
 
 /// The WGSL `QInfo` struct: q = m · 2^-e, m = m_hi · 2^32 + m_lo.
@@ -155,21 +157,40 @@ fn preferred_tile(seg: &Segments) -> u32 {
 struct Selected {
     values: wgpu::Buffer,
     order_stats: wgpu::Buffer,
+    /// Per segment a moments state whose count is set.
+    counts: wgpu::Buffer,
 }
 
-/// Record the quantiles `qs` of every segment of `input` into `encoder`. `moments` is the
-/// buffer that [`record_moments`] filled for the same input and grouping (its counts are
-/// reused, not recounted). Returns a buffer of `num_segments × qs.len()` f32, row-major by
-/// segment; an all-NaN segment gives NaN.
+/// Record the quantiles `qs` of every segment of `input` into `encoder`. `moments`, if
+/// given, is the buffer that [`record_moments`] filled for the same input and grouping
+/// (its counts are reused); without it the counts come from the selection's own
+/// counting pass, or from a moments pass it records. Returns a buffer of
+/// `num_segments × qs.len()` f32, row-major by segment; an all-NaN segment gives NaN.
 pub fn record_quantiles(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     input: &GpuTensor,
     grouping: &Grouping,
-    moments: &wgpu::Buffer,
+    moments: Option<&wgpu::Buffer>,
     qs: &[f64],
 ) -> Result<wgpu::Buffer> {
     Ok(record_select(gpu, encoder, input, grouping, moments, qs, true)?.values)
+}
+
+/// [`record_quantiles`], also returning a buffer of `num_segments` [`MomentsGpu`] whose
+/// counts (non-NaN values per segment) are set (the other fields are set only when
+/// `moments` was given, then it is that buffer's copy).
+///
+/// [`MomentsGpu`]: crate::kernels::moments::MomentsGpu
+pub fn record_quantiles_counted(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    grouping: &Grouping,
+    qs: &[f64],
+) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+    let sel = record_select(gpu, encoder, input, grouping, None, qs, true)?;
+    Ok((sel.values, sel.counts))
 }
 
 fn storage_with(gpu: &Gpu, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
@@ -366,7 +387,7 @@ fn record_select(
     encoder: &mut wgpu::CommandEncoder,
     input: &GpuTensor,
     grouping: &Grouping,
-    moments: &wgpu::Buffer,
+    moments: Option<&wgpu::Buffer>,
     qs: &[f64],
     allow_sample: bool,
 ) -> Result<Selected> {
@@ -375,11 +396,8 @@ fn record_select(
     let seg = grouping.segments();
     let s_count = seg.count as u64;
     let nq = qs.len() as u64;
-    if moments.size() < s_count * MOMENTS_BYTES {
-        return Err(Error::Shape(format!(
-            "moments buffer of {} bytes is too small for {s_count} segments",
-            moments.size()
-        )));
+    if let Some(m) = moments.filter(|m| m.size() < s_count * MOMENTS_BYTES) {
+        return Err(Error::Shape(format!("moments buffer of {} bytes is too small for {s_count} segments", m.size())));
     }
     let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
     let check_size = |what: &str, bytes: u64| {
@@ -396,7 +414,8 @@ fn record_select(
     let values = gpu.storage_buffer("quantiles", s_count * nq * 4)?;
     let order_stats = gpu.storage_buffer("quantile order statistics", s_count * nq * 16)?;
     if nq == 0 || s_count == 0 {
-        return Ok(Selected { values, order_stats });
+        let counts = gpu.storage_buffer("quantile counts", s_count * MOMENTS_BYTES)?;
+        return Ok(Selected { values, order_stats, counts });
     }
 
     // Unique q, ascending: then the ranks of a segment ascend with the slot index.
@@ -433,6 +452,15 @@ fn record_select(
     // Short segments, each whole inside one window: rank by counting.
     let small = seg.len <= SMALL_LEN && plan.dispatches.iter().all(|d| d.k_first == 0 && d.k_end == seg.len);
     let sampling = if allow_sample { sample_plan(gpu, &seg, input.numel() as u64, &uq) } else { None };
+    // The counts: the caller's moments, else the counting pass's (vec4 counting, which
+    // counts them), else a moments pass of our own.
+    let vec4_count = sampling.as_ref().and_then(|_| count_view(gpu, &seg, uq.len()));
+    let counts = match moments {
+        Some(m) => m.clone(),
+        None if vec4_count.is_some() => gpu.storage_buffer("quantile counts", s_count * MOMENTS_BYTES)?,
+        None => record_moments(gpu, encoder, input, grouping)?,
+    };
+    let counted = moments.is_none() && vec4_count.is_some();
 
     for qb in 0..nqb {
         let u0 = qb * MAX_BATCH_Q as u64;
@@ -454,22 +482,26 @@ fn record_select(
         let mut sb0 = 0;
         while sb0 < s_count {
             let sb1 = (sb0 + s_batch).min(s_count);
-            let params =
-                gpu.uniform(&SelectParams { sb0: sb0 as u32, seg_first: sb0 as u32, seg_end: sb1 as u32, ..qp });
-            gpu.dispatch(
-                encoder,
-                &init,
-                &[
-                    params.as_entire_binding(),
-                    moments.as_entire_binding(),
-                    qinfo.as_entire_binding(),
-                    ctx.slots.as_entire_binding(),
-                    fracs.as_entire_binding(),
-                    ctx.hdr.as_entire_binding(),
-                    ctx.gprefix.as_entire_binding(),
-                ],
-                per_item(sb1 - sb0)?,
-            )?;
+            // Ranks and slots from the counts (the sampling path records it after its
+            // counting pass, which may be what fills the counts).
+            let record_init = |encoder: &mut wgpu::CommandEncoder| -> Result<()> {
+                let params =
+                    gpu.uniform(&SelectParams { sb0: sb0 as u32, seg_first: sb0 as u32, seg_end: sb1 as u32, ..qp });
+                gpu.dispatch(
+                    encoder,
+                    &init,
+                    &[
+                        params.as_entire_binding(),
+                        counts.as_entire_binding(),
+                        qinfo.as_entire_binding(),
+                        ctx.slots.as_entire_binding(),
+                        fracs.as_entire_binding(),
+                        ctx.hdr.as_entire_binding(),
+                        ctx.gprefix.as_entire_binding(),
+                    ],
+                    per_item(sb1 - sb0)?,
+                )
+            };
             let passes = |encoder: &mut wgpu::CommandEncoder, sources: &[Source]| -> Result<()> {
                 let mut consumed = 0;
                 for (level, &bits) in sched.iter().enumerate() {
@@ -480,14 +512,20 @@ fn record_select(
             };
             let whole = Source { buffer: input.buffer(), seg, plan: &plan, mode: 0, limit: None };
             if small {
+                record_init(encoder)?;
                 record_small(&ctx, encoder, input, &plan, &qp, (sb0, sb1))?;
                 sb0 = sb1;
                 continue;
             }
             match sampling {
-                None => passes(encoder, &[whole])?,
+                None => {
+                    record_init(encoder)?;
+                    passes(encoder, &[whole])?
+                }
                 Some(sp) => {
-                    let (cand, ccount) = record_brackets(&ctx, encoder, input, &plan, &qp, sp)?;
+                    let counting = Counting { view: vec4_count.as_ref(), counts: counted.then_some(&counts) };
+                    let (cand, ccount) =
+                        record_brackets(&ctx, encoder, input, &plan, &qp, sp, &counting, &record_init)?;
                     let cand_seg = Grouping::Rows { rows: s_count as usize, len: sp.cap as usize }.segments();
                     let cand_plan = plan::plan_reduction(&cand_seg, &plan_limits(gpu))?;
                     let candidates =
@@ -513,7 +551,43 @@ fn record_select(
         ],
         per_item(s_count * nq)?,
     )?;
-    Ok(Selected { values, order_stats })
+    Ok(Selected { values, order_stats, counts })
+}
+
+/// The counting pass's vec4 view (and whether its components are segments), when the
+/// layout has one and there are at most 4 brackets per segment.
+/// The workgroup's counts (`sh_bc`) hold 64 segments.
+fn count_view(gpu: &Gpu, seg: &Segments, unique_q: usize) -> Option<CountView> {
+    let lim = plan_limits(gpu);
+    if unique_q > 4 || lim.max_span < 4 * lim.align || !lim.align.is_multiple_of(4) {
+        return None;
+    }
+    let (view, parts) = seg.vec4_view()?;
+    let by_segment = parts == Vec4Parts::Segments;
+    let lim = plan::PlanLimits {
+        max_span: lim.max_span / 4,
+        align: lim.align / 4,
+        target_workgroups: gpu.reduce_workgroups(),
+        ..lim
+    };
+    let plan = plan::plan_reduction(&view, &lim).ok()?;
+    let segments_per_workgroup = plan.tile_width * if by_segment { 4 } else { 1 };
+    (segments_per_workgroup <= 64).then_some(CountView { view, by_segment, plan })
+}
+
+/// The counting pass through a vec4 view: the view, whether its components are four
+/// segments, and its plan (in vec4 units).
+struct CountView {
+    view: Segments,
+    by_segment: bool,
+    plan: plan::ReducePlan,
+}
+
+/// How the sampling path counts: through a vec4 view (else `count_main`), and where it
+/// leaves the non-NaN counts (when it must produce them).
+struct Counting<'a> {
+    view: Option<&'a CountView>,
+    counts: Option<&'a wgpu::Buffer>,
 }
 
 /// Short segments: rank by counting, one thread per segment, per input window.
@@ -555,9 +629,10 @@ fn record_small(
     Ok(())
 }
 
-/// The fast path's front half (after `init_main`): sample, sample quantiles, brackets,
-/// the counting pass and the resolution of every slot. Returns the candidate lists
-/// (`cap` f32 per segment) and their lengths.
+/// The fast path's front half: sample, sample quantiles, brackets, the counting pass,
+/// `init_main` (`record_init`, after the counts exist) and the resolution of every slot.
+/// Returns the candidate lists (`cap` f32 per segment) and their lengths.
+#[allow(clippy::too_many_arguments)]
 fn record_brackets(
     ctx: &Ctx,
     encoder: &mut wgpu::CommandEncoder,
@@ -565,6 +640,8 @@ fn record_brackets(
     plan: &plan::ReducePlan,
     qp: &SelectParams,
     sp: &SamplePlan,
+    counting: &Counting,
+    record_init: &dyn Fn(&mut wgpu::CommandEncoder) -> Result<()>,
 ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
     let gpu = ctx.gpu;
     let seg = ctx.seg;
@@ -588,7 +665,7 @@ fn record_brackets(
     let sample_t = GpuTensor::from_buffer(sample, &[(s_count * m) as usize])?;
     let sample_g = Grouping::Rows { rows: s_count as usize, len: m as usize };
     let sample_m = record_moments(gpu, encoder, &sample_t, &sample_g)?;
-    let sample_q = record_select(gpu, encoder, &sample_t, &sample_g, &sample_m, &sp.bq, false)?;
+    let sample_q = record_select(gpu, encoder, &sample_t, &sample_g, Some(&sample_m), &sp.bq, false)?;
 
     // Brackets.
     let edges = storage_with(gpu, "quantile bracket edges", bytemuck::cast_slice(&sp.edges))?;
@@ -612,6 +689,55 @@ fn record_brackets(
     let cand = gpu.storage_buffer("quantile candidates", s_count * sp.cap as u64 * 4)?;
     encoder.clear_buffer(&bcount, 0, None);
     encoder.clear_buffer(&ccount, 0, None);
+    let valid = gpu.storage_buffer("quantile valid counts", s_count * 4)?;
+    encoder.clear_buffer(&valid, 0, None);
+    if let Some(cv) = counting.view {
+        record_count_vec4(ctx, encoder, input, qp, sp, cv, [&brk, &bcount, &ccount, &cand, &valid])?;
+    } else {
+        record_count(ctx, encoder, input, plan, qp, sp, [&brk, &bcount, &ccount, &cand])?;
+    }
+    if let Some(counts) = counting.counts {
+        let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ..*qp });
+        gpu.dispatch(
+            encoder,
+            &gpu.pipeline(Shader::Select, "valid_main"),
+            &[params.as_entire_binding(), valid.as_entire_binding(), counts.as_entire_binding()],
+            per_item(s_count)?,
+        )?;
+    }
+    record_init(encoder)?;
+
+    // Resolve every slot from the counts, or send its segment to the fallback.
+    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, cap: sp.cap, ..*qp });
+    gpu.dispatch(
+        encoder,
+        &gpu.pipeline(Shader::Select, "resolve_main"),
+        &[
+            params.as_entire_binding(),
+            brk.as_entire_binding(),
+            bcount.as_entire_binding(),
+            ccount.as_entire_binding(),
+            ctx.slots.as_entire_binding(),
+            ctx.hdr.as_entire_binding(),
+            ctx.gprefix.as_entire_binding(),
+        ],
+        per_item(s_count)?,
+    )?;
+    Ok((cand, ccount))
+}
+
+/// The counting pass over the input, float by float (`count_main`).
+fn record_count(
+    ctx: &Ctx,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    plan: &plan::ReducePlan,
+    qp: &SelectParams,
+    sp: &SamplePlan,
+    [brk, bcount, ccount, cand]: [&wgpu::Buffer; 4],
+) -> Result<()> {
+    let gpu = ctx.gpu;
+    let seg = ctx.seg;
     let count = gpu.pipeline(Shader::Select, "count_main");
     for d in &plan.dispatches {
         if d.k_end <= d.k_first {
@@ -646,23 +772,60 @@ fn record_brackets(
         )?;
     }
 
-    // Resolve every slot from the counts, or send its segment to the fallback.
-    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, cap: sp.cap, ..*qp });
-    gpu.dispatch(
-        encoder,
-        &gpu.pipeline(Shader::Select, "resolve_main"),
-        &[
-            params.as_entire_binding(),
-            brk.as_entire_binding(),
-            bcount.as_entire_binding(),
-            ccount.as_entire_binding(),
-            ctx.slots.as_entire_binding(),
-            ctx.hdr.as_entire_binding(),
-            ctx.gprefix.as_entire_binding(),
-        ],
-        per_item(s_count)?,
-    )?;
-    Ok((cand, ccount))
+    Ok(())
+}
+
+/// The counting pass through a vec4 view (`count_vec4`), which also counts each
+/// segment's non-NaN values into `valid`.
+fn record_count_vec4(
+    ctx: &Ctx,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    qp: &SelectParams,
+    sp: &SamplePlan,
+    cv: &CountView,
+    [brk, bcount, ccount, cand, valid]: [&wgpu::Buffer; 5],
+) -> Result<()> {
+    let gpu = ctx.gpu;
+    let (view, by_segment, plan) = (cv.view, cv.by_segment, &cv.plan);
+    let group = (crate::kernels::copy::lane_group(gpu) / plan.tile_width).clamp(1, WG / plan.tile_width);
+    let vflags = by_segment as u32 | if gpu.is_software() { 2 | (group << 16) } else { 0 };
+    let pipeline = gpu.pipeline(Shader::Select, "count_vec4");
+    for d in &plan.dispatches {
+        if d.k_end <= d.k_first {
+            continue;
+        }
+        let params = gpu.uniform(&SelectParams {
+            seg: view.into(),
+            window_lo: d.window_lo as u32,
+            seg_first: d.seg_first,
+            seg_end: d.seg_end,
+            tile: plan.tile_width,
+            k_first: d.k_first,
+            k_end: d.k_end,
+            parts: d.parts,
+            tiles: d.tiles,
+            cap: sp.cap,
+            vflags,
+            comp_end: ctx.seg.count,
+            ..*qp
+        });
+        gpu.dispatch(
+            encoder,
+            &pipeline,
+            &[
+                params.as_entire_binding(),
+                Gpu::binding(input.buffer(), 4 * d.window_lo, 4 * d.window_len),
+                brk.as_entire_binding(),
+                bcount.as_entire_binding(),
+                ccount.as_entire_binding(),
+                cand.as_entire_binding(),
+                valid.as_entire_binding(),
+            ],
+            d.tiles * d.parts,
+        )?;
+    }
+    Ok(())
 }
 
 /// Per segment, the requested quantiles (numpy's linear method, NaN ignored;
@@ -678,8 +841,7 @@ pub fn quantiles(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping, qs: &[f64]) 
         return Ok(vec![Vec::new(); s_count]);
     }
     let mut encoder = gpu.encoder();
-    let moments = record_moments(gpu, &mut encoder, input, grouping)?;
-    let sel = record_select(gpu, &mut encoder, input, grouping, &moments, qs, true)?;
+    let sel = record_select(gpu, &mut encoder, input, grouping, None, qs, true)?;
     gpu.submit_and_wait(encoder)?;
     let bytes = read_buffer(gpu, &sel.order_stats, 0, (s_count * qs.len() * 16) as u64)?;
     let raw: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(&bytes);

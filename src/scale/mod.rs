@@ -209,12 +209,13 @@ impl Scaler {
             record_affine(gpu, encoder, input, &output, &g, &args)?;
             return Ok((output, None));
         };
-        let moments = record_moments(gpu, encoder, input, &g)?;
-        let quant = match self {
+        // Robust scaling needs only the quantiles (and the counts they come with).
+        let (moments, quant) = match self {
             Scaler::Robust(o) => {
-                Some(select::record_quantiles(gpu, encoder, input, &g, &moments, &robust_quantiles(o))?)
+                let (q, counts) = select::record_quantiles_counted(gpu, encoder, input, &g, &robust_quantiles(o))?;
+                (counts, Some(q))
             }
-            _ => None,
+            _ => (record_moments(gpu, encoder, input, &g)?, None),
         };
         let derived = record_derive(gpu, encoder, &moments, cols, rule, quant.as_ref(), None)?;
         let gb = self.gamma_beta(cols).map(|(g, b)| (upload_vec(gpu, &g), upload_vec(gpu, &b)));
