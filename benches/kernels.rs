@@ -20,11 +20,11 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
-use gpunorm::bench::{quantile_passes, test_data, GpuTimer};
+use gpunorm::bench::{test_data, GpuTimer};
 use gpunorm::kernels::copy::record_copy;
 use gpunorm::kernels::derive::{record_derive, DeriveRule};
 use gpunorm::kernels::moments::{moments, record_moments};
-use gpunorm::kernels::select::record_quantiles;
+use gpunorm::kernels::select::{input_passes, record_quantiles_counted};
 use gpunorm::scale::{
     FitState, FittedScaler, LogScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler,
 };
@@ -89,7 +89,7 @@ fn kernels(c: &mut Criterion) {
         }
 
         let m = moments(&gpu, &x, &g).unwrap();
-        let passes = 1 + quantile_passes(rows) as u64;
+        let passes = input_passes(&gpu, &g, &[0.25, 0.5, 0.75]) as u64;
         let scalers: [(&str, Scaler); 5] = [
             ("standard", StandardScaler::new().into()),
             ("minmax", MinMaxScaler::new().into()),
@@ -109,13 +109,14 @@ fn kernels(c: &mut Criterion) {
             };
             if let Some(rule) = rule {
                 run(&mut group, &gpu, &timer, &format!("{name}_fit"), numel, fit_bytes, &mut |enc| {
-                    let mom = record_moments(&gpu, enc, &x, &g)?;
-                    let q = if robust {
-                        Some(record_quantiles(&gpu, enc, &x, &g, &mom, &[0.25, 0.5, 0.75])?)
+                    // Robust scaling: the quantiles and their counts, no moments pass.
+                    let (stats, q) = if robust {
+                        let (q, counts) = record_quantiles_counted(&gpu, enc, &x, &g, &[0.25, 0.5, 0.75])?;
+                        (counts, Some(q))
                     } else {
-                        None
+                        (record_moments(&gpu, enc, &x, &g)?, None)
                     };
-                    record_derive(&gpu, enc, &mom, FEATURES, rule, q.as_ref(), None).map(drop)
+                    record_derive(&gpu, enc, &stats, FEATURES, rule, q.as_ref(), None).map(drop)
                 });
             }
             // Transform with statistics fitted once (robust: from the moments' min/max,

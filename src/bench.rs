@@ -39,7 +39,7 @@ use crate::gpu::{read_buffer, Gpu, GpuTensor};
 use crate::kernels::copy::record_copy;
 use crate::kernels::derive::{record_derive, DeriveRule};
 use crate::kernels::moments::{moments, record_moments};
-use crate::kernels::select::{record_quantiles, record_quantiles_counted};
+use crate::kernels::select::{input_passes, record_quantiles, record_quantiles_counted};
 use crate::norm::{
     BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, InstanceNorm, InstanceNormConfig, LayerNorm,
     LayerNormConfig, SavedStats,
@@ -145,11 +145,8 @@ pub struct OpResult {
     pub median_s: f64,
     /// `bytes / median_s / 1e9`.
     pub gbps: f64,
-    /// `gbps / copy_gbps`.
+    /// `gbps / copy_gbps` (the report's: the copy kernel at the largest size).
     pub ratio_to_copy: f64,
-    /// The copy kernel's bandwidth at the same size, its runs alternating with this
-    /// operation's (so that both saw the same load on a shared machine).
-    pub copy_gbps: f64,
     /// The float64 reference twin, once; `None` when skipped (size above the limit, or
     /// no twin: `copy`).
     pub cpu_reference_s: Option<f64>,
@@ -280,14 +277,14 @@ impl GpuTimer {
 
     /// Like [`GpuTimer::median`] for an operation and the copy kernel, their runs
     /// alternating (`record(encoder, true)` records the operation, `false` the copy), so
-    /// that both see the same load on a shared machine. Returns the medians of the
-    /// operation and of the copy.
+    /// that both see the same load on a shared machine. Returns the operation's median
+    /// and the copy's times.
     pub fn median_with_copy(
         &self,
         gpu: &Gpu,
         runs: usize,
         record: &mut dyn FnMut(&mut wgpu::CommandEncoder, bool) -> Result<()>,
-    ) -> Result<(Duration, Duration, &'static str, usize)> {
+    ) -> Result<(Duration, Vec<Duration>, &'static str, usize)> {
         let warm = self.time(gpu, &mut |e| record(e, true))?;
         self.time(gpu, &mut |e| record(e, false))?;
         let runs = if warm.wall > Duration::from_secs(1) { runs.clamp(1, 3) } else { runs.max(1) };
@@ -301,8 +298,7 @@ impl GpuTimer {
         }
         let timer = if kinds.iter().all(|&k| k == "timestamp") { "timestamp" } else { "wall" };
         op.sort();
-        copy.sort();
-        Ok((median(&op), median(&copy), timer, runs))
+        Ok((median(&op), copy, timer, runs))
     }
 }
 
@@ -331,14 +327,6 @@ pub fn test_data(n: usize, seed: u64) -> Vec<f32> {
             5.0 + 2.0 * 3f32.sqrt() * u
         })
         .collect()
-}
-
-/// The radix passes `record_quantiles` makes over segments of `len` values for 3
-/// quantiles (6 ranks): digits of `log2(len / 6)` bits clamped to 4..=11, as
-/// `kernels::select` schedules them.
-pub fn quantile_passes(len: usize) -> u32 {
-    let want = ((len / 6) as u64).max(2).ilog2().clamp(4, 11);
-    32u32.div_ceil(want)
 }
 
 /// The data and layers of one size.
@@ -424,12 +412,13 @@ impl<'a> Work<'a> {
 
     /// (bytes per element, passes) of an operation.
     fn traffic(&self, op: &str) -> (u64, Option<u32>) {
-        let qp = quantile_passes(self.rows);
+        let qp = input_passes(self.gpu, &self.columns(), &QS) as u64;
         match op {
             "copy" | "standard_transform" | "log_transform" | "batch_eval_forward" => (8, None),
             "stats" | "standard_fit" => (4, None),
-            "quantiles3" | "robust_fit" => (4 * (1 + qp) as u64, Some(1 + qp)),
-            "robust_fit_transform" => (4 * (3 + qp) as u64, Some(3 + qp)),
+            "quantiles3" | "robust_fit" => (4 * qp, Some(qp as u32)),
+            // The fit's passes, then the transform's read and write.
+            "robust_fit_transform" => (4 * (qp + 2), Some(qp as u32 + 2)),
             "batch_backward" => (20, None),
             _ => (12, None),
         }
@@ -653,10 +642,11 @@ pub enum Progress<'a> {
 
 /// Run the benchmark on `gpu`; `progress` hears what is measured and every size's results.
 ///
-/// At each size the copy kernel is timed on its own (the `copy` row) and again with
-/// every operation, its runs alternating with the operation's: each operation's
-/// `ratio_to_copy` is against that copy time (its `copy_gbps`), so that a change in the
-/// machine's load during the benchmark does not show up as a change of ratio.
+/// At each size the copy kernel is timed on its own and again with every operation,
+/// its runs alternating with the operation's (so that copy and operations see the same
+/// load on a shared machine): the `copy` row is the median of all those copy runs.
+/// `copy_gbps` is that row's bandwidth at the largest size, and every operation's
+/// `ratio_to_copy` is `gbps / copy_gbps`.
 pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -> Result<BenchReport> {
     if let Some(bad) = opts.ops.iter().flatten().find(|o| !OPS.contains(&o.as_str())) {
         return Err(Error::InvalidParameter(format!(
@@ -676,16 +666,19 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
     for &size in &opts.sizes {
         let mut work = Work::new(gpu, size)?;
         let mut rows: Vec<OpResult> = Vec::new();
-        let copy_bytes = 8 * work.n as u64;
+        let mut copy_times = Vec::new();
         for op in OPS.iter().copied().filter(|op| opts.wants(op)) {
             progress(Progress::Measuring { op, shape: &work.shape(op) });
-            let (time, copy_time, timer_kind, runs) = if op == "copy" {
+            let (time, timer_kind, runs) = if op == "copy" {
                 let (t, k, r) = timer.median(gpu, opts.runs, &mut |enc| work.record(op, enc))?;
-                (t, t, k, r)
+                copy_times.push(t);
+                (t, k, r)
             } else {
-                timer.median_with_copy(gpu, opts.runs, &mut |enc, this| {
+                let (t, copies, k, r) = timer.median_with_copy(gpu, opts.runs, &mut |enc, this| {
                     work.record(if this { op } else { "copy" }, enc)
-                })?
+                })?;
+                copy_times.extend(copies);
+                (t, k, r)
             };
             if std::env::var_os("GPUNORM_PROFILE").is_some() {
                 print_profile(gpu, op, &mut |enc| work.record(op, enc))?;
@@ -694,7 +687,6 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
             let bytes = per_elem * work.n as u64;
             let secs = time.as_secs_f64();
             let gbps = bytes as f64 / secs / 1e9;
-            let size_copy = copy_bytes as f64 / copy_time.as_secs_f64() / 1e9;
             let reference_ok = opts.cpu_reference_max.is_none_or(|m| work.n <= m);
             let cpu_reference_s = if reference_ok { work.cpu_reference(op).map(|d| d.as_secs_f64()) } else { None };
             let cpu_baseline_s =
@@ -705,8 +697,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
                 bytes,
                 median_s: secs,
                 gbps,
-                ratio_to_copy: gbps / size_copy,
-                copy_gbps: size_copy,
+                ratio_to_copy: f64::NAN, // set once the copy's bandwidth is known
                 cpu_reference_s,
                 passes,
                 cpu_baseline_s,
@@ -714,11 +705,24 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
                 timer: timer_kind,
             });
         }
-        if let Some(c) = rows.iter().find(|r| r.op == "copy") {
+        // The copy row: the median of every copy run at this size.
+        copy_times.sort();
+        if let Some(c) = rows.iter_mut().find(|r| r.op == "copy") {
+            c.median_s = median(&copy_times).as_secs_f64();
+            c.gbps = c.bytes as f64 / c.median_s / 1e9;
+            c.runs = copy_times.len();
             copy_gbps = c.gbps;
+        }
+        let size_copy = copy_gbps;
+        for r in rows.iter_mut() {
+            r.ratio_to_copy = r.gbps / size_copy;
         }
         progress(Progress::Size(&rows));
         ops.extend(rows);
+    }
+    // Every ratio against the largest size's copy (the report's `copy_gbps`).
+    for r in ops.iter_mut() {
+        r.ratio_to_copy = r.gbps / copy_gbps;
     }
     Ok(BenchReport { adapter, copy_gbps, ops })
 }
@@ -984,11 +988,5 @@ mod tests {
                 assert!((*a as f64 - b).abs() < 1e-5, "{a} vs {b}");
             }
         }
-    }
-
-    #[test]
-    fn passes_follow_the_digit_schedule() {
-        assert_eq!(quantile_passes(62_500), 3); // log2(10416) = 13 -> 11-bit digits
-        assert_eq!(quantile_passes(100), 8); // 4-bit digits
     }
 }

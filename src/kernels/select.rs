@@ -177,6 +177,33 @@ pub fn record_quantiles(
     Ok(record_select(gpu, encoder, input, grouping, moments, qs, true)?.values)
 }
 
+/// How many times [`record_quantiles`] without moments reads the whole input: one
+/// counting pass on the sample-and-bracket path (two when that pass cannot count: a
+/// moments pass first), else a moments pass and the radix passes (or the ranking of
+/// short segments). A segment whose bracket misses adds the radix passes over it.
+pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
+    let seg = grouping.segments();
+    let mut uq: Vec<f64> = qs.iter().map(|&q| q + 0.0).collect();
+    uq.sort_by(f64::total_cmp);
+    uq.dedup();
+    if uq.is_empty() || seg.count == 0 {
+        return 0;
+    }
+    if uq.len() <= MAX_BATCH_Q && sample_plan(gpu, &seg, grouping.numel() as u64, &uq).is_some() {
+        return if count_view(gpu, &seg, uq.len()).is_some() { 1 } else { 2 };
+    }
+    if seg.len <= SMALL_LEN {
+        return 2;
+    }
+    let batches = uq.len().div_ceil(MAX_BATCH_Q);
+    1 + (0..batches)
+        .map(|b| {
+            let ub = (uq.len() - b * MAX_BATCH_Q).min(MAX_BATCH_Q);
+            digit_schedule(seg.len as u64, 2 * ub).len() as u32
+        })
+        .sum::<u32>()
+}
+
 /// [`record_quantiles`], also returning a buffer of `num_segments` [`MomentsGpu`] whose
 /// counts (non-NaN values per segment) are set (the other fields are set only when
 /// `moments` was given, then it is that buffer's copy).

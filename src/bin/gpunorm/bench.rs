@@ -21,9 +21,11 @@ Data is on the GPU before timing; each run records the operation, submits it
 and waits (device time from timestamp queries where the adapter has them).
 Bytes per element: fit 4, transform 8, fused fit+transform and batch-norm
 train forward 12, batch-norm backward 20; quantile and robust ops 4 per pass
-over the data (\"passes\"). ratio = GB/s over the copy kernel's GB/s at the
-same size, the copy's runs alternating with the operation's (so that both see
-the same load on a shared machine). cpu ref: the float64 reference twin, once
+over the data (\"passes\"). The copy kernel runs alternate with every
+operation's (so that both see the same load on a shared machine); its row is
+the median of them all. ratio = GB/s over the copy's GB/s at the same size
+(JSON: ratio_to_copy = gbps / copy_gbps, the copy at the largest size).
+cpu ref: the float64 reference twin, once
 (--quick: at 1e6 only);
 cpu mt: a multi-threaded float32 plain-Rust baseline (statistics, scalers).
 
@@ -31,7 +33,7 @@ options:
   --json           print one JSON document instead of a table:
                    {\"adapter\": {\"name\", \"backend\", \"driver\"}, \"copy_gbps\": G,
                     \"ops\": [{\"op\", \"shape\", \"bytes\", \"median_s\", \"gbps\",
-                    \"ratio_to_copy\", \"copy_gbps\", \"cpu_reference_s\",
+                    \"ratio_to_copy\", \"cpu_reference_s\",
                     \"passes\"?, \"cpu_baseline_s\", \"runs\", \"timer\"}]}
   --quick          1e6 and 1e7 elements, 5 runs (under two minutes on a
                    software adapter); default 1e6, 1e7 and 3e7, 9 runs
@@ -127,7 +129,7 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
         crate::common::print_stdout(&json_text(&report)?)
     } else {
         crate::common::print_stdout(&format!(
-            "copy kernel at the largest size: {:.2} GB/s (ratio = GB/s over the copy's at the same size)\n",
+            "copy kernel at the largest size: {:.2} GB/s (ratio: over the copy's GB/s at the same size)\n",
             report.copy_gbps
         ))
     }
