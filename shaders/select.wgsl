@@ -697,15 +697,17 @@ fn sample_main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_id(wid, nwg, lid);
-    if (i >= (p.seg_end - p.seg_first) * p.sample_m) {
-        return;
+    // A grid-stride loop: a few workgroups, each thread many samples (a software
+    // adapter pays for every workgroup).
+    let total = (p.seg_end - p.seg_first) * p.sample_m;
+    let threads = nwg.x * nwg.y * WG;
+    for (var i = flat_id(wid, nwg, lid); i < total; i += threads) {
+        let s = p.seg_first + i / p.sample_m;
+        let j = i % p.sample_m;
+        let step = p.seg.len / p.sample_m;
+        let k = j * step + hash_u32(hash_u32(s ^ p.seed) ^ j) % step;
+        sm_out[i] = sm_x[segment_base(p.seg, s) + element_offset(p.seg, k) - p.window_lo];
     }
-    let s = p.seg_first + i / p.sample_m;
-    let j = i % p.sample_m;
-    let step = p.seg.len / p.sample_m;
-    let k = j * step + hash_u32(hash_u32(s ^ p.seed) ^ j) % step;
-    sm_out[i] = sm_x[segment_base(p.seg, s) + element_offset(p.seg, k) - p.window_lo];
 }
 
 // Brackets of a segment: BRK vec4 per segment: (count, 0, 0, 0), lo[0..4], lo[4..8],
@@ -1019,13 +1021,27 @@ fn flush_counts(row: u32, lt: vec4<u32>, nr: Near4, nans: u32) {
     }
 }
 
+// Entry points: up to four brackets per segment, or up to three (bracket 3's compares
+// left out: `four` is a constant in each, folded away).
 @compute @workgroup_size(256)
 fn count_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let w = wid.x + wid.y * nwg.x;
+    count_vec4_body(wid.x + wid.y * nwg.x, lid, true);
+}
+
+@compute @workgroup_size(256)
+fn count_vec4_3(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    count_vec4_body(wid.x + wid.y * nwg.x, lid, false);
+}
+
+fn count_vec4_body(w: u32, lid: u32, four: bool) {
     if (w >= p.tiles * p.parts) {
         return;
     }
@@ -1100,12 +1116,19 @@ fn count_vec4(
             let b0 = kv < lo0;
             let b1 = kv < lo1;
             let b2 = kv < lo2;
-            let b3 = kv < lo3;
             lt0 += count1(b0);
             lt1 += count1(b1);
             lt2 += count1(b2);
-            lt3 += count1(b3);
-            let near = (!b0 & (kv <= hi0)) | (!b1 & (kv <= hi1)) | (!b2 & (kv <= hi2)) | (!b3 & (kv <= hi3));
+            // The brackets ascend and do not overlap: the only one a key can lie in is
+            // the last whose lo it reaches.
+            var hi_at = select(hi1, hi0, b1);
+            hi_at = select(hi2, hi_at, b2);
+            if (four) {
+                let b3 = kv < lo3;
+                lt3 += count1(b3);
+                hi_at = select(hi3, hi_at, b3);
+            }
+            let near = !b0 & (kv <= hi_at);
             if (any(near)) {
                 if (near.x) {
                     near_one(sc.x, kv.x, bv.x, vec4<u32>(lo0.x, lo1.x, lo2.x, lo3.x),

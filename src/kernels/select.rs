@@ -687,7 +687,7 @@ fn record_brackets(
             Gpu::binding(input.buffer(), 0, input.numel() as u64),
             sample.as_entire_binding(),
         ],
-        per_item(s_count * m)?,
+        per_item(s_count * m)?.min(4 * gpu.reduce_workgroups()),
     )?;
     let sample_t = GpuTensor::from_buffer(sample, &[(s_count * m) as usize])?;
     let sample_g = Grouping::Rows { rows: s_count as usize, len: m as usize };
@@ -817,7 +817,7 @@ fn record_count_vec4(
     let (view, by_segment, plan) = (cv.view, cv.by_segment, &cv.plan);
     let group = (crate::kernels::copy::lane_group(gpu) / plan.tile_width).clamp(1, WG / plan.tile_width);
     let vflags = by_segment as u32 | if gpu.is_software() { 2 | (group << 16) } else { 0 };
-    let pipeline = gpu.pipeline(Shader::Select, "count_vec4");
+    let pipeline = gpu.pipeline(Shader::Select, if qp.ub <= 3 { "count_vec4_3" } else { "count_vec4" });
     for d in &plan.dispatches {
         if d.k_end <= d.k_first {
             continue;
