@@ -848,28 +848,38 @@ fn count_main(
         // Most keys lie between brackets: they only add to "key < lo". Keys within
         // [lo, hi] of a bracket (a few percent) take the branch that counts the ends
         // and appends the inside ones.
-        var lt_lo_a = vec4<u32>(0u);
-        var lt_lo_b = vec4<u32>(0u);
+        var la0 = vec4<u32>(0u);
+        var la1 = vec4<u32>(0u);
+        var la2 = vec4<u32>(0u);
+        var la3 = vec4<u32>(0u);
+        var lb0 = vec4<u32>(0u);
+        var lb1 = vec4<u32>(0u);
+        var lb2 = vec4<u32>(0u);
+        var lb3 = vec4<u32>(0u);
         var nr: Near;
         var nans = 0u;
         let base = segment_base(p.seg, s) - p.window_lo;
         let cap = p.cap;
-        // Four of the lane's elements (k, k + lanes, ...) per iteration; offsets from a
-        // cursor (k / inner_div, k % inner_div) stepped with a carry, no division per
-        // element, and no uniform read in the loop. A slot past the end reads the first
-        // element again and is masked out like a NaN (key 0, below every bracket).
+        // Four of the lane's elements (k, k + stride, ...: see `lane_walk`; vflags 2 on a
+        // software adapter) per iteration; offsets from a cursor (k / inner_div,
+        // k % inner_div) stepped with a carry, no division per element, and no uniform
+        // read in the loop. A slot past the end reads the first element again and is
+        // masked out like a NaN (key 0, below every bracket).
+        let walk = lane_walk(k_lo, k_hi, lane_k, lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+        let stride = walk.z;
+        let k_stop = walk.y;
         let inner = p.seg.inner_div;
         let esh = p.seg.elem_stride_hi;
         let esl = p.seg.elem_stride_lo;
-        let step_hi = lanes / inner;
-        let step_lo = lanes % inner;
-        let lanes4 = 4u * lanes;
-        var k = k_lo + lane_k;
+        let step_hi = stride / inner;
+        let step_lo = stride % inner;
+        let stride4 = 4u * stride;
+        var k = walk.x;
         var kh = k / inner;
         var kl = k % inner;
         let one = vec4<u32>(1u);
-        for (; k < k_hi; k += lanes4) {
-            let inb = vec4<bool>(true, k + lanes < k_hi, k + 2u * lanes < k_hi, k + 3u * lanes < k_hi);
+        for (; k < k_stop; k += stride4) {
+            let inb = vec4<bool>(true, k + stride < k_stop, k + 2u * stride < k_stop, k + 3u * stride < k_stop);
             let o0 = base + kh * esh + kl * esl;
             var c = step_cursor(kh, kl, step_hi, step_lo, inner);
             let o1 = select(o0, base + c.x * esh + c.y * esl, inb.y);
@@ -890,28 +900,34 @@ fn count_main(
             nans += 4u - dot(count1(ok), one);
             let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
             let kv = select(vec4<u32>(0u), select(bv ^ vec4<u32>(0x80000000u), ~bv, neg), ok);
-            // Per bracket: how many of the four keys lie below lo; which keys are near.
-            lt_lo_a += vec4<u32>(
-                dot(count1(kv < vec4<u32>(lo_a.x)), one),
-                dot(count1(kv < vec4<u32>(lo_a.y)), one),
-                dot(count1(kv < vec4<u32>(lo_a.z)), one),
-                dot(count1(kv < vec4<u32>(lo_a.w)), one),
-            );
-            var near = ((kv >= vec4<u32>(lo_a.x)) & (kv <= vec4<u32>(hi_a.x)))
-                | ((kv >= vec4<u32>(lo_a.y)) & (kv <= vec4<u32>(hi_a.y)))
-                | ((kv >= vec4<u32>(lo_a.z)) & (kv <= vec4<u32>(hi_a.z)))
-                | ((kv >= vec4<u32>(lo_a.w)) & (kv <= vec4<u32>(hi_a.w)));
+            // Per bracket: which of the four keys lie below its lo (counted per lane of
+            // the vec4, summed at the end). The brackets ascend without overlapping: a
+            // key can only lie in the last one whose lo it reaches.
+            let c0 = kv < vec4<u32>(lo_a.x);
+            let c1 = kv < vec4<u32>(lo_a.y);
+            let c2 = kv < vec4<u32>(lo_a.z);
+            let c3 = kv < vec4<u32>(lo_a.w);
+            la0 += count1(c0);
+            la1 += count1(c1);
+            la2 += count1(c2);
+            la3 += count1(c3);
+            var hi_at = select(vec4<u32>(hi_a.y), vec4<u32>(hi_a.x), c1);
+            hi_at = select(vec4<u32>(hi_a.z), hi_at, c2);
+            hi_at = select(vec4<u32>(hi_a.w), hi_at, c3);
+            var near = !c0 & (kv <= hi_at);
             if (two) {
-                lt_lo_b += vec4<u32>(
-                    dot(count1(kv < vec4<u32>(lo_b.x)), one),
-                    dot(count1(kv < vec4<u32>(lo_b.y)), one),
-                    dot(count1(kv < vec4<u32>(lo_b.z)), one),
-                    dot(count1(kv < vec4<u32>(lo_b.w)), one),
-                );
-                near |= ((kv >= vec4<u32>(lo_b.x)) & (kv <= vec4<u32>(hi_b.x)))
-                    | ((kv >= vec4<u32>(lo_b.y)) & (kv <= vec4<u32>(hi_b.y)))
-                    | ((kv >= vec4<u32>(lo_b.z)) & (kv <= vec4<u32>(hi_b.z)))
-                    | ((kv >= vec4<u32>(lo_b.w)) & (kv <= vec4<u32>(hi_b.w)));
+                let d0 = kv < vec4<u32>(lo_b.x);
+                let d1 = kv < vec4<u32>(lo_b.y);
+                let d2 = kv < vec4<u32>(lo_b.z);
+                let d3 = kv < vec4<u32>(lo_b.w);
+                lb0 += count1(d0);
+                lb1 += count1(d1);
+                lb2 += count1(d2);
+                lb3 += count1(d3);
+                var hb = select(vec4<u32>(hi_b.y), vec4<u32>(hi_b.x), d1);
+                hb = select(vec4<u32>(hi_b.z), hb, d2);
+                hb = select(vec4<u32>(hi_b.w), hb, d3);
+                near |= !d0 & (kv <= hb);
             }
             if (any(near)) {
                 if (near.x) {
@@ -935,8 +951,9 @@ fn count_main(
         let eq_hi_b = nr.eq_hi_b;
         let in_b = nr.in_b;
         // Cumulative counts: key <= lo, key < hi, key <= hi.
-        lt_lo_a -= vec4<u32>(nans);
-        lt_lo_b -= vec4<u32>(nans);
+        let one4 = vec4<u32>(1u);
+        let lt_lo_a = vec4<u32>(dot(la0, one4), dot(la1, one4), dot(la2, one4), dot(la3, one4)) - vec4<u32>(nans);
+        let lt_lo_b = vec4<u32>(dot(lb0, one4), dot(lb1, one4), dot(lb2, one4), dot(lb3, one4)) - vec4<u32>(nans);
         let le_lo_a = lt_lo_a + eq_lo_a;
         let lt_hi_a = le_lo_a + in_a;
         let le_hi_a = lt_hi_a + eq_hi_a;
