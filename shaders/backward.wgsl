@@ -132,17 +132,9 @@ fn sums_main(
     if (w >= sp.tiles * sp.parts) {
         return;
     }
-    let tile = w / sp.parts;
-    let part = w % sp.parts;
-    let lanes = WG / sp.tile_width;
-    let lane_s = lid % sp.tile_width;
-    let lane_k = lid / sp.tile_width;
-    let s = sp.seg_first + tile * sp.tile_width + lane_s;
+    let task = lane_task(w, lid, sp.tile_width, sp.parts, sp.seg_first, sp.k_first, sp.k_end);
+    let s = task.s;
 
-    let k_count = sp.k_end - sp.k_first;
-    let per_part = (k_count + sp.parts - 1u) / sp.parts;
-    let k_lo = sp.k_first + part * per_part;
-    let k_hi = min(k_lo + per_part, sp.k_end);
 
     var acc = vec2<f32>(0.0, 0.0);
     if (s < sp.seg_end) {
@@ -153,30 +145,30 @@ fn sums_main(
             let t = s / sp.stat_div;
             let mu = s_mean[t];
             let inv = s_inv[t];
-            if (sp.seg.inner_div >= lanes && sp.seg.elem_stride_lo == 1u) {
+            if (sp.seg.inner_div >= task.lanes && sp.seg.elem_stride_lo == 1u) {
                 // Contiguous runs (NCHW): block by block, consecutive lanes on consecutive floats.
-                var k0 = k_lo;
-                while (k0 < k_hi) {
+                var k0 = task.k_lo;
+                while (k0 < task.k_hi) {
                     let blk = k0 / sp.seg.inner_div;
-                    let blk_end = min((blk + 1u) * sp.seg.inner_div, k_hi);
+                    let blk_end = min((blk + 1u) * sp.seg.inner_div, task.k_hi);
                     let off0 = base + blk * sp.seg.elem_stride_hi + (k0 - blk * sp.seg.inner_div);
                     let n = blk_end - k0;
-                    for (var j = lane_k; j < n; j += lanes) {
+                    for (var j = task.lane_k; j < n; j += task.lanes) {
                         let d = sdy[off0 + j];
                         acc += vec2<f32>(d, d * ((sx[off0 + j] - mu) * inv));
                     }
                     k0 = blk_end;
                 }
             } else if (sp.elem_step.ok != 0u) {
-                var cur = cursor_at(sp.elem_map, k_lo + lane_k);
-                for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
+                var cur = cursor_at(sp.elem_map, task.k_lo + task.lane_k);
+                for (var k = task.k_lo + task.lane_k; k < task.k_hi; k += task.lanes) {
                     let i = base + cursor_value(sp.elem_map, cur);
                     cur = cursor_next(sp.elem_map, sp.elem_step, cur);
                     let d = sdy[i];
                     acc += vec2<f32>(d, d * ((sx[i] - mu) * inv));
                 }
             } else {
-                for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
+                for (var k = task.k_lo + task.lane_k; k < task.k_hi; k += task.lanes) {
                     let i = base + element_offset(sp.seg, k);
                     let d = sdy[i];
                     acc += vec2<f32>(d, d * ((sx[i] - mu) * inv));
@@ -185,7 +177,7 @@ fn sums_main(
         } else {
             // Layer norm: rows weighted by gamma[position], or columns whose
             // elements each belong to another row's statistics.
-            for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
+            for (var k = task.k_lo + task.lane_k; k < task.k_hi; k += task.lanes) {
                 let off = element_offset(sp.seg, k);
                 let i = base + off;
                 let e = seg_base + off;
@@ -205,14 +197,14 @@ fn sums_main(
     }
     sh_sums[lid] = acc;
     workgroupBarrier();
-    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
-        if (lane_k < stride) {
+    for (var stride = task.lanes / 2u; stride > 0u; stride /= 2u) {
+        if (task.lane_k < stride) {
             sh_sums[lid] += sh_sums[lid + stride * sp.tile_width];
         }
         workgroupBarrier();
     }
-    if (lane_k == 0u && s < sp.seg_end) {
-        s_partials[s * sp.parts_total + sp.part_offset + part] = sh_sums[lid];
+    if (task.lane_k == 0u && s < sp.seg_end) {
+        s_partials[s * sp.parts_total + sp.part_offset + task.part] = sh_sums[lid];
     }
 }
 
@@ -234,16 +226,8 @@ fn sums_vec4(
     if (w >= sp.tiles * sp.parts) {
         return;
     }
-    let tile = w / sp.parts;
-    let part = w % sp.parts;
-    let lanes = WG / sp.tile_width;
-    let lane_s = lid % sp.tile_width;
-    let lane_k = lid / sp.tile_width;
-    let s = sp.seg_first + tile * sp.tile_width + lane_s;
-    let k_count = sp.k_end - sp.k_first;
-    let per_part = (k_count + sp.parts - 1u) / sp.parts;
-    let k_lo = sp.k_first + part * per_part;
-    let k_hi = min(k_lo + per_part, sp.k_end);
+    let task = lane_task(w, lid, sp.tile_width, sp.parts, sp.seg_first, sp.k_first, sp.k_end);
+    let s = task.s;
 
     var sum_dy = vec4<f32>(0.0);
     var sum_dyx = vec4<f32>(0.0);
@@ -252,7 +236,7 @@ fn sums_vec4(
         let t = s / sp.stat_div;
         let mu = vec4<f32>(s_mean[t]);
         let inv = vec4<f32>(s_inv[t]);
-        let walk = lane_walk(k_lo, k_hi, lane_k, lanes, (sp.flags & 4u) != 0u, sp.flags >> 16u);
+        let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (sp.flags & 4u) != 0u, sp.flags >> 16u);
         let stride = walk.z;
         let inner = sp.seg.inner_div;
         let esh = sp.seg.elem_stride_hi;
@@ -274,20 +258,20 @@ fn sums_vec4(
     let acc = vec2<f32>(dot(sum_dy, vec4<f32>(1.0)), dot(sum_dyx, vec4<f32>(1.0)));
     if ((sp.flags & 8u) != 0u) {
         if (s < sp.seg_end) {
-            s_partials[s * sp.parts_total + (sp.part_offset + part) * lanes + lane_k] = acc;
+            s_partials[s * sp.parts_total + (sp.part_offset + task.part) * task.lanes + task.lane_k] = acc;
         }
         return;
     }
     sh_sums[lid] = acc;
     workgroupBarrier();
-    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
-        if (lane_k < stride) {
+    for (var stride = task.lanes / 2u; stride > 0u; stride /= 2u) {
+        if (task.lane_k < stride) {
             sh_sums[lid] += sh_sums[lid + stride * sp.tile_width];
         }
         workgroupBarrier();
     }
-    if (lane_k == 0u && s < sp.seg_end) {
-        s_partials[s * sp.parts_total + sp.part_offset + part] = sh_sums[lid];
+    if (task.lane_k == 0u && s < sp.seg_end) {
+        s_partials[s * sp.parts_total + sp.part_offset + task.part] = sh_sums[lid];
     }
 }
 
@@ -442,19 +426,11 @@ fn dx_main(
     if (w >= xp.tiles * xp.parts) {
         return;
     }
-    let tile = w / xp.parts;
-    let part = w % xp.parts;
-    let lanes = WG / xp.tile_width;
-    let lane_s = lid % xp.tile_width;
-    let lane_k = lid / xp.tile_width;
-    let s = xp.seg_first + tile * xp.tile_width + lane_s;
+    let task = lane_task(w, lid, xp.tile_width, xp.parts, xp.seg_first, xp.k_first, xp.k_end);
+    let s = task.s;
     if (s >= xp.seg_end) {
         return;
     }
-    let k_count = xp.k_end - xp.k_first;
-    let per_part = (k_count + xp.parts - 1u) / xp.parts;
-    let k_lo = xp.k_first + part * per_part;
-    let k_hi = min(k_lo + per_part, xp.k_end);
 
     let base = segment_base(xp.seg, s) - xp.window_lo;
     let t = s / xp.stat_div;
@@ -473,15 +449,15 @@ fn dx_main(
     let gi = gm * inv;
     let cx = c.x * inv;
     let cy = c.y * inv;
-    if (!per_element && train && xp.seg.inner_div >= lanes && xp.seg.elem_stride_lo == 1u) {
+    if (!per_element && train && xp.seg.inner_div >= task.lanes && xp.seg.elem_stride_lo == 1u) {
         // Contiguous runs (NCHW): block by block, consecutive lanes on consecutive floats.
-        var k0 = k_lo;
-        while (k0 < k_hi) {
+        var k0 = task.k_lo;
+        while (k0 < task.k_hi) {
             let blk = k0 / xp.seg.inner_div;
-            let blk_end = min((blk + 1u) * xp.seg.inner_div, k_hi);
+            let blk_end = min((blk + 1u) * xp.seg.inner_div, task.k_hi);
             let off0 = base + blk * xp.seg.elem_stride_hi + (k0 - blk * xp.seg.inner_div);
             let n = blk_end - k0;
-            for (var j = lane_k; j < n; j += lanes) {
+            for (var j = task.lane_k; j < n; j += task.lanes) {
                 let i = off0 + j;
                 dx_out[i] = (gi * dx_dy[i] - cx) - ((dx_x[i] - mu) * inv) * cy;
             }
@@ -491,16 +467,16 @@ fn dx_main(
     }
     if (xp.elem_step.ok != 0u && !per_element && train) {
         // The common case (batch, instance and group norm in training), branch-free.
-        var cur = cursor_at(xp.elem_map, k_lo + lane_k);
-        for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
+        var cur = cursor_at(xp.elem_map, task.k_lo + task.lane_k);
+        for (var k = task.k_lo + task.lane_k; k < task.k_hi; k += task.lanes) {
             let i = base + cursor_value(xp.elem_map, cur);
             cur = cursor_next(xp.elem_map, xp.elem_step, cur);
             dx_out[i] = (gi * dx_dy[i] - cx) - ((dx_x[i] - mu) * inv) * cy;
         }
         return;
     }
-    var cur = cursor_at(xp.elem_map, k_lo + lane_k);
-    for (var k = k_lo + lane_k; k < k_hi; k += lanes) {
+    var cur = cursor_at(xp.elem_map, task.k_lo + task.lane_k);
+    for (var k = task.k_lo + task.lane_k; k < task.k_hi; k += task.lanes) {
         var i: u32;
         if (xp.elem_step.ok != 0u) {
             i = base + cursor_value(xp.elem_map, cur);
@@ -539,19 +515,11 @@ fn dx_vec4(
     if (w >= xp.tiles * xp.parts) {
         return;
     }
-    let tile = w / xp.parts;
-    let part = w % xp.parts;
-    let lanes = WG / xp.tile_width;
-    let lane_s = lid % xp.tile_width;
-    let lane_k = lid / xp.tile_width;
-    let s = xp.seg_first + tile * xp.tile_width + lane_s;
+    let task = lane_task(w, lid, xp.tile_width, xp.parts, xp.seg_first, xp.k_first, xp.k_end);
+    let s = task.s;
     if (s >= xp.seg_end) {
         return;
     }
-    let k_count = xp.k_end - xp.k_first;
-    let per_part = (k_count + xp.parts - 1u) / xp.parts;
-    let k_lo = xp.k_first + part * per_part;
-    let k_hi = min(k_lo + per_part, xp.k_end);
 
     let base = segment_base(xp.seg, s) - xp.window_lo;
     let t = s / xp.stat_div;
@@ -571,7 +539,7 @@ fn dx_vec4(
     let mu4 = vec4<f32>(mu);
     let inv4 = vec4<f32>(inv);
     let train = (xp.flags & DX_TRAIN) != 0u;
-    let walk = lane_walk(k_lo, k_hi, lane_k, lanes, (xp.flags & 8u) != 0u, xp.flags >> 16u);
+    let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (xp.flags & 8u) != 0u, xp.flags >> 16u);
     let stride = walk.z;
     let inner = xp.seg.inner_div;
     let esh = xp.seg.elem_stride_hi;

@@ -139,3 +139,28 @@ fn step_cursor(kh: u32, kl: u32, step_hi: u32, step_lo: u32, inner: u32) -> vec2
     let carry = l >= inner;
     return vec2<u32>(kh + step_hi + select(0u, 1u, carry), select(l, l - inner, carry));
 }
+
+// Where a thread of a reduction-shaped dispatch works (the chunk plan's layout, see
+// src/kernels/plan.rs): workgroup w is (tile, part) = (w / parts, w % parts); its
+// threads are `lanes` element lanes for each of the tile's `tile_width` segments
+// (thread = lane_k · tile_width + lane_s), and the part's elements are [k_lo, k_hi).
+struct LaneTask {
+    part: u32,
+    lanes: u32,
+    lane_s: u32,
+    lane_k: u32,
+    s0: u32,     // the tile's first segment
+    s: u32,      // the thread's segment
+    k_lo: u32,
+    k_hi: u32,
+}
+
+fn lane_task(w: u32, lid: u32, tile_width: u32, parts: u32, seg_first: u32, k_first: u32, k_end: u32) -> LaneTask {
+    let tile = w / parts;
+    let part = w % parts;
+    let lane_s = lid % tile_width;
+    let s0 = seg_first + tile * tile_width;
+    let per_part = (k_end - k_first + parts - 1u) / parts;
+    let k_lo = k_first + part * per_part;
+    return LaneTask(part, WG / tile_width, lane_s, lid / tile_width, s0, s0 + lane_s, k_lo, min(k_lo + per_part, k_end));
+}

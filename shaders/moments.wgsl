@@ -95,18 +95,10 @@ fn partials_main(
     if (w >= p.tiles * p.parts) {
         return;
     }
-    let tile = w / p.parts;
-    let part = w % p.parts;
-    let lanes = WG / p.tile_width;
-    let lane_s = lid % p.tile_width;
-    let lane_k = lid / p.tile_width;
-    let s = p.seg_first + tile * p.tile_width + lane_s;
+    let task = lane_task(w, lid, p.tile_width, p.parts, p.seg_first, p.k_first, p.k_end);
+    let s = task.s;
 
     // This part's element range.
-    let k_count = p.k_end - p.k_first;
-    let per_part = (k_count + p.parts - 1u) / p.parts;
-    let k_lo = p.k_first + part * per_part;
-    let k_hi = min(k_lo + per_part, p.k_end);
 
     var n = 0u;
     var nans = 0u;
@@ -131,10 +123,10 @@ fn partials_main(
         // merged into the lane's state (Chan), one division per block. No branches in
         // the loop: a NaN or a slot past the end is masked out.
         let blocks = (p.flags & 2u) != 0u;
-        let span = (select(0u, k_hi - k_lo, k_hi > k_lo) + lanes - 1u) / lanes;
-        let stride = select(lanes, 1u, blocks);
-        var k = k_lo + lane_k * select(1u, span, blocks);
-        let k_stop = select(k_hi, min(k + span, k_hi), blocks);
+        let span = (select(0u, task.k_hi - task.k_lo, task.k_hi > task.k_lo) + task.lanes - 1u) / task.lanes;
+        let stride = select(task.lanes, 1u, blocks);
+        var k = task.k_lo + task.lane_k * select(1u, span, blocks);
+        let k_stop = select(task.k_hi, min(k + span, task.k_hi), blocks);
         let inner = p.seg.inner_div;
         let step_hi = stride / inner;
         let step_lo = stride % inner;
@@ -186,16 +178,16 @@ fn partials_main(
     if ((p.flags & 8u) != 0u) {
         // Every lane its own partial: no barrier at all (see `flags`).
         if (s < p.seg_end) {
-            partials[s * p.parts_total + (p.part_offset + part) * lanes + lane_k] =
+            partials[s * p.parts_total + (p.part_offset + task.part) * task.lanes + task.lane_k] =
                 Moments(n, nans, shift, mean, m2, lo, hi, 0u);
         }
         return;
     }
     store_shared(lid, Moments(n, nans, shift, mean, m2, lo, hi, 0u));
     workgroupBarrier();
-    merge_lanes(0u, lane_s, lane_k, lanes, p.tile_width);
-    if (lane_k == 0u && s < p.seg_end) {
-        partials[s * p.parts_total + p.part_offset + part] = load_shared(lid);
+    merge_lanes(0u, task.lane_s, task.lane_k, task.lanes, p.tile_width);
+    if (task.lane_k == 0u && s < p.seg_end) {
+        partials[s * p.parts_total + p.part_offset + task.part] = load_shared(lid);
     }
 }
 
@@ -288,17 +280,9 @@ fn partials_vec4(
         return;
     }
     let by_segment = (p.flags & 4u) != 0u;
-    let tile = w / p.parts;
-    let part = w % p.parts;
-    let lanes = WG / p.tile_width;
-    let lane_s = lid % p.tile_width;
-    let lane_k = lid / p.tile_width;
-    let s = p.seg_first + tile * p.tile_width + lane_s; // in the view's units
+    let task = lane_task(w, lid, p.tile_width, p.parts, p.seg_first, p.k_first, p.k_end);
+    let s = task.s; // in the view's units
 
-    let k_count = p.k_end - p.k_first;
-    let per_part = (k_count + p.parts - 1u) / p.parts;
-    let k_lo = p.k_first + part * per_part;
-    let k_hi = min(k_lo + per_part, p.k_end);
 
     var st = Moments4(vec4<u32>(0u), vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0),
                       vec4<f32>(inf_f32()), vec4<f32>(-inf_f32()));
@@ -314,7 +298,7 @@ fn partials_vec4(
         }
         // The lane's elements (see `lane_walk`; flag 2: software adapter, its SIMD
         // group in flags >> 16).
-        let walk = lane_walk(k_lo, k_hi, lane_k, lanes, (p.flags & 2u) != 0u, p.flags >> 16u);
+        let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.flags & 2u) != 0u, p.flags >> 16u);
         var k = walk.x;
         let k_stop = walk.y;
         let stride = walk.z;
@@ -358,7 +342,7 @@ fn partials_vec4(
     if ((p.flags & 8u) != 0u) {
         // Every lane its own partial(s): no barrier.
         if (s < p.seg_end) {
-            let slot = (p.part_offset + part) * lanes + lane_k;
+            let slot = (p.part_offset + task.part) * task.lanes + task.lane_k;
             if (by_segment) {
                 for (var c = 0u; c < 4u; c++) {
                     let sc = 4u * s + c;
@@ -381,10 +365,10 @@ fn partials_vec4(
         for (var c = 0u; c < 4u; c++) {
             store_shared(lid, component(st, c));
             workgroupBarrier();
-            merge_lanes(0u, lane_s, lane_k, lanes, p.tile_width);
+            merge_lanes(0u, task.lane_s, task.lane_k, task.lanes, p.tile_width);
             let sc = 4u * s + c;
-            if (lane_k == 0u && s < p.seg_end && sc < p.comp_end) {
-                partials[sc * p.parts_total + p.part_offset + part] = load_shared(lid);
+            if (task.lane_k == 0u && s < p.seg_end && sc < p.comp_end) {
+                partials[sc * p.parts_total + p.part_offset + task.part] = load_shared(lid);
             }
             workgroupBarrier();
         }
@@ -396,9 +380,9 @@ fn partials_vec4(
     m = merge_moments(m, component(st, 3u));
     store_shared(lid, m);
     workgroupBarrier();
-    merge_lanes(0u, lane_s, lane_k, lanes, p.tile_width);
-    if (lane_k == 0u && s < p.seg_end) {
-        partials[s * p.parts_total + p.part_offset + part] = load_shared(lid);
+    merge_lanes(0u, task.lane_s, task.lane_k, task.lanes, p.tile_width);
+    if (task.lane_k == 0u && s < p.seg_end) {
+        partials[s * p.parts_total + p.part_offset + task.part] = load_shared(lid);
     }
 }
 

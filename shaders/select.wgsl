@@ -419,13 +419,9 @@ fn hist_main(
     if (w >= p.tiles * p.parts) {
         return;
     }
-    let tile = w / p.parts;
-    let part = w % p.parts;
-    let lanes = WG / p.tile;
-    let lane_s = lid % p.tile;
-    let lane_k = lid / p.tile;
-    let s0 = p.seg_first + tile * p.tile;
-    let s = s0 + lane_s;
+    let task = lane_task(w, lid, p.tile, p.parts, p.seg_first, p.k_first, p.k_end);
+    let s0 = task.s0;
+    let s = task.s;
     let nb = 1u << p.bits;
     let mask = nb - 1u;
     let nloc = p.tile * p.gl * nb;
@@ -467,17 +463,14 @@ fn hist_main(
     }
     workgroupBarrier();
 
-    let k_count = p.k_end - p.k_first;
-    let per_part = (k_count + p.parts - 1u) / p.parts;
-    let k_lo = p.k_first + part * per_part;
-    var k_hi = min(k_lo + per_part, p.k_end);
-    let ng = sh_ng[lane_s];
+    var k_hi = task.k_hi;
+    let ng = sh_ng[task.lane_s];
     if (s < p.seg_end && ng > 0u) {
         if (p.use_limit != 0u) {
             k_hi = min(k_hi, h_limit[s]);
         }
         let base = segment_base(p.seg, s) - p.window_lo;
-        var lane = HistLane(p.level, lane_s, lane_s * p.rb, ng, 0u, 0u, p.shift + p.bits, p.shift, mask, nb,
+        var lane = HistLane(p.level, task.lane_s, task.lane_s * p.rb, ng, 0u, 0u, p.shift + p.bits, p.shift, mask, nb,
                             p.gl, (s - p.sb0) * p.rb);
         if (p.level > 0u) {
             lane.first = sh_gp[lane.gbase];
@@ -489,14 +482,14 @@ fn hist_main(
         let inner = p.seg.inner_div;
         let esh = p.seg.elem_stride_hi;
         let esl = p.seg.elem_stride_lo;
-        let step_hi = lanes / inner;
-        let step_lo = lanes % inner;
-        let lanes4 = 4u * lanes;
-        var k = k_lo + lane_k;
+        let step_hi = task.lanes / inner;
+        let step_lo = task.lanes % inner;
+        let lanes4 = 4u * task.lanes;
+        var k = task.k_lo + task.lane_k;
         var kh = k / inner;
         var kl = k % inner;
         for (; k < k_hi; k += lanes4) {
-            let inb = vec4<bool>(true, k + lanes < k_hi, k + 2u * lanes < k_hi, k + 3u * lanes < k_hi);
+            let inb = vec4<bool>(true, k + task.lanes < k_hi, k + 2u * task.lanes < k_hi, k + 3u * task.lanes < k_hi);
             let o0 = base + kh * esh + kl * esl;
             var c = step_cursor(kh, kl, step_hi, step_lo, inner);
             let o1 = select(o0, base + c.x * esh + c.y * esl, inb.y);
@@ -819,22 +812,14 @@ fn count_main(
     if (w >= p.tiles * p.parts) {
         return;
     }
-    let tile = w / p.parts;
-    let part = w % p.parts;
-    let lanes = WG / p.tile;
-    let lane_s = lid % p.tile;
-    let lane_k = lid / p.tile;
-    let s0 = p.seg_first + tile * p.tile;
-    let s = s0 + lane_s;
+    let task = lane_task(w, lid, p.tile, p.parts, p.seg_first, p.k_first, p.k_end);
+    let s0 = task.s0;
+    let s = task.s;
     for (var i = lid; i < p.tile * NCOUNT; i += WG) {
         atomicStore(&sh_bc[i], 0u);
     }
     workgroupBarrier();
 
-    let k_count = p.k_end - p.k_first;
-    let per_part = (k_count + p.parts - 1u) / p.parts;
-    let k_lo = p.k_first + part * per_part;
-    let k_hi = min(k_lo + per_part, p.k_end);
     var nbr = 0u;
     if (s < p.seg_end) {
         nbr = k_brk[s * BRK].x;
@@ -865,7 +850,7 @@ fn count_main(
         // k % inner_div) stepped with a carry, no division per element, and no uniform
         // read in the loop. A slot past the end reads the first element again and is
         // masked out like a NaN (key 0, below every bracket).
-        let walk = lane_walk(k_lo, k_hi, lane_k, lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+        let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
         let stride = walk.z;
         let k_stop = walk.y;
         let inner = p.seg.inner_div;
@@ -960,7 +945,7 @@ fn count_main(
         let le_lo_b = lt_lo_b + eq_lo_b;
         let lt_hi_b = le_lo_b + in_b;
         let le_hi_b = lt_hi_b + eq_hi_b;
-        let o = lane_s * NCOUNT;
+        let o = task.lane_s * NCOUNT;
         for (var j = 0u; j < 4u; j++) {
             atomicAdd(&sh_bc[o + j], lt_lo_a[j]);
             atomicAdd(&sh_bc[o + 8u + j], le_lo_a[j]);
@@ -1063,13 +1048,9 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
         return;
     }
     let by_segment = (p.vflags & 1u) != 0u;
-    let tile = w / p.parts;
-    let part = w % p.parts;
-    let lanes = WG / p.tile;
-    let lane_s = lid % p.tile;
-    let lane_k = lid / p.tile;
-    let s0 = p.seg_first + tile * p.tile; // in the view's units
-    let s = s0 + lane_s;
+    let task = lane_task(w, lid, p.tile, p.parts, p.seg_first, p.k_first, p.k_end);
+    let s0 = task.s0; // in the view's units
+    let s = task.s;
     // Rows of the workgroup's counts: one per real segment.
     let per = select(1u, 4u, by_segment);
     for (var i = lid; i < per * p.tile * NCOUNT; i += WG) {
@@ -1077,10 +1058,6 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
     }
     workgroupBarrier();
 
-    let k_count = p.k_end - p.k_first;
-    let per_part = (k_count + p.parts - 1u) / p.parts;
-    let k_lo = p.k_first + part * per_part;
-    let k_hi = min(k_lo + per_part, p.k_end);
     if (s < p.seg_end) {
         // Real segments of the components, and their brackets per component.
         var sc = vec4<u32>(s);
@@ -1111,7 +1088,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
         var nz = nx;
         var nw = nx;
         let base = segment_base(p.seg, s) - p.window_lo;
-        let walk = lane_walk(k_lo, k_hi, lane_k, lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+        let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
         let stride = walk.z;
         let inner = p.seg.inner_div;
         let esh = p.seg.elem_stride_hi;
@@ -1172,10 +1149,10 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
         let ltw = vec4<u32>(lt0.w, lt1.w, lt2.w, lt3.w);
         let loads = select(0u, (walk.y - walk.x + stride - 1u) / stride, walk.y > walk.x);
         if (by_segment) {
-            flush_counts(4u * lane_s, ltx, nx, nans.x);
-            flush_counts(4u * lane_s + 1u, lty, ny, nans.y);
-            flush_counts(4u * lane_s + 2u, ltz, nz, nans.z);
-            flush_counts(4u * lane_s + 3u, ltw, nw, nans.w);
+            flush_counts(4u * task.lane_s, ltx, nx, nans.x);
+            flush_counts(4u * task.lane_s + 1u, lty, ny, nans.y);
+            flush_counts(4u * task.lane_s + 2u, ltz, nz, nans.z);
+            flush_counts(4u * task.lane_s + 3u, ltw, nw, nans.w);
             let valid = vec4<u32>(loads) - nans;
             for (var j = 0u; j < 4u; j++) {
                 if (4u * s + j < p.comp_end) {
@@ -1187,7 +1164,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
             let near = Near4(nx.eq_lo + ny.eq_lo + nz.eq_lo + nw.eq_lo, nx.eq_hi + ny.eq_hi + nz.eq_hi + nw.eq_hi,
                              nx.inside + ny.inside + nz.inside + nw.inside);
             let nan_total = nans.x + nans.y + nans.z + nans.w;
-            flush_counts(lane_s, ltx + lty + ltz + ltw, near, nan_total);
+            flush_counts(task.lane_s, ltx + lty + ltz + ltw, near, nan_total);
             atomicAdd(&k_valid[s], 4u * loads - nan_total);
         }
     }
