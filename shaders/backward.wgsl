@@ -416,6 +416,28 @@ const DX_GAMMA_PER_ELEMENT: u32 = 4u;
 @group(0) @binding(6) var<storage, read> dx_gamma: array<f32>;
 @group(0) @binding(7) var<storage, read> dx_coef: array<vec2<f32>>;
 
+// One segment's constants of dx: mean and invstd of its statistics segment, the
+// coefficients (train; else 0) and γ (per segment; else 1).
+struct DxConstants {
+    mu: f32,
+    inv: f32,
+    c: vec2<f32>,
+    gm: f32,
+}
+
+fn dx_constants(s: u32) -> DxConstants {
+    let t = s / xp.stat_div;
+    var c = vec2<f32>(0.0, 0.0);
+    if ((xp.flags & DX_TRAIN) != 0u) {
+        c = dx_coef[t];
+    }
+    var gm = 1.0;
+    if ((xp.flags & DX_GAMMA) != 0u) {
+        gm = dx_gamma[s % xp.channels];
+    }
+    return DxConstants(dx_mean[t], dx_inv[t], c, gm);
+}
+
 @compute @workgroup_size(256)
 fn dx_main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -433,17 +455,11 @@ fn dx_main(
     }
 
     let base = segment_base(xp.seg, s) - xp.window_lo;
-    let t = s / xp.stat_div;
-    let mu = dx_mean[t];
-    let inv = dx_inv[t];
-    var c = vec2<f32>(0.0, 0.0);
-    if ((xp.flags & DX_TRAIN) != 0u) {
-        c = dx_coef[t];
-    }
-    var gm = 1.0;
-    if ((xp.flags & DX_GAMMA) != 0u) {
-        gm = dx_gamma[s % xp.channels];
-    }
+    let dc = dx_constants(s);
+    let mu = dc.mu;
+    let inv = dc.inv;
+    let c = dc.c;
+    let gm = dc.gm;
     let per_element = (xp.flags & (DX_GAMMA | DX_GAMMA_PER_ELEMENT)) == (DX_GAMMA | DX_GAMMA_PER_ELEMENT);
     let train = (xp.flags & DX_TRAIN) != 0u;
     let gi = gm * inv;
@@ -522,17 +538,11 @@ fn dx_vec4(
     }
 
     let base = segment_base(xp.seg, s) - xp.window_lo;
-    let t = s / xp.stat_div;
-    let mu = dx_mean[t];
-    let inv = dx_inv[t];
-    var c = vec2<f32>(0.0, 0.0);
-    if ((xp.flags & DX_TRAIN) != 0u) {
-        c = dx_coef[t];
-    }
-    var gm = 1.0;
-    if ((xp.flags & DX_GAMMA) != 0u) {
-        gm = dx_gamma[s % xp.channels];
-    }
+    let dc = dx_constants(s);
+    let mu = dc.mu;
+    let inv = dc.inv;
+    let c = dc.c;
+    let gm = dc.gm;
     let gi = vec4<f32>(gm * inv);
     let cx = vec4<f32>(c.x * inv);
     let cy = vec4<f32>(c.y * inv);

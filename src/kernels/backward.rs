@@ -11,7 +11,9 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Shader};
 use crate::kernels::moments::{check_input, MOMENTS_BYTES};
-use crate::kernels::{plan, plan_limits, IndexMapGpu, SegmentsGpu};
+use crate::kernels::{
+    binding_size, lane_group, plan, plan_limits, unit_plan_limits, vec4_view, IndexMapGpu, SegmentsGpu,
+};
 use crate::segments::{Grouping, IndexMap, Segments, Vec4Parts};
 
 /// Bytes of one reduction state: `(Σw·dy, Σw·dy·x̂)` as `vec2<f32>`.
@@ -74,36 +76,12 @@ pub fn map_step(m: &IndexMap, step: u32) -> MapStepGpu {
     }
 }
 
-/// The vec4 view of `seg` when its vec4s hold four elements of one segment (and the
-/// adapter's windows can be cut in vec4 units).
+/// The vec4 view of `seg` when its vec4s hold four elements of one segment.
 fn vec4_elements(gpu: &Gpu, seg: &Segments) -> Option<Segments> {
-    let lim = plan_limits(gpu, SUMS_BYTES);
-    match seg.vec4_view() {
-        Some((v, Vec4Parts::Elements)) if lim.max_span >= 4 * lim.align && lim.align.is_multiple_of(4) => Some(v),
+    match vec4_view(gpu, seg) {
+        Some((v, Vec4Parts::Elements)) => Some(v),
         _ => None,
     }
-}
-
-/// Plan limits in units of `unit` floats; a statistics-like pass (`reduce`) spreads over
-/// [`Gpu::reduce_workgroups`].
-fn view_limits(gpu: &Gpu, unit: u64, reduce: bool) -> plan::PlanLimits {
-    let lim = plan_limits(gpu, SUMS_BYTES);
-    plan::PlanLimits {
-        max_span: lim.max_span / unit,
-        align: lim.align / unit,
-        target_workgroups: if reduce { gpu.reduce_workgroups() } else { lim.target_workgroups },
-        ..lim
-    }
-}
-
-fn binding_size(gpu: &Gpu) -> u64 {
-    gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size)
-}
-
-/// Lanes of a workgroup that stride together on a software adapter (`lane_walk` in
-/// common.wgsl): its SIMD width over the segments per workgroup.
-fn lane_group(gpu: &Gpu, plan: &plan::ReducePlan) -> u32 {
-    (crate::kernels::copy::lane_group(gpu) / plan.tile_width).clamp(1, 256 / plan.tile_width.max(1))
 }
 
 /// Element `k` of a segment → its offset from the segment's base, as an [`IndexMap`].
@@ -247,7 +225,7 @@ pub fn record_sums(
         Some(v) => (v, 4),
         None => (seg, 1),
     };
-    let plan = plan::plan_reduction(&seg, &view_limits(gpu, unit, vec4))?;
+    let plan = plan::plan_reduction(&seg, &unit_plan_limits(gpu, SUMS_BYTES, unit, vec4))?;
     if plan.dispatches.is_empty() {
         // Empty segments: zero sums.
         encoder.clear_buffer(&out, 0, None);
@@ -258,8 +236,11 @@ pub fn record_sums(
     let per_lane =
         vec4 && gpu.is_software() && s_count * plan.parts_total as u64 * lanes * SUMS_BYTES <= binding_size(gpu);
     let parts_total = plan.parts_total as u64 * if per_lane { lanes } else { 1 };
-    let soft =
-        if vec4 && gpu.is_software() { 4 | if per_lane { 8 } else { 0 } | (lane_group(gpu, &plan) << 16) } else { 0 };
+    let soft = if vec4 && gpu.is_software() {
+        4 | if per_lane { 8 } else { 0 } | (lane_group(gpu, plan.tile_width) << 16)
+    } else {
+        0
+    };
     let partials = gpu.storage_buffer("norm backward partials", s_count * parts_total * SUMS_BYTES)?;
     let (stat_flag, stat_div, stat_map) = match stat {
         StatIndex::PerSegment { div } => (1, div.max(1), IndexMap { d1: 1, m1: 1, s1: 0, m2: 1, d2: 1, s2: 0 }),
@@ -426,8 +407,8 @@ pub fn record_dx(
         Some(v) => (v, 4),
         None => (seg, 1),
     };
-    let plan = plan::plan_reduction(&seg, &view_limits(gpu, unit, false))?;
-    let flags = flags | if vec4 && gpu.is_software() { 8 | (lane_group(gpu, &plan) << 16) } else { 0 };
+    let plan = plan::plan_reduction(&seg, &unit_plan_limits(gpu, SUMS_BYTES, unit, false))?;
+    let flags = flags | if vec4 && gpu.is_software() { 8 | (lane_group(gpu, plan.tile_width) << 16) } else { 0 };
     let elem_map = element_map(&seg);
     let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
     let pipeline = gpu.pipeline(Shader::Backward, if vec4 { "dx_vec4" } else { "dx_main" });

@@ -13,7 +13,7 @@ pub mod plan;
 pub mod select;
 
 use crate::gpu::Gpu;
-use crate::segments::Segments;
+use crate::segments::{Segments, Vec4Parts};
 
 /// The WGSL `Segments` struct.
 #[repr(C)]
@@ -63,9 +63,40 @@ impl From<crate::segments::IndexMap> for IndexMapGpu {
     }
 }
 
+/// The largest storage binding (and buffer) of this device, in bytes.
+pub(crate) fn binding_size(gpu: &Gpu) -> u64 {
+    gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size)
+}
+
+/// A layout's vec4 view (see [`Segments::vec4_view`]), when the device's windows can also
+/// be cut in vec4 units.
+pub(crate) fn vec4_view(gpu: &Gpu, seg: &Segments) -> Option<(Segments, Vec4Parts)> {
+    let lim = plan_limits(gpu, 4);
+    (lim.max_span >= 4 * lim.align && lim.align.is_multiple_of(4)).then(|| seg.vec4_view()).flatten()
+}
+
+/// [`plan_limits`] in units of `unit` floats (1, or 4 for a vec4 view); a statistics-like
+/// pass (`reduce`) spreads over [`Gpu::reduce_workgroups`].
+pub(crate) fn unit_plan_limits(gpu: &Gpu, state_bytes: u64, unit: u64, reduce: bool) -> plan::PlanLimits {
+    let lim = plan_limits(gpu, state_bytes);
+    plan::PlanLimits {
+        max_span: lim.max_span / unit,
+        align: lim.align / unit,
+        target_workgroups: if reduce { gpu.reduce_workgroups() } else { lim.target_workgroups },
+        ..lim
+    }
+}
+
+/// The lanes of a workgroup that stride together on a software adapter (`lane_walk` in
+/// common.wgsl): its SIMD width over the segments per workgroup.
+pub(crate) fn lane_group(gpu: &Gpu, tile_width: u32) -> u32 {
+    let tile_width = tile_width.max(1);
+    (copy::lane_group(gpu) / tile_width).clamp(1, 256 / tile_width)
+}
+
 /// Limits of a reduction plan on this device.
 pub(crate) fn plan_limits(gpu: &Gpu, state_bytes: u64) -> plan::PlanLimits {
-    let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
+    let binding = binding_size(gpu);
     plan::PlanLimits {
         max_span: gpu.max_chunk_elements(),
         align: gpu.offset_alignment_elements(),

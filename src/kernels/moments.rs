@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
-use crate::kernels::{plan, plan_limits, SegmentsGpu};
+use crate::kernels::{binding_size, lane_group, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::segments::{Grouping, Vec4Parts};
 use crate::stats::Moments;
 
@@ -129,29 +129,18 @@ pub fn record_moments_into(
     }
     // Read through a vec4 view where the layout has one (a software adapter loads a vec4
     // for much less than four floats; a GPU makes 128-bit loads), else float by float.
-    let limits = plan_limits(gpu, MOMENTS_BYTES);
-    let view = seg.vec4_view().filter(|_| limits.max_span >= 4 * limits.align && limits.align.is_multiple_of(4));
-    let (kseg, unit, entry, by_segment) = match view {
+    let (kseg, unit, entry, by_segment) = match vec4_view(gpu, &seg) {
         Some((v, parts)) => (v, 4, "partials_vec4", parts == Vec4Parts::Segments),
         None => (seg, 1, "partials_main", false),
     };
-    let limits = plan::PlanLimits {
-        max_span: limits.max_span / unit,
-        align: limits.align / unit,
-        target_workgroups: gpu.reduce_workgroups(),
-        ..limits
-    };
-    let plan = plan::plan_reduction(&kseg, &limits)?;
+    let plan = plan::plan_reduction(&kseg, &unit_plan_limits(gpu, MOMENTS_BYTES, unit, true))?;
     // On a software adapter every lane writes its own partial (no barriers), when the
     // partials fit one binding.
     let lanes = (256 / plan.tile_width) as u64;
-    let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
-    let per_lane = gpu.is_software() && s_count * plan.parts_total as u64 * lanes * MOMENTS_BYTES <= binding;
+    let per_lane = gpu.is_software() && s_count * plan.parts_total as u64 * lanes * MOMENTS_BYTES <= binding_size(gpu);
     let parts_total = plan.parts_total as u64 * if per_lane { lanes } else { 1 };
     let partials = gpu.storage_buffer("moments partials", s_count * parts_total * MOMENTS_BYTES)?;
-    // Lanes of a workgroup that stride together on a software adapter: its SIMD width.
-    let group =
-        if unit == 4 { (crate::kernels::copy::lane_group(gpu) / plan.tile_width).clamp(1, lanes as u32) } else { 1 };
+    let group = if unit == 4 { lane_group(gpu, plan.tile_width) } else { 1 };
     let unused = gpu.storage_buffer("unused prescale", 4)?;
     let pass1 = gpu.pipeline(Shader::Moments, entry);
     for d in &plan.dispatches {

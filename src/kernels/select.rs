@@ -33,7 +33,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
 use crate::kernels::moments::{check_input, record_moments, MOMENTS_BYTES};
-use crate::kernels::{plan, SegmentsGpu};
+use crate::kernels::{lane_group, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::reference::quantiles::{lerp, rank};
 use crate::segments::{Grouping, Segments, Vec4Parts};
 
@@ -585,19 +585,12 @@ fn record_select(
 /// layout has one and there are at most 4 brackets per segment.
 /// The workgroup's counts (`sh_bc`) hold 64 segments.
 fn count_view(gpu: &Gpu, seg: &Segments, unique_q: usize) -> Option<CountView> {
-    let lim = plan_limits(gpu);
-    if unique_q > 4 || lim.max_span < 4 * lim.align || !lim.align.is_multiple_of(4) {
+    if unique_q > 4 {
         return None;
     }
-    let (view, parts) = seg.vec4_view()?;
+    let (view, parts) = vec4_view(gpu, seg)?;
     let by_segment = parts == Vec4Parts::Segments;
-    let lim = plan::PlanLimits {
-        max_span: lim.max_span / 4,
-        align: lim.align / 4,
-        target_workgroups: gpu.reduce_workgroups(),
-        ..lim
-    };
-    let plan = plan::plan_reduction(&view, &lim).ok()?;
+    let plan = plan::plan_reduction(&view, &unit_plan_limits(gpu, 4, 4, true)).ok()?;
     let segments_per_workgroup = plan.tile_width * if by_segment { 4 } else { 1 };
     (segments_per_workgroup <= 64).then_some(CountView { view, by_segment, plan })
 }
@@ -817,7 +810,7 @@ fn record_count_vec4(
 ) -> Result<()> {
     let gpu = ctx.gpu;
     let (view, by_segment, plan) = (cv.view, cv.by_segment, &cv.plan);
-    let group = (crate::kernels::copy::lane_group(gpu) / plan.tile_width).clamp(1, WG / plan.tile_width);
+    let group = lane_group(gpu, plan.tile_width);
     let vflags = by_segment as u32 | if gpu.is_software() { 2 | (group << 16) } else { 0 };
     let pipeline = gpu.pipeline(Shader::Select, if qp.ub <= 3 { "count_vec4_3" } else { "count_vec4" });
     for d in &plan.dispatches {
