@@ -860,3 +860,21 @@ fn verify_reports_the_worst_element() {
         other => panic!("expected a verify mismatch, got {other:?}"),
     }
 }
+
+/// A layer or tensor used with another `Gpu` context than the one that made it: a typed
+/// error (wgpu itself would panic: two contexts can number their resources alike).
+#[test]
+fn another_context_is_a_typed_error() {
+    let other = own_gpu();
+    let mut bn = BatchNorm::new(&other, 2, BatchNormConfig::default()).unwrap();
+    let x = arr(&[3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 7.0]);
+    assert!(matches!(bn.forward(gpu(), x.view()), Err(Error::InvalidParameter(_))));
+    assert!(matches!(bn.set_gamma_beta(gpu(), &[1.0, 1.0], &[0.0, 0.0]), Err(Error::InvalidParameter(_))));
+    // The layer still works with its own context.
+    assert!(bn.forward(&other, x.view()).is_ok());
+    let t = gpunorm::GpuTensor::from_slice(&other, &[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    let g = gpunorm::Grouping::Columns { rows: 2, cols: 2 };
+    assert!(matches!(gpunorm::kernels::moments::moments(gpu(), &t, &g), Err(Error::InvalidParameter(_))));
+    assert!(matches!(t.to_vec(gpu()), Err(Error::InvalidParameter(_))));
+    assert_eq!(t.to_vec(&other).unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+}

@@ -68,6 +68,8 @@ pub fn parse_backends(s: &str) -> Result<Option<wgpu::Backends>> {
 
 /// A GPU device with gpunorm's pipelines.
 pub struct Gpu {
+    /// Unique per context in this process: what tensors and layers check they belong to.
+    id: u64,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
@@ -204,7 +206,9 @@ impl Gpu {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
         }));
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Gpu {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             limits: device.limits(),
             features: device.features(),
             device,
@@ -227,6 +231,24 @@ impl Gpu {
 
     pub fn verify(&self) -> Verify {
         self.verify
+    }
+
+    /// This context's identity (unique in the process). Tensors made with a `Gpu`, and
+    /// norm layers, belong to it: using them with another context is an error, not a
+    /// wgpu panic (two contexts may even number their resources alike).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Check that something made with the context `owner` is used with this one.
+    pub fn check_owner(&self, owner: Option<u64>, what: &str) -> Result<()> {
+        match owner {
+            Some(id) if id != self.id => Err(Error::InvalidParameter(format!(
+                "{what} was created with another Gpu context than the one passed in; use each tensor and layer \
+                 with the Gpu that made it"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     pub fn device(&self) -> &wgpu::Device {

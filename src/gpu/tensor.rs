@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 pub struct GpuTensor {
     buffer: Arc<wgpu::Buffer>,
     shape: Vec<usize>,
+    /// The `Gpu` context that made the buffer (`None`: the caller's own buffer).
+    gpu_id: Option<u64>,
 }
 
 impl GpuTensor {
@@ -30,14 +32,14 @@ impl GpuTensor {
         if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
             return Err(Error::InvalidParameter("the buffer needs BufferUsages::STORAGE".into()));
         }
-        Ok(GpuTensor { buffer, shape: shape.to_vec() })
+        Ok(GpuTensor { buffer, shape: shape.to_vec(), gpu_id: None })
     }
 
     /// A new, uninitialised tensor.
     pub fn empty(gpu: &Gpu, shape: &[usize]) -> Result<Self> {
         let numel: usize = shape.iter().product();
         let buffer = gpu.storage_buffer("gpunorm tensor", numel as u64 * 4)?;
-        Ok(GpuTensor { buffer: Arc::new(buffer), shape: shape.to_vec() })
+        Ok(GpuTensor { buffer: Arc::new(buffer), shape: shape.to_vec(), gpu_id: Some(gpu.id()) })
     }
 
     /// Upload f32 data in C order.
@@ -67,6 +69,7 @@ impl GpuTensor {
 
     /// Download to the host.
     pub fn to_vec(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        gpu.check_owner(self.gpu_id, "the tensor")?;
         let bytes = read_buffer(gpu, &self.buffer, 0, self.numel() as u64 * 4)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
@@ -85,6 +88,11 @@ impl GpuTensor {
         self.shape.iter().product()
     }
 
+    /// The [`Gpu::id`] of the context that made this tensor (`None` for a caller's buffer).
+    pub fn gpu_id(&self) -> Option<u64> {
+        self.gpu_id
+    }
+
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
@@ -94,6 +102,6 @@ impl GpuTensor {
         if shape.iter().product::<usize>() != self.numel() {
             return Err(Error::Shape(format!("cannot view shape {:?} as {shape:?}", self.shape)));
         }
-        Ok(GpuTensor { buffer: self.buffer.clone(), shape: shape.to_vec() })
+        Ok(GpuTensor { buffer: self.buffer.clone(), shape: shape.to_vec(), gpu_id: self.gpu_id })
     }
 }

@@ -204,7 +204,7 @@ pub fn record_affine(
     grouping: &Grouping,
     args: &AffineArgs,
 ) -> Result<()> {
-    crate::kernels::moments::check_input(input, grouping)?;
+    crate::kernels::moments::check_input(gpu, input, grouping)?;
     if output.numel() != input.numel() {
         return Err(Error::Shape(format!(
             "output of shape {:?} does not match input of shape {:?}",

@@ -209,8 +209,8 @@ pub fn record_sums(
     invstd: &wgpu::Buffer,
     weight: Option<Weight>,
 ) -> Result<wgpu::Buffer> {
-    check_input(x, red)?;
-    check_input(dy, red)?;
+    check_input(gpu, x, red)?;
+    check_input(gpu, dy, red)?;
     let seg = red.segments();
     let s_count = seg.count as u64;
     let out = gpu.storage_buffer("norm backward sums", s_count * SUMS_BYTES)?;
@@ -389,9 +389,9 @@ pub fn record_dx(
     dx: &GpuTensor,
     args: &DxArgs,
 ) -> Result<()> {
-    check_input(x, args.walk)?;
-    check_input(dy, args.walk)?;
-    check_input(dx, args.walk)?;
+    check_input(gpu, x, args.walk)?;
+    check_input(gpu, dy, args.walk)?;
+    check_input(gpu, dx, args.walk)?;
     if dx.buffer() == x.buffer() || dx.buffer() == dy.buffer() {
         return Err(Error::InvalidParameter("grad_input cannot be written into x or grad_output".into()));
     }

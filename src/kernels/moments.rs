@@ -81,7 +81,8 @@ struct MergeParams {
 }
 
 /// Check that `input` holds the tensor that `grouping` describes.
-pub(crate) fn check_input(input: &GpuTensor, grouping: &Grouping) -> Result<()> {
+pub(crate) fn check_input(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping) -> Result<()> {
+    gpu.check_owner(input.gpu_id(), "the input tensor")?;
     grouping.validate()?;
     if input.numel() != grouping.numel() {
         return Err(Error::Shape(format!(
@@ -118,7 +119,7 @@ pub fn record_moments_into(
     out: &wgpu::Buffer,
     prescale: Option<&wgpu::Buffer>,
 ) -> Result<()> {
-    check_input(input, grouping)?;
+    check_input(gpu, input, grouping)?;
     let seg = grouping.segments();
     let s_count = seg.count as u64;
     if out.size() < s_count * MOMENTS_BYTES {

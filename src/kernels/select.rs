@@ -419,7 +419,7 @@ fn record_select(
     allow_sample: bool,
 ) -> Result<Selected> {
     check_qs(qs)?;
-    check_input(input, grouping)?;
+    check_input(gpu, input, grouping)?;
     let seg = grouping.segments();
     let s_count = seg.count as u64;
     let nq = qs.len() as u64;
@@ -857,7 +857,7 @@ fn record_count_vec4(
 /// order statistics of every (segment, q) once, and interpolates them in float64.
 pub fn quantiles(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping, qs: &[f64]) -> Result<Vec<Vec<f64>>> {
     check_qs(qs)?;
-    check_input(input, grouping)?;
+    check_input(gpu, input, grouping)?;
     let s_count = grouping.num_segments();
     if qs.is_empty() || s_count == 0 {
         return Ok(vec![Vec::new(); s_count]);

@@ -155,7 +155,8 @@ pub(crate) fn download(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Result<Vec<f3
 /// The learnable and running state of a layer, in GPU buffers of one device.
 #[derive(Debug)]
 pub(crate) struct LayerState {
-    device: wgpu::Device,
+    /// The [`Gpu::id`] of the context the buffers live on.
+    gpu_id: u64,
     /// (γ, β), `n_params` each.
     pub(crate) affine: Option<(wgpu::Buffer, wgpu::Buffer)>,
     pub(crate) n_params: usize,
@@ -176,20 +177,12 @@ impl LayerState {
             Some(c) => Some((upload(gpu, "running_mean", &vec![0.0; c])?, upload(gpu, "running_var", &vec![1.0; c])?)),
             None => None,
         };
-        Ok(LayerState { device: gpu.device().clone(), affine, n_params, running, n_running: n_running.unwrap_or(0) })
+        Ok(LayerState { gpu_id: gpu.id(), affine, n_params, running, n_running: n_running.unwrap_or(0) })
     }
 
-    /// Reject a `Gpu` whose device is not the one the layer's buffers live on. wgpu
-    /// compares devices by id within one `wgpu::Instance`, so this catches another
-    /// device of the same instance; contexts built by separate `Gpu::new` calls can
-    /// share ids, and then only the caller can keep them apart.
+    /// Reject a `Gpu` other than the one the layer's buffers live on.
     pub(crate) fn check_device(&self, gpu: &Gpu) -> Result<()> {
-        if gpu.device() != &self.device {
-            return Err(Error::InvalidParameter(
-                "this layer's parameters live on another GPU device than the one passed in".into(),
-            ));
-        }
-        Ok(())
+        gpu.check_owner(Some(self.gpu_id), "this layer")
     }
 
     pub(crate) fn set_affine(&self, gpu: &Gpu, gamma: &[f32], beta: &[f32]) -> Result<()> {
