@@ -127,9 +127,10 @@ pub fn check_qs(qs: &[f64]) -> Result<()> {
 
 /// Digit widths of the radix passes for segments of `len` elements and `slots` wanted
 /// ranks: wide digits (few passes over the input) for long segments, narrow ones for
-/// short segments, whose histograms would otherwise outweigh their data.
+/// short segments, whose histograms (a bucket row per slot group, up to `slots` of
+/// them after the first pass) would otherwise outweigh their data.
 fn digit_schedule(len: u64, slots: usize) -> Vec<u32> {
-    let want = (len / slots.max(1) as u64).max(2).ilog2().clamp(4, MAX_BITS);
+    let want = (4 * len / slots.max(1) as u64).max(2).ilog2().clamp(4, MAX_BITS);
     let passes = 32u32.div_ceil(want);
     (0..passes).map(|i| 32 / passes + u32::from(i < 32 % passes)).collect()
 }
