@@ -278,12 +278,13 @@ impl Gpu {
 
     /// Workgroups a reduction aims to launch: a software adapter wants few with much
     /// work each (its barriers are expensive); a GPU wants enough to fill every core.
-    /// Workgroups a statistics pass should spread over: few on a software adapter,
-    /// where each workgroup's start and its partial results cost more than the
-    /// parallelism beyond a few per core is worth.
+    /// Workgroups a statistics pass should spread over: few on a software adapter (eight
+    /// per core of this process, which the adapter's threads run on), where each
+    /// workgroup's start and its partial results cost more than more parallelism is worth.
     pub fn reduce_workgroups(&self) -> u32 {
         if self.is_software() {
-            16
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+            (8 * cores).clamp(8, 256)
         } else {
             self.target_workgroups()
         }

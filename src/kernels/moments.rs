@@ -134,7 +134,13 @@ pub fn record_moments_into(
         Some((v, parts)) => (v, 4, "partials_vec4", parts == Vec4Parts::Segments),
         None => (seg, 1, "partials_main", false),
     };
-    let plan = plan::plan_reduction(&kseg, &unit_plan_limits(gpu, MOMENTS_BYTES, unit, true))?;
+    let mut limits = unit_plan_limits(gpu, MOMENTS_BYTES, unit, true);
+    if by_segment && gpu.is_software() {
+        // Four segments per load: fewer, longer workgroups write fewer partials (on
+        // lavapipe, two per core measured faster than eight for columns).
+        limits.target_workgroups = (limits.target_workgroups / 4).max(2);
+    }
+    let plan = plan::plan_reduction(&kseg, &limits)?;
     // On a software adapter every lane writes its own partial (no barriers), when the
     // partials fit one binding.
     let lanes = (256 / plan.tile_width) as u64;
