@@ -351,6 +351,48 @@ fn affine4_rows(w: u32, lid: u32, inverse: bool) {
     let r_first = row0 + w * ap.per_wg;
     let r_end = row0 + min(w * ap.per_wg + ap.per_wg, ap.pieces);
     let win_hi = ap.window_lo + 4u * ap.count;
+    if (ap.window_lo % ap.run_len == 0u && win_hi % ap.run_len == 0u && cols4 <= 4u * WG) {
+        // A window of whole rows, at most 4·WG vec4s wide: each thread takes four
+        // neighbouring vec4 columns, so that a row's center and scale are loaded once per
+        // four vec4s and each SIMD batch reads 512 contiguous bytes of a row per step.
+        let c0 = 4u * lid;
+        if (c0 >= cols4) {
+            return;
+        }
+        let n = min(cols4 - c0, 4u);
+        var g = array<vec4<f32>, 4>();
+        var b = array<vec4<f32>, 4>();
+        for (var j = 0u; j < 4u; j++) {
+            let q = 4u * min(c0 + j, cols4 - 1u);
+            g[j] = vec4<f32>(gamma[q], gamma[q + 1u], gamma[q + 2u], gamma[q + 3u]);
+            b[j] = vec4<f32>(beta[q], beta[q + 1u], beta[q + 2u], beta[q + 3u]);
+        }
+        let g0 = g[0];
+        let g1 = g[1];
+        let g2 = g[2];
+        let g3 = g[3];
+        let b0 = b[0];
+        let b1 = b[1];
+        let b2 = b[2];
+        let b3 = b[3];
+        var i = (r_first * ap.run_len - ap.window_lo) / 4u + c0;
+        for (var r = r_first; r < r_end; r++) {
+            let c4 = vec4<f32>(center[r]);
+            let i4 = vec4<f32>(inv_scale[r]);
+            y4[i] = apply4(x4[i], inverse, c4, i4, g0, b0);
+            if (n == 4u) {
+                y4[i + 1u] = apply4(x4[i + 1u], inverse, c4, i4, g1, b1);
+                y4[i + 2u] = apply4(x4[i + 2u], inverse, c4, i4, g2, b2);
+                y4[i + 3u] = apply4(x4[i + 3u], inverse, c4, i4, g3, b3);
+            } else {
+                for (var j = 1u; j < n; j++) {
+                    y4[i + j] = apply4(x4[i + j], inverse, c4, i4, g[j], b[j]);
+                }
+            }
+            i += cols4;
+        }
+        return;
+    }
     for (var c = lid; c < cols4; c += WG) {
         let q = 4u * c;
         let g4 = vec4<f32>(gamma[q], gamma[q + 1u], gamma[q + 2u], gamma[q + 3u]);

@@ -16,7 +16,9 @@ fn groupings() -> Vec<Grouping> {
         Grouping::Columns { rows: 333, cols: 7 },   // mod
         Grouping::Columns { rows: 333, cols: 3 },   // general
         Grouping::Columns { rows: 257, cols: 10 },  // mod, tail
-        Grouping::Rows { rows: 5, len: 1000 },      // uniform + mod γ/β
+        Grouping::Rows { rows: 5, len: 1000 },      // uniform + mod γ/β (rows: 4 vec4s a thread, 2 in the last)
+        Grouping::Rows { rows: 4, len: 1024 },      // rows: 4 vec4s in every thread
+        Grouping::Rows { rows: 3, len: 4104 },      // rows wider than 4 vec4s a thread: a vec4 each
         Grouping::Rows { rows: 3, len: 1025 },      // div + mod γ/β, tail
         Grouping::Rows { rows: 3, len: 4096 },      // runs without γ/β
     ];
