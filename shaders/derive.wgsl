@@ -71,14 +71,18 @@ fn derive_main(
             } else {
                 inv = safe_inverse(sqrt(var_pop));
             }
-            if (is_nan(var_pop)) {
+            // NaN, or a variance beyond float32 (values spread past ~1.8e19, which only
+            // a prescale keeps: the host paths have one, this GPU-resident one has not):
+            // NaN, never a silent 0.
+            if (is_nan(var_pop) || var_pop > 3.4e38) {
                 inv = nan_f32();
             }
         }
         case 1u: {
             c = m.min;
             inv = safe_inverse(m.max - m.min);
-            if (is_nan(m.max)) {
+            // A range beyond float32 (max − min overflows): NaN, as above.
+            if (is_nan(m.max) || m.max - m.min > 3.4e38) {
                 inv = nan_f32();
             }
         }

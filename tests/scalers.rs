@@ -211,3 +211,29 @@ fn gpu_resident_fit_transform_matches_ndarray_path() {
         }
     }
 }
+
+/// The GPU-resident fit cannot prescale: a column whose variance (standard) or range
+/// (min-max) overflows float32 comes out NaN, not zeros; ordinary columns beside it
+/// are unaffected (and the host path, which prescales, standard-scales it right).
+#[test]
+fn gpu_resident_fit_overflow_is_nan_not_wrong() {
+    let x = ndarray::arr2(&[[3e38f32, 1.0], [-3e38, 2.0], [1e38, 4.0], [-2e38, 8.0]]);
+    for s in [Scaler::from(StandardScaler::new()), MinMaxScaler::new().into()] {
+        let t = gpunorm::GpuTensor::from_array(gpu(), x.view().into_dyn()).unwrap();
+        let mut enc = gpu().encoder();
+        let (out, _) = s.fit_transform_gpu(gpu(), &mut enc, &t).unwrap();
+        gpu().submit_and_wait(enc).unwrap();
+        let got = out.to_vec(gpu()).unwrap();
+        let (_, want) = s.fit_transform(gpu(), x.view()).unwrap();
+        for (i, (a, b)) in got.iter().zip(want.iter()).enumerate() {
+            if s.method() == "standard" {
+                assert!(b.is_finite(), "host path {b}");
+            }
+            if i % 2 == 0 {
+                assert!(a.is_nan(), "{}: overflowing column gave {a}", s.method());
+            } else {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{}: {a} vs {b}", s.method());
+            }
+        }
+    }
+}

@@ -193,6 +193,12 @@ impl Scaler {
     /// recorded into the caller's encoder: statistics, parameters and the transform
     /// never leave the device. Returns the output tensor and the per-feature center
     /// and inverse scale buffers.
+    ///
+    /// Unlike [`Scaler::fit`], which scales each column by a power of two on the host
+    /// when its magnitudes approach float32's limit, this path cannot look at the data:
+    /// a standard-scaled column whose values spread beyond about 1.8e19 (its variance
+    /// overflows float32), or a min-max column whose range overflows, comes out NaN,
+    /// never silently wrong.
     pub fn fit_transform_gpu(
         &self,
         gpu: &Gpu,
