@@ -13,9 +13,9 @@
 //! is the device's (timestamp queries where the adapter has them, else the wall clock
 //! around submit + wait). Throughput is the bytes the operation must move, so an
 //! operation's GB/s over the copy's GB/s at the same size is its ratio to copy.
-//! Sizes: 1e6 and 1e7 elements (`GPUNORM_BENCH_SIZES=1000000,...` to choose); the
-//! scalers run at the sizes up to `GPUNORM_BENCH_SCALER_MAX` (default 1e6: the robust
-//! scaler's radix passes take seconds at 1e7 on a software adapter).
+//! Sizes: 1e4, 1e5, 1e6 and 1e7 elements (`GPUNORM_BENCH_SIZES=10000,...,100000000`
+//! to choose; 1e8 where the device's memory allows); the scalers run at the sizes up to
+//! `GPUNORM_BENCH_SCALER_MAX` (default 1e7).
 
 use std::time::Duration;
 
@@ -68,12 +68,12 @@ fn kernels(c: &mut Criterion) {
     let gpu = Gpu::new().expect("a GPU or software adapter");
     eprintln!("adapter: {} ({})", gpu.adapter_info().name, gpu.adapter_info().backend.to_str());
     let timer = GpuTimer::new(&gpu);
-    let scaler_max = env_sizes("GPUNORM_BENCH_SCALER_MAX", vec![1_000_000])[0];
+    let scaler_max = env_sizes("GPUNORM_BENCH_SCALER_MAX", vec![10_000_000])[0];
     let mut group = c.benchmark_group("kernels");
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(300));
     group.measurement_time(Duration::from_secs(2));
-    for n in env_sizes("GPUNORM_BENCH_SIZES", vec![1_000_000, 10_000_000]) {
+    for n in env_sizes("GPUNORM_BENCH_SIZES", vec![10_000, 100_000, 1_000_000, 10_000_000]) {
         let rows = n / FEATURES;
         let numel = rows * FEATURES;
         let shape = [rows, FEATURES];

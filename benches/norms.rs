@@ -22,7 +22,7 @@ use gpunorm::{Gpu, GpuTensor};
 fn sizes() -> Vec<usize> {
     match std::env::var("GPUNORM_BENCH_SIZES") {
         Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
-        Err(_) => vec![1_000_000, 10_000_000],
+        Err(_) => vec![10_000, 1_000_000, 10_000_000],
     }
 }
 
