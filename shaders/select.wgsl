@@ -1,14 +1,14 @@
 // Exact per-segment quantiles by radix select (numpy's linear method, NaN ignored).
 //
 // Values map to order-preserving u32 keys (positives: flip the sign bit; negatives:
-// flip all bits; NaN has no key and is skipped, as the moments pass that gives the
-// count skips it). For each segment the host asks for a sorted set of unique q; each q
+// flip all bits; NaN has no key and is skipped, as the pass that gives the count — a
+// moments pass, or the counting pass below — skips it). For each segment the host asks for a sorted set of unique q; each q
 // needs the order statistics at ranks lo = floor(q·(n−1)) and min(lo+1, n−1). The
 // distinct ranks of a segment are its "slots", sorted; slots whose keys agree on the
 // bits resolved so far form a "group" (consecutive slots, sorted by prefix).
 //
 //   init_main    one thread per segment: ranks and interpolation weights from the
-//                moments count (float64 rounding of q·(n−1) emulated with integers),
+//                count (float64 rounding of q·(n−1) emulated with integers),
 //                unique sorted slots, one group with the empty prefix.
 //   hist_main    per radix pass and input window: each element whose key starts with
 //                a group's prefix adds one to that group's bucket of the next digit.

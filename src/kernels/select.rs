@@ -3,8 +3,9 @@
 //! numpy's default (linear) method over the non-NaN values of each segment: rank
 //! `q·(n−1)` (its float64 rounding reproduced exactly on the GPU with integer
 //! arithmetic), linear interpolation between the order statistics at `floor` and
-//! `floor + 1`; an all-NaN segment gives NaN. The count `n` comes from the moments pass,
-//! which the caller records first. The order statistics are exact: values map to
+//! `floor + 1`; an all-NaN segment gives NaN. The count `n` comes from the caller's
+//! moments, or from the sample-and-bracket path's counting pass, or from a moments pass
+//! recorded here. The order statistics are exact: values map to
 //! order-preserving u32 keys, and every wanted rank of a segment (the floor and the
 //! next rank of every q, deduplicated) is resolved in the same passes. Three paths:
 //!
@@ -18,7 +19,10 @@
 //!   at and inside each bracket and keeps those strictly inside; the radix select then
 //!   reads only those candidates. A rank on a bracket's end is resolved from the counts
 //!   (ties); a rank outside every bracket, or too many candidates, sends that segment
-//!   to the radix passes over the whole input. The result is exact either way.
+//!   to the radix passes over the whole input. The result is exact either way. Where
+//!   the layout has a vec4 view and there are at most 4 distinct q, the counting pass
+//!   (`count_vec4`) reads four values per load and also counts each segment's values,
+//!   so that no moments pass is needed: one pass over the input in all.
 //! - **counting** (segments of at most 64 elements): one thread per segment ranks
 //!   every element by comparison.
 //!
