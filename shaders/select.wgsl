@@ -759,6 +759,8 @@ const NCOUNT: u32 = 32u;
 @group(0) @binding(3) var<storage, read_write> k_bcount: array<atomic<u32>>;
 @group(0) @binding(4) var<storage, read_write> k_ccount: array<atomic<u32>>;
 @group(0) @binding(5) var<storage, read_write> k_cand: array<f32>;
+// Per segment, its values that are not NaN (so that no moments pass is needed).
+@group(0) @binding(6) var<storage, read_write> k_valid: array<atomic<u32>>;
 
 var<workgroup> sh_bc: array<atomic<u32>, 2048>; // tile (<= 64) × NCOUNT
 
@@ -824,7 +826,9 @@ fn count_main(
     if (s < p.seg_end) {
         nbr = k_brk[s * BRK].x;
     }
-    if (nbr > 0u) {
+    // A segment without brackets (its sample held no value) is still walked: its values
+    // are counted (`k_valid`), and it goes to the radix passes over the whole input.
+    if (s < p.seg_end) {
         let lo_a = k_brk[s * BRK + 1u];
         let lo_b = k_brk[s * BRK + 2u];
         let hi_a = k_brk[s * BRK + 3u];
@@ -843,6 +847,7 @@ fn count_main(
         var lb3 = vec4<u32>(0u);
         var nr: Near;
         var nans = 0u;
+        var valid = 0u;
         let base = segment_base(p.seg, s) - p.window_lo;
         let cap = p.cap;
         // Four of the lane's elements (k, k + stride, ...: see `lane_walk`; vflags 2 on a
@@ -882,7 +887,9 @@ fn count_main(
                 bitcast<u32>(k_x[o3]),
             );
             let ok = inb & ((bv & vec4<u32>(0x7fffffffu)) <= vec4<u32>(0x7f800000u));
-            nans += 4u - dot(count1(ok), one);
+            let n_ok = dot(count1(ok), one);
+            nans += 4u - n_ok;
+            valid += n_ok;
             let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
             let kv = select(vec4<u32>(0u), select(bv ^ vec4<u32>(0x80000000u), ~bv, neg), ok);
             // Per bracket: which of the four keys lie below its lo (counted per lane of
@@ -945,6 +952,7 @@ fn count_main(
         let le_lo_b = lt_lo_b + eq_lo_b;
         let lt_hi_b = le_lo_b + in_b;
         let le_hi_b = lt_hi_b + eq_hi_b;
+        atomicAdd(&k_valid[s], valid);
         let o = task.lane_s * NCOUNT;
         for (var j = 0u; j < 4u; j++) {
             atomicAdd(&sh_bc[o + j], lt_lo_a[j]);
@@ -979,7 +987,6 @@ fn count_main(
 // component. The lanes walk as the moments kernel's do (`lane_walk`). Also counts each
 // segment's values that are not NaN (`k_valid`), so that no moments pass is needed.
 @group(0) @binding(1) var<storage, read> k_x4: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> k_valid: array<atomic<u32>>;
 
 // The ends, inside and below counts of one segment's (up to four) brackets.
 struct Near4 {

@@ -19,10 +19,10 @@
 //!   at and inside each bracket and keeps those strictly inside; the radix select then
 //!   reads only those candidates. A rank on a bracket's end is resolved from the counts
 //!   (ties); a rank outside every bracket, or too many candidates, sends that segment
-//!   to the radix passes over the whole input. The result is exact either way. Where
-//!   the layout has a vec4 view and there are at most 4 distinct q, the counting pass
-//!   (`count_vec4`) reads four values per load and also counts each segment's values,
-//!   so that no moments pass is needed: one pass over the input in all.
+//!   to the radix passes over the whole input. The result is exact either way. The
+//!   counting pass also counts each segment's values, so that no moments pass is
+//!   needed: one pass over the input in all. Where the layout has a vec4 view and there
+//!   are at most 4 distinct q, it reads four values per load (`count_vec4`).
 //! - **counting** (segments of at most 64 elements): one thread per segment ranks
 //!   every element by comparison.
 //!
@@ -183,9 +183,8 @@ pub fn record_quantiles(
 }
 
 /// How many times [`record_quantiles`] without moments reads the whole input: one
-/// counting pass on the sample-and-bracket path (two when that pass cannot count: a
-/// moments pass first), else a moments pass and the radix passes (or the ranking of
-/// short segments). A segment whose bracket misses adds the radix passes over it.
+/// counting pass on the sample-and-bracket path, else a moments pass and the radix
+/// passes (or the ranking of short segments). A segment whose bracket misses adds the radix passes over it.
 pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
     let seg = grouping.segments();
     let mut uq: Vec<f64> = qs.iter().map(|&q| q + 0.0).collect();
@@ -195,7 +194,7 @@ pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
         return 0;
     }
     if uq.len() <= MAX_BATCH_Q && sample_plan(gpu, &seg, grouping.numel() as u64, &uq).is_some() {
-        return if count_view(gpu, &seg, uq.len()).is_some() { 1 } else { 2 };
+        return 1;
     }
     if seg.len <= SMALL_LEN {
         return 2;
@@ -489,10 +488,10 @@ fn record_select(
     let vec4_count = sampling.as_ref().and_then(|_| count_view(gpu, &seg, uq.len()));
     let counts = match moments {
         Some(m) => m.clone(),
-        None if vec4_count.is_some() => gpu.storage_buffer("quantile counts", s_count * MOMENTS_BYTES)?,
+        None if sampling.is_some() => gpu.storage_buffer("quantile counts", s_count * MOMENTS_BYTES)?,
         None => record_moments(gpu, encoder, input, grouping)?,
     };
-    let counted = moments.is_none() && vec4_count.is_some();
+    let counted = moments.is_none() && sampling.is_some();
 
     for qb in 0..nqb {
         let u0 = qb * MAX_BATCH_Q as u64;
@@ -609,7 +608,7 @@ struct CountView {
 }
 
 /// How the sampling path counts: through a vec4 view (else `count_main`), and where it
-/// leaves the non-NaN counts (when it must produce them).
+/// leaves the non-NaN counts (when it must produce them; both passes count them).
 struct Counting<'a> {
     view: Option<&'a CountView>,
     counts: Option<&'a wgpu::Buffer>,
@@ -719,7 +718,7 @@ fn record_brackets(
     if let Some(cv) = counting.view {
         record_count_vec4(ctx, encoder, input, qp, sp, cv, [&brk, &bcount, &ccount, &cand, &valid])?;
     } else {
-        record_count(ctx, encoder, input, plan, qp, sp, [&brk, &bcount, &ccount, &cand])?;
+        record_count(ctx, encoder, input, plan, qp, sp, [&brk, &bcount, &ccount, &cand, &valid])?;
     }
     if let Some(counts) = counting.counts {
         let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ..*qp });
@@ -759,7 +758,7 @@ fn record_count(
     plan: &plan::ReducePlan,
     qp: &SelectParams,
     sp: &SamplePlan,
-    [brk, bcount, ccount, cand]: [&wgpu::Buffer; 4],
+    [brk, bcount, ccount, cand, valid]: [&wgpu::Buffer; 5],
 ) -> Result<()> {
     let gpu = ctx.gpu;
     let seg = ctx.seg;
@@ -794,6 +793,7 @@ fn record_count(
                 bcount.as_entire_binding(),
                 ccount.as_entire_binding(),
                 cand.as_entire_binding(),
+                valid.as_entire_binding(),
             ],
             workgroups(tiles * parts)?,
         )?;
