@@ -135,7 +135,6 @@ fn sums_main(
     let task = lane_task(w, lid, sp.tile_width, sp.parts, sp.seg_first, sp.k_first, sp.k_end);
     let s = task.s;
 
-
     var acc = vec2<f32>(0.0, 0.0);
     if (s < sp.seg_end) {
         let seg_base = segment_base(sp.seg, s);

@@ -283,7 +283,6 @@ fn partials_vec4(
     let task = lane_task(w, lid, p.tile_width, p.parts, p.seg_first, p.k_first, p.k_end);
     let s = task.s; // in the view's units
 
-
     var st = Moments4(vec4<u32>(0u), vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0),
                       vec4<f32>(inf_f32()), vec4<f32>(-inf_f32()));
     if (s < p.seg_end) {

@@ -94,7 +94,6 @@ struct Frac {
     _pad: u32,
 }
 
-
 const LBINS: u32 = 4096u; // workgroup-local histogram bins (16 KiB)
 const GPCAP: u32 = 1024u; // group prefixes of a workgroup's tile (tile · rb <= GPCAP)
 
