@@ -124,8 +124,17 @@ impl std::fmt::Display for Mismatch {
     }
 }
 
-/// Compare a GPU result with the reference, element by element, under a per-element tolerance.
-/// Returns the worst offending element (largest error / tolerance), if any.
+/// `GPUNORM_VERIFY_STRICT=1`: every comparison demands exact equality, a diagnostic
+/// that makes `--verify` (exit code 3) name the element farthest from the float64
+/// reference of any operation.
+pub fn strict() -> bool {
+    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STRICT.get_or_init(|| std::env::var("GPUNORM_VERIFY_STRICT").is_ok_and(|v| v == "1"))
+}
+
+/// Compare a GPU result with the reference, element by element, under a per-element tolerance
+/// (none under [`strict`]). Returns the worst offending element (largest error / tolerance),
+/// if any.
 pub fn compare_with(
     what: &str,
     shape: &[usize],
@@ -134,6 +143,7 @@ pub fn compare_with(
     tol: impl Fn(usize) -> Tolerance,
 ) -> Result<(), Box<Mismatch>> {
     assert_eq!(gpu.len(), reference.len(), "compare: lengths differ");
+    let tol = |i: usize| if strict() { Tolerance::new(0.0, 0.0) } else { tol(i) };
     let mut worst: Option<(f64, usize)> = None;
     let mut count = 0;
     for (i, (&g, &r)) in gpu.iter().zip(reference).enumerate() {

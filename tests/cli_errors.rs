@@ -174,3 +174,27 @@ fn no_adapter_exit_4() {
         std::process::Command::new(cli_common::BIN).args(["info"]).env("GPUNORM_BACKEND", "metal").output().unwrap();
     assert_eq!(r.status.code(), Some(4));
 }
+
+/// Exit 3: `--verify` finding a GPU result outside tolerance. No kernel is off, so the
+/// strict diagnostic (exact equality, `GPUNORM_VERIFY_STRICT=1`) stands in for one: the
+/// message names the worst element, and no output appears (nor is an existing one
+/// touched).
+#[test]
+fn verify_mismatch_exits_3_naming_the_worst_element() {
+    let dir = TmpDir::new("verify3");
+    // Real decimals (small integers can come out exact even in float32).
+    let input = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/wine.csv");
+    let out = dir.file("out.npy");
+    let strict = [("GPUNORM_VERIFY_STRICT", "1")];
+    let run =
+        cli_common::gpunorm_with_env(&["scale", "--method", "standard", s(&input), "-o", s(&out), "--verify"], &strict);
+    run.expect_code(3);
+    assert!(run.stderr.contains("worst at index") && run.stderr.contains("reference"), "{}", run.stderr);
+    assert!(!out.exists(), "no output on a verify failure");
+    std::fs::write(&out, b"keep me").unwrap();
+    let run = cli_common::gpunorm_with_env(&["stats", s(&input), "-o", s(&out), "--verify"], &strict);
+    run.expect_code(3);
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+    // Without the diagnostic the same runs pass their checks.
+    cli_common::gpunorm(&["scale", "--method", "standard", s(&input), "-o", s(&out), "--verify"]).expect_code(0);
+}

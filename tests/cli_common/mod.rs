@@ -47,7 +47,12 @@ impl Run {
 
 /// Run `gpunorm ARGS...` (the environment, e.g. GPUNORM_BACKEND, is inherited).
 pub fn gpunorm<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let out = Command::new(BIN).args(args).output().expect("run the gpunorm binary");
+    gpunorm_with_env(args, &[])
+}
+
+/// [`gpunorm`] with some environment variables set.
+pub fn gpunorm_with_env<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Run {
+    let out = Command::new(BIN).args(args).envs(env.iter().copied()).output().expect("run the gpunorm binary");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

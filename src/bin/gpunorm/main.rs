@@ -57,7 +57,9 @@ fn global_usage() -> String {
          options:\n  -h, --help     show this help\n  -V, --version  show the version\n\
          \n\
          environment: GPUNORM_BACKEND (or WGPU_BACKEND) picks the backend when\n\
-         --backend is not given; WGPU_ADAPTER_NAME picks an adapter by name.\n\
+         --backend is not given; WGPU_ADAPTER_NAME picks an adapter by name;\n\
+         GPUNORM_VERIFY_STRICT=1 makes --verify demand exact equality (a diagnostic:\n\
+         exit 3 names the element farthest from the float64 reference).\n\
          \n\
          exit codes: 0 done, 2 bad input or usage, 3 --verify found a mismatch,\n\
          4 no GPU adapter, 1 other failures\n",
