@@ -376,6 +376,10 @@ struct HistLane {
     nb: u32,
     gl: u32,
     hrow: u32,   // the segment's first global histogram row
+    // The first eight group prefixes in registers (NOKEY past the last): a lane with
+    // at most eight groups finds its group without reading workgroup memory.
+    pa: vec4<u32>,
+    pb: vec4<u32>,
 }
 
 // Add a (non-NaN) key to the histogram of the group whose prefix it has, if any; at
@@ -387,17 +391,26 @@ fn hist_add(key: u32, l: HistLane) {
         if (hi < l.first || hi > l.last) {
             return;
         }
-        // The last group whose prefix is <= hi.
-        var n = l.ng;
-        while (n > 1u) {
-            let half = n / 2u;
-            if (sh_gp[l.gbase + g + half] <= hi) {
-                g += half;
+        if (l.ng <= 8u) {
+            // The prefixes ascend: the count of those <= hi, less one, is the group.
+            let h = vec4<u32>(hi);
+            g = dot(count1(l.pa <= h), vec4<u32>(1u)) + dot(count1(l.pb <= h), vec4<u32>(1u)) - 1u;
+            if (!any(l.pa == h) && !any(l.pb == h)) {
+                return;
             }
-            n -= half;
-        }
-        if (sh_gp[l.gbase + g] != hi) {
-            return;
+        } else {
+            // The last group whose prefix is <= hi.
+            var n = l.ng;
+            while (n > 1u) {
+                let half = n / 2u;
+                if (sh_gp[l.gbase + g + half] <= hi) {
+                    g += half;
+                }
+                n -= half;
+            }
+            if (sh_gp[l.gbase + g] != hi) {
+                return;
+            }
         }
     }
     let d = (key >> l.shift) & l.mask;
@@ -470,10 +483,18 @@ fn hist_main(
         }
         let base = segment_base(p.seg, s) - p.window_lo;
         var lane = HistLane(p.level, task.lane_s, task.lane_s * p.rb, ng, 0u, 0u, p.shift + p.bits, p.shift, mask, nb,
-                            p.gl, (s - p.sb0) * p.rb);
+                            p.gl, (s - p.sb0) * p.rb, vec4<u32>(NOKEY), vec4<u32>(NOKEY));
         if (p.level > 0u) {
             lane.first = sh_gp[lane.gbase];
             lane.last = sh_gp[lane.gbase + ng - 1u];
+            for (var j = 0u; j < min(ng, 8u); j++) {
+                let v = sh_gp[lane.gbase + j];
+                if (j < 4u) {
+                    lane.pa[j] = v;
+                } else {
+                    lane.pb[j - 4u] = v;
+                }
+            }
         }
         // Four of the lane's elements (k, k + lanes, ...) per iteration; offsets from a
         // cursor (k / inner_div, k % inner_div) stepped with a carry, no division per
