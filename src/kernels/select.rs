@@ -274,11 +274,11 @@ struct Source<'a> {
 
 /// Workgroup shape of an element pass over `seg`: segments per workgroup (`tile`),
 /// and how many workgroups split the elements of one dispatch.
-fn shape(gpu: &Gpu, seg: &Segments, tile_cap: u32, segs: u64, k: u64) -> (u32, u64, u64) {
+fn shape(target_workgroups: u32, seg: &Segments, tile_cap: u32, segs: u64, k: u64) -> (u32, u64, u64) {
     let tile = prev_pow2(preferred_tile(seg).min(tile_cap.max(1)));
     let tiles = segs.div_ceil(tile as u64);
     let lanes = (WG / tile) as u64;
-    let want = (gpu.target_workgroups() as u64 / tiles).max(1);
+    let want = (target_workgroups as u64 / tiles).max(1);
     let useful = k.div_ceil(lanes * MIN_PER_THREAD).max(1);
     (tile, tiles, want.min(useful).min(1 << 16))
 }
@@ -311,7 +311,10 @@ impl Ctx<'_> {
                 if first >= end || d.k_end <= d.k_first {
                     continue;
                 }
-                let (tile, tiles, parts) = shape(gpu, &src.seg, tile_cap, end - first, (d.k_end - d.k_first) as u64);
+                // Few workgroups on a software adapter: each clears and flushes a
+                // workgroup histogram.
+                let (tile, tiles, parts) =
+                    shape(gpu.reduce_workgroups(), &src.seg, tile_cap, end - first, (d.k_end - d.k_first) as u64);
                 let params = gpu.uniform(&SelectParams {
                     seg: src.seg.into(),
                     window_lo: d.window_lo as u32,
@@ -768,7 +771,7 @@ fn record_count(
             continue;
         }
         let segs = (d.seg_end - d.seg_first) as u64;
-        let (tile, tiles, parts) = shape(gpu, &seg, 64, segs, (d.k_end - d.k_first) as u64);
+        let (tile, tiles, parts) = shape(gpu.target_workgroups(), &seg, 64, segs, (d.k_end - d.k_first) as u64);
         let params = gpu.uniform(&SelectParams {
             window_lo: d.window_lo as u32,
             seg_first: d.seg_first,
