@@ -212,8 +212,9 @@ struct Moments4 {
     hi: vec4<f32>,
 }
 
-// One block: count and sums of (x·scale − reference).
+// One block: loads, count and sums of (x·scale − reference).
 struct Block4 {
+    loads: u32,
     n: vec4<u32>,
     s1: vec4<f32>,
     s2: vec4<f32>,
@@ -232,7 +233,7 @@ fn component(m: Moments4, c: u32) -> Moments {
 
 fn add4(st: ptr<function, Moments4>, b: ptr<function, Block4>, v: vec4<f32>, reference: vec4<f32>, scale: vec4<f32>) {
     let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
-    (*st).nans += select(vec4<u32>(0u), vec4<u32>(1u), nan);
+    (*b).loads += 1u;
     (*b).n += select(vec4<u32>(1u), vec4<u32>(0u), nan);
     (*st).lo = min((*st).lo, select(v, vec4<f32>(inf_f32()), nan));
     (*st).hi = max((*st).hi, select(v, vec4<f32>(-inf_f32()), nan));
@@ -243,6 +244,8 @@ fn add4(st: ptr<function, Moments4>, b: ptr<function, Block4>, v: vec4<f32>, ref
 
 // Fold a block into the states; returns the next block's reference (the running mean).
 fn fold4(st: ptr<function, Moments4>, b: Block4, reference: vec4<f32>) -> vec4<f32> {
+    // NaN: the loads that did not count.
+    (*st).nans += vec4<u32>(b.loads) - b.n;
     let fb = vec4<f32>(max(b.n, vec4<u32>(1u)));
     let mb = b.s1 / fb;
     let m2b = max(b.s2 - b.s1 * mb, vec4<f32>(0.0));
@@ -310,7 +313,7 @@ fn partials_vec4(
             var o = base + k * esh;
             let step = stride * esh;
             while (k < k_stop) {
-                var b = Block4(vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
+                var b = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
                 let kb = min(k + block_len(st) * stride, k_stop);
                 for (; k < kb; k += stride) {
                     add4(&st, &b, x4[o], reference, scale);
@@ -325,7 +328,7 @@ fn partials_vec4(
             var kh = k / inner;
             var kl = k % inner;
             while (k < k_stop) {
-                var b = Block4(vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
+                var b = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
                 let kb = min(k + block_len(st) * stride, k_stop);
                 for (; k < kb; k += stride) {
                     add4(&st, &b, x4[base + kh * esh + kl * esl], reference, scale);
