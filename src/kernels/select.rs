@@ -588,9 +588,9 @@ fn record_select(
     Ok(Selected { values, order_stats, counts })
 }
 
-/// The counting pass's vec4 view (and whether its components are segments), when the
-/// layout has one and there are at most 4 brackets per segment.
-/// The workgroup's counts (`sh_bc`) hold 64 segments.
+/// The counting pass's vec4 view, its plan and whether its components are segments:
+/// when the layout has a vec4 view, there are at most 4 brackets per segment, and a
+/// workgroup covers at most 64 segments (the rows of its counts, `sh_bc`).
 fn count_view(gpu: &Gpu, seg: &Segments, unique_q: usize) -> Option<CountView> {
     if unique_q > 4 {
         return None;
