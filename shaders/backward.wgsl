@@ -422,6 +422,9 @@ struct DxConstants {
     inv: f32,
     c: vec2<f32>,
     gm: f32,
+    gi: f32, // γ·invstd
+    cx: f32, // Σg/N·invstd
+    cy: f32, // Σg·x̂/N·invstd
 }
 
 fn dx_constants(s: u32) -> DxConstants {
@@ -434,7 +437,8 @@ fn dx_constants(s: u32) -> DxConstants {
     if ((xp.flags & DX_GAMMA) != 0u) {
         gm = dx_gamma[s % xp.channels];
     }
-    return DxConstants(dx_mean[t], dx_inv[t], c, gm);
+    let inv = dx_inv[t];
+    return DxConstants(dx_mean[t], inv, c, gm, gm * inv, c.x * inv, c.y * inv);
 }
 
 @compute @workgroup_size(256)
@@ -461,9 +465,9 @@ fn dx_main(
     let gm = dc.gm;
     let per_element = (xp.flags & (DX_GAMMA | DX_GAMMA_PER_ELEMENT)) == (DX_GAMMA | DX_GAMMA_PER_ELEMENT);
     let train = (xp.flags & DX_TRAIN) != 0u;
-    let gi = gm * inv;
-    let cx = c.x * inv;
-    let cy = c.y * inv;
+    let gi = dc.gi;
+    let cx = dc.cx;
+    let cy = dc.cy;
     if (!per_element && train && xp.seg.inner_div >= task.lanes && xp.seg.elem_stride_lo == 1u) {
         // Contiguous runs (NCHW): block by block, consecutive lanes on consecutive floats.
         var k0 = task.k_lo;
@@ -538,15 +542,12 @@ fn dx_vec4(
 
     let base = segment_base(xp.seg, s) - xp.window_lo;
     let dc = dx_constants(s);
-    let mu = dc.mu;
-    let inv = dc.inv;
-    let c = dc.c;
     let gm = dc.gm;
-    let gi = vec4<f32>(gm * inv);
-    let cx = vec4<f32>(c.x * inv);
-    let cy = vec4<f32>(c.y * inv);
-    let mu4 = vec4<f32>(mu);
-    let inv4 = vec4<f32>(inv);
+    let gi = vec4<f32>(dc.gi);
+    let cx = vec4<f32>(dc.cx);
+    let cy = vec4<f32>(dc.cy);
+    let mu4 = vec4<f32>(dc.mu);
+    let inv4 = vec4<f32>(dc.inv);
     let train = (xp.flags & DX_TRAIN) != 0u;
     let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (xp.flags & 8u) != 0u, xp.flags >> 16u);
     let stride = walk.z;
