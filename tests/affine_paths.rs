@@ -135,3 +135,12 @@ fn windows_that_cut_runs_and_vec4_periods() {
         every_mode(&gpu, &format!("windows of {chunk}"), 2);
     }
 }
+
+/// The GPU paths (whole workgroups striding together, many workgroups), forced on this
+/// software adapter: what a hardware GPU runs.
+#[test]
+fn gpu_paths_match_the_twin() {
+    let gpu = own_gpu();
+    gpu.set_software_paths(Some(false));
+    every_mode(&gpu, "gpu paths", 3);
+}

@@ -288,3 +288,19 @@ fn huge_magnitudes_with_prescale() {
         assert!(Tolerance::new(0.0, 1e-4).accepts(a.var(), b.var()), "{a:?} vs {b:?}");
     }
 }
+
+/// The GPU paths (interleaved lanes, workgroup trees, many workgroups), forced on this
+/// software adapter: what a hardware GPU runs.
+#[test]
+fn gpu_paths_match_too() {
+    let gpu = own_gpu();
+    gpu.set_software_paths(Some(false));
+    let mut rng = Rng::new(41);
+    for n in [1, 257, 4097] {
+        for g in layouts(n) {
+            let mut data = rng.normals(g.numel(), 1e3, 2.0);
+            sprinkle_nan(&mut data, 0.05, &mut rng);
+            assert_moments_match("gpu paths", &g, &data, &run(&gpu, &g, &data));
+        }
+    }
+}

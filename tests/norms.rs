@@ -878,3 +878,30 @@ fn another_context_is_a_typed_error() {
     assert!(matches!(t.to_vec(gpu()), Err(Error::InvalidParameter(_))));
     assert_eq!(t.to_vec(&other).unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
 }
+
+/// The GPU paths (interleaved lanes, workgroup trees, many workgroups), forced on this
+/// software adapter, every layer forward and backward, verified against the reference.
+#[test]
+fn gpu_paths_verified_too() {
+    let gpu = verifying_gpu();
+    gpu.set_software_paths(Some(false));
+    let mut rng = Rng::new(47);
+    for per in [257usize, 1000] {
+        let (n, c) = (3, 4);
+        let shape = vec![n, c, per];
+        let x = arr(&shape, rng.normals(n * c * per, -2.0, 3.0));
+        let dy = arr(&shape, rng.normals(n * c * per, 0.5, 1.0));
+        let mut layers = [
+            Layer::Batch(BatchNorm::new(&gpu, c, BatchNormConfig::default()).unwrap()),
+            Layer::Group(GroupNorm::new(&gpu, 2, c, GroupNormConfig::default()).unwrap()),
+            Layer::Instance(InstanceNorm::new(&gpu, c, InstanceNormConfig::default().affine(true)).unwrap()),
+        ];
+        for l in layers.iter_mut() {
+            let (_, saved) = l.forward_saved(&gpu, x.view()).unwrap();
+            l.backward(&gpu, x.view(), dy.view(), &saved).unwrap();
+        }
+        let ln = LayerNorm::new(&gpu, &[c, per], LayerNormConfig::default()).unwrap();
+        let (_, saved) = ln.forward_saved(&gpu, x.view()).unwrap();
+        ln.backward(&gpu, x.view(), dy.view(), &saved).unwrap();
+    }
+}

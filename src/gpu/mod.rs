@@ -80,6 +80,7 @@ pub struct Gpu {
     errors: Arc<Mutex<Vec<String>>>,
     max_chunk_elements: Mutex<Option<u64>>,
     max_workgroups_per_dim: Mutex<Option<u32>>,
+    software_paths: Mutex<Option<bool>>,
     profiler: Mutex<Option<profile::Profiler>>,
     verify: Verify,
 }
@@ -219,6 +220,7 @@ impl Gpu {
             errors,
             max_chunk_elements: Mutex::new(None),
             max_workgroups_per_dim: Mutex::new(None),
+            software_paths: Mutex::new(None),
             profiler: Mutex::new(None),
             verify: Verify::Never,
         }
@@ -272,8 +274,18 @@ impl Gpu {
     }
 
     /// Whether the adapter is a software rasterizer (lavapipe, llvmpipe, WARP).
+    /// Whether the adapter runs on the CPU (lavapipe, llvmpipe, WARP): the kernels then
+    /// take their software-adapter paths. [`Gpu::set_software_paths`] overrides it.
     pub fn is_software(&self) -> bool {
-        self.info.device_type == wgpu::DeviceType::Cpu
+        let forced = *self.software_paths.lock().unwrap_or_else(|p| p.into_inner());
+        forced.unwrap_or(self.info.device_type == wgpu::DeviceType::Cpu)
+    }
+
+    /// Take the software-adapter paths (`Some(true)`), the GPU paths (`Some(false)`: lane
+    /// interleaving, workgroup trees, many workgroups) or whichever fits the adapter
+    /// (`None`), so that tests on a software adapter reach the GPU paths too.
+    pub fn set_software_paths(&self, paths: Option<bool>) {
+        *self.software_paths.lock().unwrap_or_else(|p| p.into_inner()) = paths;
     }
 
     /// Workgroups a reduction aims to launch: a software adapter wants few with much
