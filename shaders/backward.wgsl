@@ -235,20 +235,11 @@ fn sums_vec4(
         let t = s / sp.stat_div;
         let mu = vec4<f32>(s_mean[t]);
         let inv = vec4<f32>(s_inv[t]);
-        let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (sp.flags & 4u) != 0u, sp.flags >> 16u);
-        let stride = walk.z;
-        let inner = sp.seg.inner_div;
-        let esh = sp.seg.elem_stride_hi;
-        let esl = sp.seg.elem_stride_lo;
-        let step_hi = stride / inner;
-        let step_lo = stride % inner;
-        var kh = walk.x / inner;
-        var kl = walk.x % inner;
-        for (var k = walk.x; k < walk.y; k += stride) {
-            let i = base + kh * esh + kl * esl;
-            let c = step_cursor(kh, kl, step_hi, step_lo, inner);
-            kh = c.x;
-            kl = c.y;
+        let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (sp.flags & 4u) != 0u, sp.flags >> 16u);
+        var walk = element_walk(sp.seg, base, lw.x, lw.z);
+        for (var k = lw.x; k < lw.y; k += lw.z) {
+            let i = walk_offset(walk);
+            walk_next(&walk);
             let d = sdy4[i];
             sum_dy += d;
             sum_dyx += d * ((sx4[i] - mu) * inv);
@@ -549,29 +540,18 @@ fn dx_vec4(
     let mu4 = vec4<f32>(dc.mu);
     let inv4 = vec4<f32>(dc.inv);
     let train = (xp.flags & DX_TRAIN) != 0u;
-    let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (xp.flags & 8u) != 0u, xp.flags >> 16u);
-    let stride = walk.z;
-    let inner = xp.seg.inner_div;
-    let esh = xp.seg.elem_stride_hi;
-    let esl = xp.seg.elem_stride_lo;
-    let step_hi = stride / inner;
-    let step_lo = stride % inner;
-    var kh = walk.x / inner;
-    var kl = walk.x % inner;
+    let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (xp.flags & 8u) != 0u, xp.flags >> 16u);
+    var walk = element_walk(xp.seg, base, lw.x, lw.z);
     if (train) {
-        for (var k = walk.x; k < walk.y; k += stride) {
-            let i = base + kh * esh + kl * esl;
-            let cc = step_cursor(kh, kl, step_hi, step_lo, inner);
-            kh = cc.x;
-            kl = cc.y;
+        for (var k = lw.x; k < lw.y; k += lw.z) {
+            let i = walk_offset(walk);
+            walk_next(&walk);
             dx_out4[i] = (gi * dx_dy4[i] - cx) - ((dx_x4[i] - mu4) * inv4) * cy;
         }
     } else {
-        for (var k = walk.x; k < walk.y; k += stride) {
-            let i = base + kh * esh + kl * esl;
-            let cc = step_cursor(kh, kl, step_hi, step_lo, inner);
-            kh = cc.x;
-            kl = cc.y;
+        for (var k = lw.x; k < lw.y; k += lw.z) {
+            let i = walk_offset(walk);
+            walk_next(&walk);
             dx_out4[i] = inv4 * (vec4<f32>(gm) * dx_dy4[i]);
         }
     }

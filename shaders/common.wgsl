@@ -164,3 +164,55 @@ fn lane_task(w: u32, lid: u32, tile_width: u32, parts: u32, seg_first: u32, k_fi
     let k_lo = k_first + part * per_part;
     return LaneTask(part, WG / tile_width, lane_s, lid / tile_width, s0, s0 + lane_s, k_lo, min(k_lo + per_part, k_end));
 }
+
+// A lane's walk over one segment's elements k, k + stride, ... (see `lane_walk`): the
+// window-relative offset of the current element from its split (k / inner_div,
+// k % inner_div), advanced with one carry per step, no division per element. The
+// segment's strides are copied out of the uniform once, before the loop.
+struct ElementWalk {
+    base: u32,    // the segment's first element, window-relative
+    kh: u32,      // k / inner_div
+    kl: u32,      // k % inner_div
+    step_hi: u32, // stride / inner_div
+    step_lo: u32, // stride % inner_div
+    inner: u32,
+    esh: u32,
+    esl: u32,
+}
+
+fn element_walk(seg: Segments, base: u32, k: u32, stride: u32) -> ElementWalk {
+    let inner = seg.inner_div;
+    return ElementWalk(base, k / inner, k % inner, stride / inner, stride % inner, inner, seg.elem_stride_hi,
+                       seg.elem_stride_lo);
+}
+
+fn walk_offset(w: ElementWalk) -> u32 {
+    return w.base + w.kh * w.esh + w.kl * w.esl;
+}
+
+fn walk_next(w: ptr<function, ElementWalk>) {
+    let c = step_cursor((*w).kh, (*w).kl, (*w).step_hi, (*w).step_lo, (*w).inner);
+    (*w).kh = c.x;
+    (*w).kl = c.y;
+}
+
+// The offsets of the walk's next four elements k, k + stride, k + 2·stride,
+// k + 3·stride; those at or past k_stop (`inside` false) repeat the first, whose value
+// the caller masks out. The walk moves on by four steps.
+struct Quad {
+    offsets: vec4<u32>,
+    inside: vec4<bool>,
+}
+
+fn walk_quad(w: ptr<function, ElementWalk>, k: u32, stride: u32, k_stop: u32) -> Quad {
+    let inside = vec4<bool>(true, k + stride < k_stop, k + 2u * stride < k_stop, k + 3u * stride < k_stop);
+    let o0 = walk_offset(*w);
+    walk_next(w);
+    let o1 = select(o0, walk_offset(*w), inside.y);
+    walk_next(w);
+    let o2 = select(o0, walk_offset(*w), inside.z);
+    walk_next(w);
+    let o3 = select(o0, walk_offset(*w), inside.w);
+    walk_next(w);
+    return Quad(vec4<u32>(o0, o1, o2, o3), inside);
+}

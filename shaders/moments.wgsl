@@ -113,43 +113,19 @@ fn partials_main(
         if ((p.flags & 1u) != 0u) {
             scale = prescale[s];
         }
-        // The lane's elements: on a GPU k_lo + lane_k, then every `lanes` further
-        // (neighbouring threads read neighbouring memory); on a software adapter, which
-        // runs one SIMD batch of threads after another, a contiguous block per lane, so
-        // that each batch streams through memory of its own (flag 2). Four elements at
-        // a time: their offsets come from a cursor (k / inner_div, k % inner_div)
-        // stepped with a carry, not from a division per element; the four values form
-        // a block (mean and M2 around the block mean, two passes in registers) that is
-        // merged into the lane's state (Chan), one division per block. No branches in
-        // the loop: a NaN or a slot past the end is masked out.
-        let blocks = (p.flags & 2u) != 0u;
-        let span = (select(0u, task.k_hi - task.k_lo, task.k_hi > task.k_lo) + task.lanes - 1u) / task.lanes;
-        let stride = select(task.lanes, 1u, blocks);
-        var k = task.k_lo + task.lane_k * select(1u, span, blocks);
-        let k_stop = select(task.k_hi, min(k + span, task.k_hi), blocks);
-        let inner = p.seg.inner_div;
-        let step_hi = stride / inner;
-        let step_lo = stride % inner;
-        var kh = k / inner;
-        var kl = k % inner;
-        let stride4 = 4u * stride;
-        for (; k < k_stop; k += stride4) {
-            let in1 = k + stride < k_stop;
-            let in2 = k + 2u * stride < k_stop;
-            let in3 = k + 3u * stride < k_stop;
-            let inside = vec4<bool>(true, in1, in2, in3);
-            let o0 = base + kh * p.seg.elem_stride_hi + kl * p.seg.elem_stride_lo;
-            var c = step_cursor(kh, kl, step_hi, step_lo, inner);
-            // Past the end: read the block's first element again (masked out below).
-            let o1 = select(o0, base + c.x * p.seg.elem_stride_hi + c.y * p.seg.elem_stride_lo, in1);
-            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
-            let o2 = select(o0, base + c.x * p.seg.elem_stride_hi + c.y * p.seg.elem_stride_lo, in2);
-            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
-            let o3 = select(o0, base + c.x * p.seg.elem_stride_hi + c.y * p.seg.elem_stride_lo, in3);
-            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
-            kh = c.x;
-            kl = c.y;
-            let v = vec4<f32>(x[o0], x[o1], x[o2], x[o3]);
+        // The lane's elements (`lane_walk`: interleaved on a GPU, a contiguous block
+        // per lane on a software adapter, flag 2), four at a time from an
+        // `ElementWalk`; the four values form a block (mean and M2 around the block
+        // mean, two passes in registers) that is merged into the lane's state (Chan),
+        // one division per block. No branches in the loop: a NaN or a slot past the end
+        // is masked out.
+        let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.flags & 2u) != 0u, p.flags >> 16u);
+        let stride = lw.z;
+        var walk = element_walk(p.seg, base, lw.x, stride);
+        for (var k = lw.x; k < lw.y; k += 4u * stride) {
+            let q = walk_quad(&walk, k, stride, lw.y);
+            let inside = q.inside;
+            let v = vec4<f32>(x[q.offsets.x], x[q.offsets.y], x[q.offsets.z], x[q.offsets.w]);
             let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
             let ok = inside & !nan;
             nans += dot(select(vec4<u32>(0u), vec4<u32>(1u), inside & nan), vec4<u32>(1u));
@@ -300,15 +276,13 @@ fn partials_vec4(
         }
         // The lane's elements (see `lane_walk`; flag 2: software adapter, its SIMD
         // group in flags >> 16).
-        let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.flags & 2u) != 0u, p.flags >> 16u);
-        var k = walk.x;
-        let k_stop = walk.y;
-        let stride = walk.z;
-        let inner = p.seg.inner_div;
+        let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.flags & 2u) != 0u, p.flags >> 16u);
+        var k = lw.x;
+        let k_stop = lw.y;
+        let stride = lw.z;
         let esh = p.seg.elem_stride_hi;
-        let esl = p.seg.elem_stride_lo;
         var reference = vec4<f32>(0.0);
-        if (inner == 1u) {
+        if (p.seg.inner_div == 1u) {
             // Offsets affine in k: one add per load.
             var o = base + k * esh;
             let step = stride * esh;
@@ -322,19 +296,13 @@ fn partials_vec4(
                 reference = fold4(&st, b, reference);
             }
         } else {
-            // Offsets from a cursor (k / inner, k % inner) stepped with a carry.
-            let step_hi = stride / inner;
-            let step_lo = stride % inner;
-            var kh = k / inner;
-            var kl = k % inner;
+            var walk = element_walk(p.seg, base, k, stride);
             while (k < k_stop) {
                 var b = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
                 let kb = min(k + block_len(st) * stride, k_stop);
                 for (; k < kb; k += stride) {
-                    add4(&st, &b, x4[base + kh * esh + kl * esl], reference, scale);
-                    let c = step_cursor(kh, kl, step_hi, step_lo, inner);
-                    kh = c.x;
-                    kl = c.y;
+                    add4(&st, &b, x4[walk_offset(walk)], reference, scale);
+                    walk_next(&walk);
                 }
                 reference = fold4(&st, b, reference);
             }

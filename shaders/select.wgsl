@@ -103,31 +103,20 @@ fn key_of(b: u32) -> u32 {
     return select(b ^ 0x80000000u, ~b, (b & 0x80000000u) != 0u);
 }
 
+// Which of four values' bits are NaN.
+fn nan4(bv: vec4<u32>) -> vec4<bool> {
+    return (bv & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+}
+
+// key_of for four values, NaN's key 0 (below every value's key, so below every
+// bracket: the counting passes take NaN off their counts afterwards).
+fn keys4(bv: vec4<u32>) -> vec4<u32> {
+    let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
+    return select(select(bv ^ vec4<u32>(0x80000000u), ~bv, neg), vec4<u32>(0u), nan4(bv));
+}
+
 fn value_of(k: u32) -> f32 {
     return bitcast<f32>(select(~k, k ^ 0x80000000u, (k & 0x80000000u) != 0u));
-}
-
-// Walking a segment's elements k, k + step, ... without a division per element:
-// a cursor is (k % inner_div, offset of element k); a step is (step % inner_div,
-// offset advance of a whole step, offset correction when k % inner_div wraps).
-fn elem_cursor(k: u32) -> vec2<u32> {
-    return vec2<u32>(k % p.seg.inner_div, element_offset(p.seg, k));
-}
-
-// (step % inner_div, offset advance of a step, extra advance when k % inner_div wraps,
-// inner_div): read from the uniform once, before a loop, so that the loop itself
-// touches no uniform memory (stores in a loop make a compiler reload it otherwise).
-fn elem_step(step: u32) -> vec4<u32> {
-    let lo = step % p.seg.inner_div;
-    let adv = (step / p.seg.inner_div) * p.seg.elem_stride_hi + lo * p.seg.elem_stride_lo;
-    let wrap = p.seg.elem_stride_hi - p.seg.inner_div * p.seg.elem_stride_lo;
-    return vec4<u32>(lo, adv, wrap, p.seg.inner_div);
-}
-
-fn cursor_next(c: vec2<u32>, st: vec4<u32>) -> vec2<u32> {
-    let lo = c.x + st.x;
-    let wrap = lo >= st.w;
-    return vec2<u32>(select(lo, lo - st.w, wrap), c.y + st.y + select(0u, st.z, wrap));
 }
 
 fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -496,39 +485,16 @@ fn hist_main(
                 }
             }
         }
-        // Four of the lane's elements (k, k + lanes, ...) per iteration; offsets from a
-        // cursor (k / inner_div, k % inner_div) stepped with a carry, no division per
-        // element, no uniform read in the loop.
-        let inner = p.seg.inner_div;
-        let esh = p.seg.elem_stride_hi;
-        let esl = p.seg.elem_stride_lo;
-        let step_hi = task.lanes / inner;
-        let step_lo = task.lanes % inner;
-        let lanes4 = 4u * task.lanes;
-        var k = task.k_lo + task.lane_k;
-        var kh = k / inner;
-        var kl = k % inner;
-        for (; k < k_hi; k += lanes4) {
-            let inb = vec4<bool>(true, k + task.lanes < k_hi, k + 2u * task.lanes < k_hi, k + 3u * task.lanes < k_hi);
-            let o0 = base + kh * esh + kl * esl;
-            var c = step_cursor(kh, kl, step_hi, step_lo, inner);
-            let o1 = select(o0, base + c.x * esh + c.y * esl, inb.y);
-            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
-            let o2 = select(o0, base + c.x * esh + c.y * esl, inb.z);
-            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
-            let o3 = select(o0, base + c.x * esh + c.y * esl, inb.w);
-            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
-            kh = c.x;
-            kl = c.y;
-            let bv = vec4<u32>(
-                bitcast<u32>(h_x[o0]),
-                bitcast<u32>(h_x[o1]),
-                bitcast<u32>(h_x[o2]),
-                bitcast<u32>(h_x[o3]),
-            );
-            let ok = inb & ((bv & vec4<u32>(0x7fffffffu)) <= vec4<u32>(0x7f800000u));
-            let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
-            let kv = select(bv ^ vec4<u32>(0x80000000u), ~bv, neg);
+        // Four of the lane's elements (k, k + lanes, ...) per iteration, from an
+        // `ElementWalk`.
+        var walk = element_walk(p.seg, base, task.k_lo + task.lane_k, task.lanes);
+        for (var k = task.k_lo + task.lane_k; k < k_hi; k += 4u * task.lanes) {
+            let q = walk_quad(&walk, k, task.lanes, k_hi);
+            let o = q.offsets;
+            let bv = vec4<u32>(bitcast<u32>(h_x[o.x]), bitcast<u32>(h_x[o.y]), bitcast<u32>(h_x[o.z]),
+                               bitcast<u32>(h_x[o.w]));
+            let ok = q.inside & !nan4(bv);
+            let kv = keys4(bv);
             if (ok.x) {
                 hist_add(kv.x, lane);
             }
@@ -871,47 +837,22 @@ fn count_main(
         let base = segment_base(p.seg, s) - p.window_lo;
         let cap = p.cap;
         // Four of the lane's elements (k, k + stride, ...: see `lane_walk`; vflags 2 on a
-        // software adapter) per iteration; offsets from a cursor (k / inner_div,
-        // k % inner_div) stepped with a carry, no division per element, and no uniform
-        // read in the loop. A slot past the end reads the first element again and is
-        // masked out like a NaN (key 0, below every bracket).
-        let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
-        let stride = walk.z;
-        let k_stop = walk.y;
-        let inner = p.seg.inner_div;
-        let esh = p.seg.elem_stride_hi;
-        let esl = p.seg.elem_stride_lo;
-        let step_hi = stride / inner;
-        let step_lo = stride % inner;
-        let stride4 = 4u * stride;
-        var k = walk.x;
-        var kh = k / inner;
-        var kl = k % inner;
+        // software adapter) per iteration, from an `ElementWalk`. A slot past the end
+        // reads the first element again and is masked out like a NaN (key 0, below
+        // every bracket).
+        let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+        var walk = element_walk(p.seg, base, lw.x, lw.z);
         let one = vec4<u32>(1u);
-        for (; k < k_stop; k += stride4) {
-            let inb = vec4<bool>(true, k + stride < k_stop, k + 2u * stride < k_stop, k + 3u * stride < k_stop);
-            let o0 = base + kh * esh + kl * esl;
-            var c = step_cursor(kh, kl, step_hi, step_lo, inner);
-            let o1 = select(o0, base + c.x * esh + c.y * esl, inb.y);
-            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
-            let o2 = select(o0, base + c.x * esh + c.y * esl, inb.z);
-            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
-            let o3 = select(o0, base + c.x * esh + c.y * esl, inb.w);
-            c = step_cursor(c.x, c.y, step_hi, step_lo, inner);
-            kh = c.x;
-            kl = c.y;
-            let bv = vec4<u32>(
-                bitcast<u32>(k_x[o0]),
-                bitcast<u32>(k_x[o1]),
-                bitcast<u32>(k_x[o2]),
-                bitcast<u32>(k_x[o3]),
-            );
-            let ok = inb & ((bv & vec4<u32>(0x7fffffffu)) <= vec4<u32>(0x7f800000u));
+        for (var k = lw.x; k < lw.y; k += 4u * lw.z) {
+            let q = walk_quad(&walk, k, lw.z, lw.y);
+            let o = q.offsets;
+            let bv = vec4<u32>(bitcast<u32>(k_x[o.x]), bitcast<u32>(k_x[o.y]), bitcast<u32>(k_x[o.z]),
+                               bitcast<u32>(k_x[o.w]));
+            let ok = q.inside & !nan4(bv);
             let n_ok = dot(count1(ok), one);
             nans += 4u - n_ok;
             valid += n_ok;
-            let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
-            let kv = select(vec4<u32>(0u), select(bv ^ vec4<u32>(0x80000000u), ~bv, neg), ok);
+            let kv = select(vec4<u32>(0u), keys4(bv), ok);
             // Per bracket: which of the four keys lie below its lo (counted per lane of
             // the vec4, summed at the end). The brackets ascend without overlapping: a
             // key can only lie in the last one whose lo it reaches.
@@ -1115,25 +1056,14 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
         var nz = nx;
         var nw = nx;
         let base = segment_base(p.seg, s) - p.window_lo;
-        let walk = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
-        let stride = walk.z;
-        let inner = p.seg.inner_div;
-        let esh = p.seg.elem_stride_hi;
-        let esl = p.seg.elem_stride_lo;
-        let step_hi = stride / inner;
-        let step_lo = stride % inner;
-        var kh = walk.x / inner;
-        var kl = walk.x % inner;
-        for (var k = walk.x; k < walk.y; k += stride) {
-            let bv = bitcast<vec4<u32>>(k_x4[base + kh * esh + kl * esl]);
-            let c = step_cursor(kh, kl, step_hi, step_lo, inner);
-            kh = c.x;
-            kl = c.y;
-            let nan = (bv & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
-            nans += count1(nan);
-            let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
+        let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+        var walk = element_walk(p.seg, base, lw.x, lw.z);
+        for (var k = lw.x; k < lw.y; k += lw.z) {
+            let bv = bitcast<vec4<u32>>(k_x4[walk_offset(walk)]);
+            walk_next(&walk);
+            nans += count1(nan4(bv));
             // NaN: key 0, below every bracket (taken off the counts at the end).
-            let kv = select(select(bv ^ vec4<u32>(0x80000000u), ~bv, neg), vec4<u32>(0u), nan);
+            let kv = keys4(bv);
             let b0 = kv < lo0;
             let b1 = kv < lo1;
             let b2 = kv < lo2;
@@ -1174,7 +1104,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
         let lty = vec4<u32>(lt0.y, lt1.y, lt2.y, lt3.y);
         let ltz = vec4<u32>(lt0.z, lt1.z, lt2.z, lt3.z);
         let ltw = vec4<u32>(lt0.w, lt1.w, lt2.w, lt3.w);
-        let loads = select(0u, (walk.y - walk.x + stride - 1u) / stride, walk.y > walk.x);
+        let loads = select(0u, (lw.y - lw.x + lw.z - 1u) / lw.z, lw.y > lw.x);
         if (by_segment) {
             flush_counts(4u * task.lane_s, ltx, nx, nans.x);
             flush_counts(4u * task.lane_s + 1u, lty, ny, nans.y);
@@ -1342,11 +1272,10 @@ fn small_main(
     let sbase = s * p.r_total + p.r0;
     let len = min(p.seg.len, SMALL_LEN);
     var keys: array<u32, SMALL_LEN>;
-    var c = elem_cursor(0u);
-    let st = elem_step(1u);
+    var walk = element_walk(p.seg, base, 0u, 1u);
     for (var k = 0u; k < len; k++) {
-        let b = bitcast<u32>(q_x[base + c.y]);
-        c = cursor_next(c, st);
+        let b = bitcast<u32>(q_x[walk_offset(walk)]);
+        walk_next(&walk);
         // NaN: no key (0 is no value's key).
         keys[k] = select(key_of(b), 0u, (b & 0x7fffffffu) > 0x7f800000u);
     }
