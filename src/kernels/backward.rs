@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Shader};
 use crate::kernels::moments::{check_input, MOMENTS_BYTES};
 use crate::kernels::{
-    binding_size, lane_group, plan, plan_limits, unit_plan_limits, vec4_view, IndexMapGpu, SegmentsGpu,
+    lane_group, partial_slots, plan, plan_limits, unit_plan_limits, vec4_view, IndexMapGpu, SegmentsGpu,
 };
 use crate::segments::{Grouping, IndexMap, Segments, Vec4Parts};
 
@@ -231,11 +231,8 @@ pub fn record_sums(
         encoder.clear_buffer(&out, 0, None);
         return Ok(out);
     }
-    // On a software adapter every lane writes its own partial (no barriers).
-    let lanes = (256 / plan.tile_width) as u64;
-    let per_lane =
-        vec4 && gpu.is_software() && s_count * plan.parts_total as u64 * lanes * SUMS_BYTES <= binding_size(gpu);
-    let parts_total = plan.parts_total as u64 * if per_lane { lanes } else { 1 };
+    // Per-lane partials in sums_vec4 only.
+    let (parts_total, per_lane) = partial_slots(gpu, &plan, s_count, SUMS_BYTES, vec4);
     let soft = if vec4 && gpu.is_software() {
         4 | if per_lane { 8 } else { 0 } | (lane_group(gpu, plan.tile_width) << 16)
     } else {

@@ -94,6 +94,23 @@ pub(crate) fn lane_group(gpu: &Gpu, tile_width: u32) -> u32 {
     (copy::lane_group(gpu) / tile_width).clamp(1, 256 / tile_width)
 }
 
+/// Partial states per segment of a reduction planned as `plan` over `segments` segments
+/// of `state_bytes` each, and whether every lane writes its own (`per_lane`: a software
+/// adapter, whose barriers cost more than the partials, when they fit one binding) or
+/// each workgroup one after a tree.
+pub(crate) fn partial_slots(
+    gpu: &Gpu,
+    plan: &plan::ReducePlan,
+    segments: u64,
+    state_bytes: u64,
+    per_lane_allowed: bool,
+) -> (u64, bool) {
+    let lanes = (256 / plan.tile_width.max(1)) as u64;
+    let parts = plan.parts_total as u64;
+    let per_lane = per_lane_allowed && gpu.is_software() && segments * parts * lanes * state_bytes <= binding_size(gpu);
+    (parts * if per_lane { lanes } else { 1 }, per_lane)
+}
+
 /// Limits of a reduction plan on this device.
 pub(crate) fn plan_limits(gpu: &Gpu, state_bytes: u64) -> plan::PlanLimits {
     let binding = binding_size(gpu);

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
-use crate::kernels::{binding_size, lane_group, plan, unit_plan_limits, vec4_view, SegmentsGpu};
+use crate::kernels::{lane_group, partial_slots, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::segments::{Grouping, Vec4Parts};
 use crate::stats::Moments;
 
@@ -141,11 +141,7 @@ pub fn record_moments_into(
         limits.target_workgroups = (limits.target_workgroups / 4).max(2);
     }
     let plan = plan::plan_reduction(&kseg, &limits)?;
-    // On a software adapter every lane writes its own partial (no barriers), when the
-    // partials fit one binding.
-    let lanes = (256 / plan.tile_width) as u64;
-    let per_lane = gpu.is_software() && s_count * plan.parts_total as u64 * lanes * MOMENTS_BYTES <= binding_size(gpu);
-    let parts_total = plan.parts_total as u64 * if per_lane { lanes } else { 1 };
+    let (parts_total, per_lane) = partial_slots(gpu, &plan, s_count, MOMENTS_BYTES, true);
     let partials = gpu.storage_buffer("moments partials", s_count * parts_total * MOMENTS_BYTES)?;
     let group = if unit == 4 { lane_group(gpu, plan.tile_width) } else { 1 };
     let unused = gpu.storage_buffer("unused prescale", 4)?;
