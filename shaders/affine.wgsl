@@ -345,6 +345,17 @@ fn affine4_runs(w: u32, lid: u32, inverse: bool, has_params: bool) {
 // index = e % run_len (the position in the row), run_len a multiple of 4. Thread t
 // takes the vec4 columns t, t + WG, ... of the workgroup's rows and walks down the
 // rows: its γ/β are loaded once per column, only the row's center and scale per step.
+// γ and β of vec4 column c of a row (clamped to its last column).
+fn gamma4_at(c: u32, cols4: u32) -> vec4<f32> {
+    let q = 4u * min(c, cols4 - 1u);
+    return vec4<f32>(gamma[q], gamma[q + 1u], gamma[q + 2u], gamma[q + 3u]);
+}
+
+fn beta4_at(c: u32, cols4: u32) -> vec4<f32> {
+    let q = 4u * min(c, cols4 - 1u);
+    return vec4<f32>(beta[q], beta[q + 1u], beta[q + 2u], beta[q + 3u]);
+}
+
 fn affine4_rows(w: u32, lid: u32, inverse: bool) {
     let cols4 = ap.run_len / 4u;
     let row0 = ap.window_lo / ap.run_len;
@@ -360,34 +371,29 @@ fn affine4_rows(w: u32, lid: u32, inverse: bool) {
             return;
         }
         let n = min(cols4 - c0, 4u);
-        var g = array<vec4<f32>, 4>();
-        var b = array<vec4<f32>, 4>();
-        for (var j = 0u; j < 4u; j++) {
-            let q = 4u * min(c0 + j, cols4 - 1u);
-            g[j] = vec4<f32>(gamma[q], gamma[q + 1u], gamma[q + 2u], gamma[q + 3u]);
-            b[j] = vec4<f32>(beta[q], beta[q + 1u], beta[q + 2u], beta[q + 3u]);
-        }
-        let g0 = g[0];
-        let g1 = g[1];
-        let g2 = g[2];
-        let g3 = g[3];
-        let b0 = b[0];
-        let b1 = b[1];
-        let b2 = b[2];
-        let b3 = b[3];
+        // Columns past the row's end (the last thread's) read the last one's γ/β and
+        // are not written.
+        let g0 = gamma4_at(c0, cols4);
+        let g1 = gamma4_at(c0 + 1u, cols4);
+        let g2 = gamma4_at(c0 + 2u, cols4);
+        let g3 = gamma4_at(c0 + 3u, cols4);
+        let b0 = beta4_at(c0, cols4);
+        let b1 = beta4_at(c0 + 1u, cols4);
+        let b2 = beta4_at(c0 + 2u, cols4);
+        let b3 = beta4_at(c0 + 3u, cols4);
         var i = (r_first * ap.run_len - ap.window_lo) / 4u + c0;
         for (var r = r_first; r < r_end; r++) {
             let c4 = vec4<f32>(center[r]);
             let i4 = vec4<f32>(inv_scale[r]);
             y4[i] = apply4(x4[i], inverse, c4, i4, g0, b0);
-            if (n == 4u) {
+            if (n > 1u) {
                 y4[i + 1u] = apply4(x4[i + 1u], inverse, c4, i4, g1, b1);
+            }
+            if (n > 2u) {
                 y4[i + 2u] = apply4(x4[i + 2u], inverse, c4, i4, g2, b2);
+            }
+            if (n > 3u) {
                 y4[i + 3u] = apply4(x4[i + 3u], inverse, c4, i4, g3, b3);
-            } else {
-                for (var j = 1u; j < n; j++) {
-                    y4[i + j] = apply4(x4[i + j], inverse, c4, i4, g[j], b[j]);
-                }
             }
             i += cols4;
         }
@@ -395,8 +401,8 @@ fn affine4_rows(w: u32, lid: u32, inverse: bool) {
     }
     for (var c = lid; c < cols4; c += WG) {
         let q = 4u * c;
-        let g4 = vec4<f32>(gamma[q], gamma[q + 1u], gamma[q + 2u], gamma[q + 3u]);
-        let b4 = vec4<f32>(beta[q], beta[q + 1u], beta[q + 2u], beta[q + 3u]);
+        let g4 = gamma4_at(c, cols4);
+        let b4 = beta4_at(c, cols4);
         // The rows whose element q lies in the window (only the first and last rows of a
         // window can lie partly outside it).
         let r_lo = max(r_first, select(0u, (ap.window_lo - q + ap.run_len - 1u) / ap.run_len, ap.window_lo > q));
