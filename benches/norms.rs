@@ -17,15 +17,13 @@
 //! criterion's GB/s of an operation over the copy's GB/s is the ratio to copy.
 //! `GPUNORM_BENCH_SIZES=1000000` limits the sizes.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use gpunorm::kernels::copy::{record_copy, record_copy_with, CopyWidth};
 use gpunorm::norm::{
     BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, InstanceNorm, InstanceNormConfig, LayerNorm,
     LayerNormConfig, SavedStats,
 };
-
-/// One layer's recorded forward pass.
-type Step<'a> = dyn FnMut(&mut wgpu::CommandEncoder) -> gpunorm::Result<(GpuTensor, SavedStats)> + 'a;
 use gpunorm::{Gpu, GpuTensor};
 
 fn sizes() -> Vec<usize> {
@@ -38,6 +36,35 @@ fn sizes() -> Vec<usize> {
 fn data(n: usize) -> Vec<f32> {
     // Deterministic, roughly N(1, 2)-spread values.
     (0..n).map(|i| ((i.wrapping_mul(2_654_435_761) % 10_007) as f32 / 10_007.0 - 0.5) * 7.0 + 1.0).collect()
+}
+
+/// Time `record` as `name`: each iteration records into a fresh encoder, submits and
+/// waits; throughput is `bytes` per element.
+fn time<T>(
+    group: &mut BenchmarkGroup<WallTime>,
+    gpu: &Gpu,
+    name: &str,
+    numel: usize,
+    bytes: u64,
+    mut record: impl FnMut(&mut wgpu::CommandEncoder) -> T,
+) {
+    group.throughput(Throughput::Bytes(bytes * numel as u64));
+    group.bench_function(BenchmarkId::new(name, numel), |b| {
+        b.iter(|| {
+            let mut enc = gpu.encoder();
+            let out = record(&mut enc);
+            gpu.submit_and_wait(enc).unwrap();
+            out
+        })
+    });
+}
+
+/// Run a layer's forward once and return what its backward needs.
+fn saved_of(gpu: &Gpu, forward: impl FnOnce(&mut wgpu::CommandEncoder) -> (GpuTensor, SavedStats)) -> SavedStats {
+    let mut enc = gpu.encoder();
+    let (_, saved) = forward(&mut enc);
+    gpu.submit_and_wait(enc).unwrap();
+    saved
 }
 
 fn bench(c: &mut Criterion) {
@@ -55,118 +82,38 @@ fn bench(c: &mut Criterion) {
         let x = GpuTensor::from_slice(&gpu, &data(numel), &shape).unwrap();
         let dy = GpuTensor::from_slice(&gpu, &data(numel).iter().rev().copied().collect::<Vec<_>>(), &shape).unwrap();
         let dst = GpuTensor::empty(&gpu, &shape).unwrap();
+        let g = &mut group;
 
-        group.throughput(Throughput::Bytes(8 * numel as u64));
-        group.bench_function(BenchmarkId::new("copy", numel), |b| {
-            b.iter(|| {
-                let mut enc = gpu.encoder();
-                record_copy(&gpu, &mut enc, &x, &dst).unwrap();
-                gpu.submit_and_wait(enc).unwrap();
-            })
-        });
-        group.bench_function(BenchmarkId::new("copy_scalar", numel), |b| {
-            b.iter(|| {
-                let mut enc = gpu.encoder();
-                record_copy_with(&gpu, &mut enc, &x, &dst, CopyWidth::Scalar).unwrap();
-                gpu.submit_and_wait(enc).unwrap();
-            })
-        });
-        group.bench_function(BenchmarkId::new("copy_b2b", numel), |b| {
-            b.iter(|| {
-                let mut enc = gpu.encoder();
-                enc.copy_buffer_to_buffer(x.buffer(), 0, dst.buffer(), 0, numel as u64 * 4);
-                gpu.submit_and_wait(enc).unwrap();
-            })
+        time(g, &gpu, "copy", numel, 8, |enc| record_copy(&gpu, enc, &x, &dst).unwrap());
+        time(g, &gpu, "copy_scalar", numel, 8, |enc| record_copy_with(&gpu, enc, &x, &dst, CopyWidth::Scalar).unwrap());
+        time(g, &gpu, "copy_b2b", numel, 8, |enc| {
+            enc.copy_buffer_to_buffer(x.buffer(), 0, dst.buffer(), 0, numel as u64 * 4)
         });
 
         let mut bn = BatchNorm::new(&gpu, channels, BatchNormConfig::default()).unwrap();
-        group.throughput(Throughput::Bytes(12 * numel as u64));
-        group.bench_function(BenchmarkId::new("batch_train_forward", numel), |b| {
-            b.iter(|| {
-                let mut enc = gpu.encoder();
-                let out = bn.forward_gpu(&gpu, &mut enc, &x).unwrap();
-                gpu.submit_and_wait(enc).unwrap();
-                out
-            })
-        });
-
-        let mut enc = gpu.encoder();
-        let (_, saved) = bn.forward_gpu(&gpu, &mut enc, &x).unwrap();
-        gpu.submit_and_wait(enc).unwrap();
-        group.throughput(Throughput::Bytes(20 * numel as u64));
-        group.bench_function(BenchmarkId::new("batch_backward", numel), |b| {
-            b.iter(|| {
-                let mut enc = gpu.encoder();
-                let grads = bn.backward_gpu(&gpu, &mut enc, &x, &dy, &saved).unwrap();
-                gpu.submit_and_wait(enc).unwrap();
-                grads
-            })
-        });
-
+        time(g, &gpu, "batch_train_forward", numel, 12, |enc| bn.forward_gpu(&gpu, enc, &x).unwrap());
+        let saved = saved_of(&gpu, |enc| bn.forward_gpu(&gpu, enc, &x).unwrap());
+        time(g, &gpu, "batch_backward", numel, 20, |enc| bn.backward_gpu(&gpu, enc, &x, &dy, &saved).unwrap());
         let mut eval = BatchNorm::new(&gpu, channels, BatchNormConfig::default()).unwrap();
         eval.set_training(false);
-        group.throughput(Throughput::Bytes(8 * numel as u64));
-        group.bench_function(BenchmarkId::new("batch_eval_forward", numel), |b| {
-            b.iter(|| {
-                let mut enc = gpu.encoder();
-                let out = eval.forward_gpu(&gpu, &mut enc, &x).unwrap();
-                gpu.submit_and_wait(enc).unwrap();
-                out
-            })
-        });
+        time(g, &gpu, "batch_eval_forward", numel, 8, |enc| eval.forward_gpu(&gpu, enc, &x).unwrap());
 
         // Layer norm over each sample's (C, S), group norm with 4 groups, instance norm
         // with γ/β: forward (12 B/element) and backward (20 B/element) each.
         let ln = LayerNorm::new(&gpu, &shape[1..], LayerNormConfig::default()).unwrap();
+        time(g, &gpu, "layer_forward", numel, 12, |enc| ln.forward_gpu(&gpu, enc, &x).unwrap());
+        let saved = saved_of(&gpu, |enc| ln.forward_gpu(&gpu, enc, &x).unwrap());
+        time(g, &gpu, "layer_backward", numel, 20, |enc| ln.backward_gpu(&gpu, enc, &x, &dy, &saved).unwrap());
+
         let gn = GroupNorm::new(&gpu, 4, channels, GroupNormConfig::default()).unwrap();
+        time(g, &gpu, "group_forward", numel, 12, |enc| gn.forward_gpu(&gpu, enc, &x).unwrap());
+        let saved = saved_of(&gpu, |enc| gn.forward_gpu(&gpu, enc, &x).unwrap());
+        time(g, &gpu, "group_backward", numel, 20, |enc| gn.backward_gpu(&gpu, enc, &x, &dy, &saved).unwrap());
+
         let mut inorm = InstanceNorm::new(&gpu, channels, InstanceNormConfig::default().affine(true)).unwrap();
-        let mut layers: [(&str, Box<Step>); 3] = [
-            ("layer", Box::new(|enc: &mut wgpu::CommandEncoder| ln.forward_gpu(&gpu, enc, &x))),
-            ("group", Box::new(|enc: &mut wgpu::CommandEncoder| gn.forward_gpu(&gpu, enc, &x))),
-            ("instance", Box::new(|enc: &mut wgpu::CommandEncoder| inorm.forward_gpu(&gpu, enc, &x))),
-        ];
-        let mut saved_of = Vec::new();
-        for (name, forward) in layers.iter_mut() {
-            group.throughput(Throughput::Bytes(12 * numel as u64));
-            group.bench_function(BenchmarkId::new(format!("{name}_forward"), numel), |b| {
-                b.iter(|| {
-                    let mut enc = gpu.encoder();
-                    let out = forward(&mut enc).unwrap();
-                    gpu.submit_and_wait(enc).unwrap();
-                    out
-                })
-            });
-            let mut enc = gpu.encoder();
-            let (_, saved) = forward(&mut enc).unwrap();
-            gpu.submit_and_wait(enc).unwrap();
-            saved_of.push(saved);
-        }
-        drop(layers);
-        group.throughput(Throughput::Bytes(20 * numel as u64));
-        group.bench_function(BenchmarkId::new("layer_backward", numel), |b| {
-            b.iter(|| {
-                let mut enc = gpu.encoder();
-                let grads = ln.backward_gpu(&gpu, &mut enc, &x, &dy, &saved_of[0]).unwrap();
-                gpu.submit_and_wait(enc).unwrap();
-                grads
-            })
-        });
-        group.bench_function(BenchmarkId::new("group_backward", numel), |b| {
-            b.iter(|| {
-                let mut enc = gpu.encoder();
-                let grads = gn.backward_gpu(&gpu, &mut enc, &x, &dy, &saved_of[1]).unwrap();
-                gpu.submit_and_wait(enc).unwrap();
-                grads
-            })
-        });
-        group.bench_function(BenchmarkId::new("instance_backward", numel), |b| {
-            b.iter(|| {
-                let mut enc = gpu.encoder();
-                let grads = inorm.backward_gpu(&gpu, &mut enc, &x, &dy, &saved_of[2]).unwrap();
-                gpu.submit_and_wait(enc).unwrap();
-                grads
-            })
-        });
+        time(g, &gpu, "instance_forward", numel, 12, |enc| inorm.forward_gpu(&gpu, enc, &x).unwrap());
+        let saved = saved_of(&gpu, |enc| inorm.forward_gpu(&gpu, enc, &x).unwrap());
+        time(g, &gpu, "instance_backward", numel, 20, |enc| inorm.backward_gpu(&gpu, enc, &x, &dy, &saved).unwrap());
     }
     group.finish();
 }
