@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use cli_common::{golden, gpunorm, nums, nums_f32, write_csv, write_npy, TmpDir};
+use cli_common::{golden, gpunorm, nums, nums_f32, write_csv, write_npy, write_npy_i64, TmpDir};
 use gpunorm::verify::F32_EPS;
 use serde_json::Value;
 
@@ -628,19 +628,8 @@ fn edge_cases_that_are_valid() {
     gpunorm(&["scale", "--method", "maxabs", &s(&same), "-o", &s(&same)]).expect_code(0);
     assert_eq!(read_out(&same).data, [0.2, 2.0 / 6.0, 0.6, 4.0 / 6.0, 1.0, 1.0].map(|x: f64| x as f32 as f64));
     // An int64 .npy input is converted to float32.
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    let mut header = "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }".to_string();
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for v in [4i64, -2, 10, 0] {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
     let ints = dir.file("ints.npy");
-    std::fs::write(&ints, bytes).unwrap();
+    write_npy_i64(&ints, &[4, -2, 10, 0]);
     let out = dir.file("ints-out.npy");
     gpunorm(&["scale", "--method", "minmax", &s(&ints), "-o", &s(&out)]).expect_code(0);
     let got = read_out(&out);

@@ -3,7 +3,7 @@
 
 mod cli_common;
 
-use cli_common::{golden, gpunorm, nums, nums_f32, write_csv, write_npy, TmpDir};
+use cli_common::{golden, gpunorm, nums, nums_f32, write_csv, write_npy, write_npy_i64, TmpDir};
 use gpunorm::verify::{mean_tolerance, var_tolerance, F32_EPS};
 use serde_json::Value;
 
@@ -287,19 +287,8 @@ fn count_one_has_null_var_sample() {
 fn integer_and_float64_npy_inputs() {
     // int64 and float64 files are read and converted to float32.
     let dir = TmpDir::new("stats-dtypes");
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    let mut header = "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }".to_string();
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for v in [4i64, -2, 10, 0] {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
     let path = dir.file("ints.npy");
-    std::fs::write(&path, bytes).unwrap();
+    write_npy_i64(&path, &[4, -2, 10, 0]);
     let run = gpunorm(&["stats", path.to_str().unwrap(), "--quantiles=0.5"]);
     run.expect_code(0);
     let doc = run.json();

@@ -105,6 +105,22 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
     std::fs::write(path, gpunorm::io::npy_bytes(a.view())).unwrap();
 }
 
+/// Write a 1-D little-endian int64 `.npy` (the reader converts it to float32).
+pub fn write_npy_i64(path: &Path, data: &[i64]) {
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}", data.len());
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
 /// Write a 2-D `.csv` with an optional header; NaN is written as `nan` (or as an
 /// empty field when `nan_empty`), numbers in their shortest float32 form.
 pub fn write_csv(path: &Path, cols: usize, data: &[f32], header: Option<&[&str]>, nan_empty: bool) {
