@@ -4,10 +4,12 @@
 //! every error path with its exit code and the atomic-write guarantees.
 
 mod cli_common;
+mod common;
 
 use std::path::Path;
 
 use cli_common::{golden, gpunorm, nums, write_csv, write_npy, TmpDir};
+use common::assert_close;
 use gpunorm::verify::F32_EPS;
 use serde_json::Value;
 
@@ -27,18 +29,6 @@ fn shape_of(v: &Value) -> Vec<usize> {
 
 fn f32s(v: &Value) -> Vec<f32> {
     nums(&v["data"]).iter().map(|&x| x as f32).collect()
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f64], abs: f64, rel: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let g = g as f64;
-        if w.is_nan() || g.is_nan() {
-            assert!(w.is_nan() && g.is_nan(), "{what}[{i}]: got {g}, want {w}");
-            continue;
-        }
-        assert!((g - w).abs() <= abs + rel * w.abs(), "{what}[{i}]: got {g}, want {w}");
-    }
 }
 
 /// Every golden case the command line can express: all but the batch case that

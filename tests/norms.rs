@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gpu, own_gpu, Rng};
+use common::{assert_close, gpu, own_gpu, Rng};
 use gpunorm::norm::{
     sync, BatchNorm, BatchNormConfig, Grads, GroupNorm, GroupNormConfig, InstanceNorm, InstanceNormConfig, LayerNorm,
     LayerNormConfig, SavedStats,
@@ -74,20 +74,6 @@ fn arr(shape: &[usize], data: Vec<f32>) -> ArrayD<f32> {
 
 fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
-}
-
-/// Assert `got` is within `abs + rel·|want|` of `want`, NaN matching NaN.
-fn assert_close(what: &str, got: &[f32], want: &[f64], abs: f64, rel: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let g = g as f64;
-        if w.is_nan() || g.is_nan() {
-            assert!(w.is_nan() && g.is_nan(), "{what}[{i}]: got {g}, want {w}");
-            continue;
-        }
-        let tol = abs + rel * w.abs();
-        assert!((g - w).abs() <= tol, "{what}[{i}]: got {g}, want {w}, error {:e} > {tol:e}", (g - w).abs());
-    }
 }
 
 // ------------------------------------------------------------------ golden

@@ -92,3 +92,17 @@ pub fn close(got: f64, want: f64, abs: f64, rel: f64) -> bool {
     }
     (got - want).abs() <= abs + rel * want.abs()
 }
+
+/// Assert `got` is within `abs + rel·|want|` of `want`, NaN matching NaN.
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], abs: f64, rel: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let g = g as f64;
+        if w.is_nan() || g.is_nan() {
+            assert!(w.is_nan() && g.is_nan(), "{what}[{i}]: got {g}, want {w}");
+            continue;
+        }
+        let tol = abs + rel * w.abs();
+        assert!((g - w).abs() <= tol, "{what}[{i}]: got {g}, want {w}, error {:e} > {tol:e}", (g - w).abs());
+    }
+}
