@@ -253,7 +253,7 @@ fn apply4(v: vec4<f32>, inverse: bool, c: vec4<f32>, inv: vec4<f32>, g: vec4<f32
     } else {
         out = (v - c) * inv * g + b;
     }
-    let nan = (bitcast<vec4<u32>>(out) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+    let nan = is_nan4(out);
     return select(clamp(out, vec4<f32>(ap.clip_lo), vec4<f32>(ap.clip_hi)), out, nan);
 }
 

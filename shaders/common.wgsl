@@ -64,9 +64,19 @@ fn inf_f32() -> f32 {
     return bitcast<f32>(0x7f800000u);
 }
 
-// x != x is folded away by some compilers; test the bits instead.
+// x != x is folded away by some compilers; test the bits instead. The compare is
+// signed (the masked bits are never negative): x86 SIMD, which software adapters run
+// on, has no unsigned compare, so one instruction instead of three.
 fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+    return bitcast<i32>(bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000i;
+}
+
+fn nan_bits4(bv: vec4<u32>) -> vec4<bool> {
+    return bitcast<vec4<i32>>(bv & vec4<u32>(0x7fffffffu)) > vec4<i32>(0x7f800000i);
+}
+
+fn is_nan4(v: vec4<f32>) -> vec4<bool> {
+    return nan_bits4(bitcast<vec4<u32>>(v));
 }
 
 fn empty_moments() -> Moments {

@@ -126,7 +126,7 @@ fn partials_main(
             let q = walk_quad(&walk, k, stride, lw.y);
             let inside = q.inside;
             let v = vec4<f32>(x[q.offsets.x], x[q.offsets.y], x[q.offsets.z], x[q.offsets.w]);
-            let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+            let nan = is_nan4(v);
             let ok = inside & !nan;
             nans += dot(select(vec4<u32>(0u), vec4<u32>(1u), inside & nan), vec4<u32>(1u));
             let nb = dot(select(vec4<u32>(0u), vec4<u32>(1u), ok), vec4<u32>(1u));
@@ -208,7 +208,7 @@ fn component(m: Moments4, c: u32) -> Moments {
 }
 
 fn add4(st: ptr<function, Moments4>, b: ptr<function, Block4>, v: vec4<f32>, reference: vec4<f32>, scale: vec4<f32>) {
-    let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+    let nan = is_nan4(v);
     (*b).loads += 1u;
     (*b).n += select(vec4<u32>(1u), vec4<u32>(0u), nan);
     (*st).lo = min((*st).lo, select(v, vec4<f32>(inf_f32()), nan));

@@ -103,16 +103,23 @@ fn key_of(b: u32) -> u32 {
     return select(b ^ 0x80000000u, ~b, (b & 0x80000000u) != 0u);
 }
 
-// Which of four values' bits are NaN.
-fn nan4(bv: vec4<u32>) -> vec4<bool> {
-    return (bv & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
-}
 
 // key_of for four values, NaN's key 0 (below every value's key, so below every
 // bracket: the counting passes take NaN off their counts afterwards).
 fn keys4(bv: vec4<u32>) -> vec4<u32> {
     let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
-    return select(select(bv ^ vec4<u32>(0x80000000u), ~bv, neg), vec4<u32>(0u), nan4(bv));
+    return select(select(bv ^ vec4<u32>(0x80000000u), ~bv, neg), vec4<u32>(0u), nan_bits4(bv));
+}
+
+// The keys as signed integers (key ^ 0x80000000): the counting passes compare them
+// with one signed compare each (x86 SIMD has no unsigned compare), NaN's is i32's min.
+fn skeys4(bv: vec4<u32>, nan: vec4<bool>) -> vec4<i32> {
+    let b = bitcast<vec4<i32>>(bv);
+    return select(b ^ ((b >> vec4<u32>(31u)) & vec4<i32>(0x7fffffff)), vec4<i32>(i32(-2147483647 - 1)), nan);
+}
+
+fn skey4(k: vec4<u32>) -> vec4<i32> {
+    return bitcast<vec4<i32>>(k ^ vec4<u32>(0x80000000u));
 }
 
 fn value_of(k: u32) -> f32 {
@@ -487,13 +494,14 @@ fn hist_main(
         }
         // Four of the lane's elements (k, k + lanes, ...) per iteration, from an
         // `ElementWalk`.
-        var walk = element_walk(p.seg, base, task.k_lo + task.lane_k, task.lanes);
-        for (var k = task.k_lo + task.lane_k; k < k_hi; k += 4u * task.lanes) {
-            let q = walk_quad(&walk, k, task.lanes, k_hi);
+        let lw = lane_walk(task.k_lo, k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+        var walk = element_walk(p.seg, base, lw.x, lw.z);
+        for (var k = lw.x; k < lw.y; k += 4u * lw.z) {
+            let q = walk_quad(&walk, k, lw.z, lw.y);
             let o = q.offsets;
             let bv = vec4<u32>(bitcast<u32>(h_x[o.x]), bitcast<u32>(h_x[o.y]), bitcast<u32>(h_x[o.z]),
                                bitcast<u32>(h_x[o.w]));
-            let ok = q.inside & !nan4(bv);
+            let ok = q.inside & !nan_bits4(bv);
             let kv = keys4(bv);
             if (ok.x) {
                 hist_add(kv.x, lane);
@@ -820,6 +828,10 @@ fn count_main(
         let hi_a = k_brk[s * BRK + 3u];
         let hi_b = k_brk[s * BRK + 4u];
         let two = nbr > 4u;
+        let slo_a = skey4(lo_a);
+        let slo_b = skey4(lo_b);
+        let shi_a = skey4(hi_a);
+        let shi_b = skey4(hi_b);
         // Most keys lie between brackets: they only add to "key < lo". Keys within
         // [lo, hi] of a bracket (a few percent) take the branch that counts the ends
         // and appends the inside ones.
@@ -838,7 +850,7 @@ fn count_main(
         let cap = p.cap;
         // Four of the lane's elements (k, k + stride, ...: see `lane_walk`; vflags 2 on a
         // software adapter) per iteration, from an `ElementWalk`. A slot past the end
-        // reads the first element again and is masked out like a NaN (key 0, below
+        // reads the first element again and is masked out like a NaN (the lowest key, below
         // every bracket).
         let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
         var walk = element_walk(p.seg, base, lw.x, lw.z);
@@ -848,41 +860,42 @@ fn count_main(
             let o = q.offsets;
             let bv = vec4<u32>(bitcast<u32>(k_x[o.x]), bitcast<u32>(k_x[o.y]), bitcast<u32>(k_x[o.z]),
                                bitcast<u32>(k_x[o.w]));
-            let ok = q.inside & !nan4(bv);
+            let ok = q.inside & !nan_bits4(bv);
             let n_ok = dot(count1(ok), one);
             nans += 4u - n_ok;
             valid += n_ok;
-            let kv = select(vec4<u32>(0u), keys4(bv), ok);
+            let sk = skeys4(bv, !ok);
             // Per bracket: which of the four keys lie below its lo (counted per lane of
             // the vec4, summed at the end). The brackets ascend without overlapping: a
             // key can only lie in the last one whose lo it reaches.
-            let c0 = kv < vec4<u32>(lo_a.x);
-            let c1 = kv < vec4<u32>(lo_a.y);
-            let c2 = kv < vec4<u32>(lo_a.z);
-            let c3 = kv < vec4<u32>(lo_a.w);
+            let c0 = sk < vec4<i32>(slo_a.x);
+            let c1 = sk < vec4<i32>(slo_a.y);
+            let c2 = sk < vec4<i32>(slo_a.z);
+            let c3 = sk < vec4<i32>(slo_a.w);
             la0 += count1(c0);
             la1 += count1(c1);
             la2 += count1(c2);
             la3 += count1(c3);
-            var hi_at = select(vec4<u32>(hi_a.y), vec4<u32>(hi_a.x), c1);
-            hi_at = select(vec4<u32>(hi_a.z), hi_at, c2);
-            hi_at = select(vec4<u32>(hi_a.w), hi_at, c3);
-            var near = !c0 & (kv <= hi_at);
+            var hi_at = select(vec4<i32>(shi_a.y), vec4<i32>(shi_a.x), c1);
+            hi_at = select(vec4<i32>(shi_a.z), hi_at, c2);
+            hi_at = select(vec4<i32>(shi_a.w), hi_at, c3);
+            var near = !c0 & (sk <= hi_at);
             if (two) {
-                let d0 = kv < vec4<u32>(lo_b.x);
-                let d1 = kv < vec4<u32>(lo_b.y);
-                let d2 = kv < vec4<u32>(lo_b.z);
-                let d3 = kv < vec4<u32>(lo_b.w);
+                let d0 = sk < vec4<i32>(slo_b.x);
+                let d1 = sk < vec4<i32>(slo_b.y);
+                let d2 = sk < vec4<i32>(slo_b.z);
+                let d3 = sk < vec4<i32>(slo_b.w);
                 lb0 += count1(d0);
                 lb1 += count1(d1);
                 lb2 += count1(d2);
                 lb3 += count1(d3);
-                var hb = select(vec4<u32>(hi_b.y), vec4<u32>(hi_b.x), d1);
-                hb = select(vec4<u32>(hi_b.z), hb, d2);
-                hb = select(vec4<u32>(hi_b.w), hb, d3);
-                near |= !d0 & (kv <= hb);
+                var hb = select(vec4<i32>(shi_b.y), vec4<i32>(shi_b.x), d1);
+                hb = select(vec4<i32>(shi_b.z), hb, d2);
+                hb = select(vec4<i32>(shi_b.w), hb, d3);
+                near |= !d0 & (sk <= hb);
             }
             if (any(near)) {
+                let kv = bitcast<vec4<u32>>(sk) ^ vec4<u32>(0x80000000u);
                 if (near.x) {
                     near_key(s, cap, kv.x, bv.x, two, lo_a, hi_a, lo_b, hi_b, &nr);
                 }
@@ -1046,6 +1059,14 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
         let hi1 = vec4<u32>(bx[1].y, by[1].y, bz[1].y, bw[1].y);
         let hi2 = vec4<u32>(bx[1].z, by[1].z, bz[1].z, bw[1].z);
         let hi3 = vec4<u32>(bx[1].w, by[1].w, bz[1].w, bw[1].w);
+        let slo0 = skey4(lo0);
+        let slo1 = skey4(lo1);
+        let slo2 = skey4(lo2);
+        let slo3 = skey4(lo3);
+        let shi0 = skey4(hi0);
+        let shi1 = skey4(hi1);
+        let shi2 = skey4(hi2);
+        let shi3 = skey4(hi3);
         var lt0 = vec4<u32>(0u);
         var lt1 = vec4<u32>(0u);
         var lt2 = vec4<u32>(0u);
@@ -1061,26 +1082,28 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let bv = bitcast<vec4<u32>>(k_x4[walk_offset(walk)]);
             walk_next(&walk);
-            nans += count1(nan4(bv));
-            // NaN: key 0, below every bracket (taken off the counts at the end).
-            let kv = keys4(bv);
-            let b0 = kv < lo0;
-            let b1 = kv < lo1;
-            let b2 = kv < lo2;
+            let nan = nan_bits4(bv);
+            nans += count1(nan);
+            // NaN: the lowest key, below every bracket (taken off the counts at the end).
+            let sk = skeys4(bv, nan);
+            let b0 = sk < slo0;
+            let b1 = sk < slo1;
+            let b2 = sk < slo2;
             lt0 += count1(b0);
             lt1 += count1(b1);
             lt2 += count1(b2);
             // The brackets ascend and do not overlap: the only one a key can lie in is
             // the last whose lo it reaches.
-            var hi_at = select(hi1, hi0, b1);
-            hi_at = select(hi2, hi_at, b2);
+            var hi_at = select(shi1, shi0, b1);
+            hi_at = select(shi2, hi_at, b2);
             if (four) {
-                let b3 = kv < lo3;
+                let b3 = sk < slo3;
                 lt3 += count1(b3);
-                hi_at = select(hi3, hi_at, b3);
+                hi_at = select(shi3, hi_at, b3);
             }
-            let near = !b0 & (kv <= hi_at);
+            let near = !b0 & (sk <= hi_at);
             if (any(near)) {
+                let kv = bitcast<vec4<u32>>(sk) ^ vec4<u32>(0x80000000u);
                 if (near.x) {
                     near_one(sc.x, kv.x, bv.x, vec4<u32>(lo0.x, lo1.x, lo2.x, lo3.x),
                              vec4<u32>(hi0.x, hi1.x, hi2.x, hi3.x), &nx);
@@ -1277,7 +1300,7 @@ fn small_main(
         let b = bitcast<u32>(q_x[walk_offset(walk)]);
         walk_next(&walk);
         // NaN: no key (0 is no value's key).
-        keys[k] = select(key_of(b), 0u, (b & 0x7fffffffu) > 0x7f800000u);
+        keys[k] = select(key_of(b), 0u, is_nan(bitcast<f32>(b)));
     }
     for (var i = 0u; i < len; i++) {
         let ki = keys[i];

@@ -332,6 +332,7 @@ impl Ctx<'_> {
                     gl: groups_cap.min(LOCAL_BINS / (tile * nb)),
                     mode: src.mode,
                     use_limit: src.limit.is_some() as u32,
+                    vflags: if gpu.is_software() { 2 | (lane_group(gpu, tile) << 16) } else { 0 },
                     ..*qp
                 });
                 gpu.dispatch(
@@ -597,7 +598,11 @@ fn count_view(gpu: &Gpu, seg: &Segments, unique_q: usize) -> Option<CountView> {
     }
     let (view, parts) = vec4_view(gpu, seg)?;
     let by_segment = parts == Vec4Parts::Segments;
-    let plan = plan::plan_reduction(&view, &unit_plan_limits(gpu, 4, 4, true)).ok()?;
+    let mut limits = unit_plan_limits(gpu, 4, 4, true);
+    if by_segment && gpu.is_software() {
+        limits.target_workgroups = (limits.target_workgroups / 4).max(2);
+    }
+    let plan = plan::plan_reduction(&view, &limits).ok()?;
     let segments_per_workgroup = plan.tile_width * if by_segment { 4 } else { 1 };
     (segments_per_workgroup <= 64).then_some(CountView { view, by_segment, plan })
 }
