@@ -237,3 +237,64 @@ fn gpu_resident_fit_overflow_is_nan_not_wrong() {
         }
     }
 }
+
+/// The host path: a column whose values lie farther than float32's largest value from
+/// its center (min-max over ±3e38; standard with the mean near one end) scales to the
+/// float64 answer (scikit-learn on float64 input), not inf, through transform,
+/// inverse_transform and `Verify::Always`; ordinary columns beside it are unaffected.
+#[test]
+fn host_path_range_beyond_float32_scales_right() {
+    let mut gpu = common::own_gpu();
+    gpu.set_verify(gpunorm::Verify::Always);
+    let x = ndarray::arr2(&[
+        [-3e38f32, 1.0, 5.0],
+        [-3e38, 2.0, -1.0],
+        [-3e38, 2.0, 0.5],
+        [3e38, 3.0, f32::NAN],
+        [1e38, 4.0, 2.0],
+    ]);
+    let scalers = [
+        Scaler::from(StandardScaler::new()),
+        MinMaxScaler::new().into(),
+        MinMaxScaler::new().feature_range(-2.0, 3.0).into(),
+    ];
+    for s in scalers {
+        let (f, y) = s.fit_transform(&gpu, x.view()).unwrap();
+        for j in 0..x.ncols() {
+            let col: Vec<f64> = x.column(j).iter().filter(|v| !v.is_nan()).map(|&v| v as f64).collect();
+            let n = col.len() as f64;
+            let (lo, hi) = col.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            let mean = col.iter().sum::<f64>() / n;
+            let std = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+            for i in 0..x.nrows() {
+                let v = x[[i, j]] as f64;
+                let want = match s {
+                    Scaler::MinMax(o) => {
+                        let (a, b) = o.feature_range;
+                        (v - lo) / (hi - lo) * (b - a) + a
+                    }
+                    _ => (v - mean) / std,
+                };
+                let got = y[[i, j]] as f64;
+                if v.is_nan() {
+                    assert!(got.is_nan(), "{} [{i}, {j}]: NaN gave {got}", s.method());
+                } else {
+                    assert!(
+                        (got - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                        "{} [{i}, {j}]: {got} vs {want}",
+                        s.method()
+                    );
+                }
+            }
+        }
+        let back = f.inverse_transform(&gpu, y.view()).unwrap();
+        for ((i, j), &v) in x.indexed_iter() {
+            let b = back[[i, j]];
+            assert!(
+                (v.is_nan() && b.is_nan()) || ((b as f64) - v as f64).abs() <= 1e-5 * (v as f64).abs().max(1.0),
+                "{} inverse [{i}, {j}]: {b} vs {v}",
+                s.method()
+            );
+        }
+    }
+}

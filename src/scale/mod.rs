@@ -277,6 +277,45 @@ impl FittedScaler {
         }
     }
 
+    /// The affine step's per-feature float64 parameters for a transform: center, inverse
+    /// scale and, where the scaler has them or a feature needs them, γ and β.
+    ///
+    /// The kernel computes `(x − center)·inv_scale·γ + β` in float32. A feature whose
+    /// values lie farther than float32's largest value from its center (a range beyond
+    /// ±3.4e38, e.g. min-max over [−3e38, 3e38]) would overflow in `x − center`, and its
+    /// inverse scale may be below float32's normal range (flushed to 0 by most GPUs).
+    /// Such a feature is centred on its midpoint instead, with β taking up the shift, and
+    /// its inverse scale moved up by 2^32 with γ down by 2^−32: the same affine map,
+    /// with every intermediate finite and normal.
+    fn affine_params(&self, cols: usize) -> Option<(Vec<f64>, Vec<f64>, Option<(Vec<f64>, Vec<f64>)>)> {
+        let (mut center, mut inv) = self.center_inv_scale()?;
+        let mut gb = self.scaler.gamma_beta(cols);
+        let FitState::Moments(m) = &self.state else { return Some((center, inv, gb)) };
+        let far = |j: usize| {
+            let (lo, hi) = (m[j].min, m[j].max);
+            lo.is_finite()
+                && hi.is_finite()
+                && center[j].is_finite()
+                && (hi - center[j] > f32::MAX as f64 || center[j] - lo > f32::MAX as f64)
+        };
+        let wide: Vec<usize> = (0..cols.min(m.len())).filter(|&j| far(j)).collect();
+        if wide.is_empty() {
+            return Some((center, inv, gb));
+        }
+        let (gamma, beta) = gb.get_or_insert_with(|| (vec![1.0; cols], vec![0.0; cols]));
+        for j in wide {
+            let mid = (m[j].min * 0.5 + m[j].max * 0.5) as f32 as f64;
+            beta[j] += gamma[j] * (mid - center[j]) * inv[j];
+            center[j] = mid;
+            let inv32 = inv[j] as f32;
+            if inv[j] != 0.0 && (inv32 == 0.0 || inv32.is_subnormal()) {
+                inv[j] *= 2f64.powi(32);
+                gamma[j] *= 2f64.powi(-32);
+            }
+        }
+        Some((center, inv, gb))
+    }
+
     fn check_width(&self, cols: usize) -> Result<()> {
         match self.n_features {
             Some(f) if f != cols && !matches!(self.scaler, Scaler::Log(_)) => Err(Error::Shape(format!(
@@ -330,14 +369,14 @@ impl FittedScaler {
         self.check_width(cols)?;
         let g = Grouping::Columns { rows, cols };
         let output = GpuTensor::empty(gpu, input.shape())?;
-        let Some((center, inv)) = self.center_inv_scale() else {
+        let Some((center, inv, gb)) = self.affine_params(cols) else {
             let mode = if inverse { AffineMode::Expm1 } else { AffineMode::Log1p };
             let args = AffineArgs { mode, center: None, inv_scale: None, gamma_beta: None, clip: None };
             record_affine(gpu, encoder, input, &output, &g, &args)?;
             return Ok(output);
         };
         let (c, i) = (upload_vec(gpu, &center)?, upload_vec(gpu, &inv)?);
-        let gb = match self.scaler.gamma_beta(cols) {
+        let gb = match gb {
             Some((g, b)) => Some((upload_vec(gpu, &g)?, upload_vec(gpu, &b)?)),
             None => None,
         };
@@ -372,7 +411,7 @@ impl FittedScaler {
         let gpu_out: Vec<f64> = y.iter().map(|&v| v as f64).collect();
         let what = format!("{} {}", self.scaler.method(), if inverse { "inverse_transform" } else { "transform" });
         let shape = [rows, cols];
-        let Some((center, inv)) = self.center_inv_scale() else {
+        let Some((center, inv, gb)) = self.affine_params(cols) else {
             let (mode, f): (_, fn(f64) -> f64) =
                 if inverse { (AffineMode::Expm1, reference::expm1) } else { (AffineMode::Log1p, reference::log1p) };
             let _ = mode;
@@ -388,7 +427,7 @@ impl FittedScaler {
         };
         let round = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<_>>();
         let (center, inv) = (round(&center), round(&inv));
-        let gb = self.scaler.gamma_beta(cols).map(|(g, b)| (round(&g), round(&b)));
+        let gb = gb.map(|(g, b)| (round(&g), round(&b)));
         let spec = reference::AffineSpec {
             mode: if inverse { AffineMode::Inverse } else { AffineMode::Forward },
             center: &center,
