@@ -259,6 +259,9 @@ impl Scaler {
     }
 }
 
+/// Per-feature γ and β of the affine step.
+type GammaBeta = (Vec<f64>, Vec<f64>);
+
 fn matrix_shape(shape: &[usize]) -> Result<(usize, usize)> {
     match *shape {
         [n] => Ok((n, 1)),
@@ -287,7 +290,7 @@ impl FittedScaler {
     /// Such a feature is centred on its midpoint instead, with β taking up the shift, and
     /// its inverse scale moved up by 2^32 with γ down by 2^−32: the same affine map,
     /// with every intermediate finite and normal.
-    fn affine_params(&self, cols: usize) -> Option<(Vec<f64>, Vec<f64>, Option<(Vec<f64>, Vec<f64>)>)> {
+    fn affine_params(&self, cols: usize) -> Option<(Vec<f64>, Vec<f64>, Option<GammaBeta>)> {
         let (mut center, mut inv) = self.center_inv_scale()?;
         let mut gb = self.scaler.gamma_beta(cols);
         let FitState::Moments(m) = &self.state else { return Some((center, inv, gb)) };
