@@ -684,16 +684,24 @@ fn sample_main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    // A grid-stride loop: a few workgroups, each thread many samples (a software
-    // adapter pays for every workgroup).
-    let total = (p.seg_end - p.seg_first) * p.sample_m;
+    // A few workgroups, each thread many samples (a software adapter pays for every
+    // workgroup), and no integer division per sample (a software adapter divides lane
+    // by lane): segments in a uniform outer loop, the stratum offset by a high multiply.
     let threads = nwg.x * nwg.y * WG;
-    for (var i = flat_id(wid, nwg, lid); i < total; i += threads) {
-        let s = p.seg_first + i / p.sample_m;
-        let j = i % p.sample_m;
-        let step = p.seg.len / p.sample_m;
-        let k = j * step + hash_u32(hash_u32(s ^ p.seed) ^ j) % step;
-        sm_out[i] = sm_x[segment_base(p.seg, s) + element_offset(p.seg, k) - p.window_lo];
+    let step = p.seg.len / p.sample_m;
+    let unit = p.seg.inner_div == 1u;
+    let hs = hash_u32(p.seed);
+    for (var j = flat_id(wid, nwg, lid); j < p.sample_m; j += threads) {
+        // The same stratum offset in every segment, segment after segment: neighbouring
+        // segments (columns) share the cache lines of their samples.
+        let k = j * step + mul_wide(hash_u32(hs ^ j), step).y;
+        var off = k * p.seg.elem_stride_hi;
+        if (!unit) {
+            off = element_offset(p.seg, k);
+        }
+        for (var s = p.seg_first; s < p.seg_end; s++) {
+            sm_out[(s - p.seg_first) * p.sample_m + j] = sm_x[segment_base(p.seg, s) - p.window_lo + off];
+        }
     }
 }
 
