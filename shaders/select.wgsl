@@ -686,7 +686,7 @@ fn sample_main(
 ) {
     // A few workgroups, each thread many samples (a software adapter pays for every
     // workgroup), and no integer division per sample (a software adapter divides lane
-    // by lane): segments in a uniform outer loop, the stratum offset by a high multiply.
+    // by lane): the stratum offset comes from a high multiply.
     let threads = nwg.x * nwg.y * WG;
     let step = p.seg.len / p.sample_m;
     let unit = p.seg.inner_div == 1u;
