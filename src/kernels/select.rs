@@ -776,7 +776,7 @@ fn record_count(
             continue;
         }
         let segs = (d.seg_end - d.seg_first) as u64;
-        let (tile, tiles, parts) = shape(gpu.target_workgroups(), &seg, 64, segs, (d.k_end - d.k_first) as u64);
+        let (tile, tiles, parts) = shape(gpu.reduce_workgroups(), &seg, 64, segs, (d.k_end - d.k_first) as u64);
         let params = gpu.uniform(&SelectParams {
             window_lo: d.window_lo as u32,
             seg_first: d.seg_first,
@@ -787,8 +787,7 @@ fn record_count(
             parts: parts as u32,
             tiles: tiles as u32,
             cap: sp.cap,
-            // Interleaved lanes (vflags 0) measured faster here than blocks on lavapipe.
-            vflags: 0,
+            vflags: if gpu.is_software() { 2 | (lane_group(gpu, tile) << 16) } else { 0 },
             ..*qp
         });
         gpu.dispatch(
