@@ -103,23 +103,26 @@ fn key_of(b: u32) -> u32 {
     return select(b ^ 0x80000000u, ~b, (b & 0x80000000u) != 0u);
 }
 
-
-// key_of for four values, NaN's key 0 (below every value's key, so below every
-// bracket: the counting passes take NaN off their counts afterwards).
-fn keys4(bv: vec4<u32>) -> vec4<u32> {
-    let neg = (bv & vec4<u32>(0x80000000u)) != vec4<u32>(0u);
-    return select(select(bv ^ vec4<u32>(0x80000000u), ~bv, neg), vec4<u32>(0u), nan_bits4(bv));
-}
-
-// The keys as signed integers (key ^ 0x80000000): the counting passes compare them
-// with one signed compare each (x86 SIMD has no unsigned compare), NaN's is i32's min.
+// The keys of four values as signed integers (key ^ 0x80000000), NaN's i32's min: the
+// counting passes compare them with one signed compare each (x86 SIMD, which software
+// adapters run on, has no unsigned compare).
 fn skeys4(bv: vec4<u32>, nan: vec4<bool>) -> vec4<i32> {
     let b = bitcast<vec4<i32>>(bv);
     return select(b ^ ((b >> vec4<u32>(31u)) & vec4<i32>(0x7fffffff)), vec4<i32>(i32(-2147483647 - 1)), nan);
 }
 
+// Keys to signed keys and back.
 fn skey4(k: vec4<u32>) -> vec4<i32> {
     return bitcast<vec4<i32>>(k ^ vec4<u32>(0x80000000u));
+}
+
+fn ukey4(sk: vec4<i32>) -> vec4<u32> {
+    return bitcast<vec4<u32>>(sk) ^ vec4<u32>(0x80000000u);
+}
+
+// key_of for four values, NaN's key 0 (below every value's key).
+fn keys4(bv: vec4<u32>) -> vec4<u32> {
+    return ukey4(skeys4(bv, nan_bits4(bv)));
 }
 
 fn value_of(k: u32) -> f32 {
@@ -903,7 +906,7 @@ fn count_main(
                 near |= !d0 & (sk <= hb);
             }
             if (any(near)) {
-                let kv = bitcast<vec4<u32>>(sk) ^ vec4<u32>(0x80000000u);
+                let kv = ukey4(sk);
                 if (near.x) {
                     near_key(s, cap, kv.x, bv.x, two, lo_a, hi_a, lo_b, hi_b, &nr);
                 }
@@ -1111,7 +1114,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
             }
             let near = !b0 & (sk <= hi_at);
             if (any(near)) {
-                let kv = bitcast<vec4<u32>>(sk) ^ vec4<u32>(0x80000000u);
+                let kv = ukey4(sk);
                 if (near.x) {
                     near_one(sc.x, kv.x, bv.x, vec4<u32>(lo0.x, lo1.x, lo2.x, lo3.x),
                              vec4<u32>(hi0.x, hi1.x, hi2.x, hi3.x), &nx);

@@ -94,6 +94,17 @@ pub(crate) fn lane_group(gpu: &Gpu, tile_width: u32) -> u32 {
     (copy::lane_group(gpu) / tile_width).clamp(1, 256 / tile_width)
 }
 
+/// The `lane_walk` bits of a kernel's flags (common.wgsl): on a software adapter, bit 2
+/// (lanes walk contiguous blocks) and the lanes per block, `group`, in bits 16 and up;
+/// nothing on a GPU, whose lanes interleave.
+pub(crate) fn lane_walk_flags(gpu: &Gpu, group: u32) -> u32 {
+    if gpu.is_software() {
+        2 | (group << 16)
+    } else {
+        0
+    }
+}
+
 /// Partial states per segment of a reduction planned as `plan` over `segments` segments
 /// of `state_bytes` each, and whether every lane writes its own (`per_lane`: a software
 /// adapter, whose barriers cost more than the partials, when they fit one binding) or

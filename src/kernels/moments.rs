@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
-use crate::kernels::{lane_group, partial_slots, plan, unit_plan_limits, vec4_view, SegmentsGpu};
+use crate::kernels::{lane_group, lane_walk_flags, partial_slots, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::segments::{Grouping, Vec4Parts};
 use crate::stats::Moments;
 
@@ -162,7 +162,7 @@ pub fn record_moments_into(
             // Bits: 1 prescale, 2 contiguous blocks per lane and 8 per-lane partials (software
             // adapters), 4 the vec4 components are segments (see moments.wgsl).
             flags: prescale.is_some() as u32
-                | if gpu.is_software() { 2 | (group << 16) } else { 0 }
+                | lane_walk_flags(gpu, group)
                 | if by_segment { 4 } else { 0 }
                 | if per_lane { 8 } else { 0 },
             comp_end: seg.count,

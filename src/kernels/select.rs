@@ -37,7 +37,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
 use crate::kernels::moments::{check_input, record_moments, MOMENTS_BYTES};
-use crate::kernels::{lane_group, plan, unit_plan_limits, vec4_view, SegmentsGpu};
+use crate::kernels::{lane_group, lane_walk_flags, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::reference::quantiles::{lerp, rank};
 use crate::segments::{Grouping, Segments, Vec4Parts};
 
@@ -332,7 +332,7 @@ impl Ctx<'_> {
                     gl: groups_cap.min(LOCAL_BINS / (tile * nb)),
                     mode: src.mode,
                     use_limit: src.limit.is_some() as u32,
-                    vflags: if gpu.is_software() { 2 | (lane_group(gpu, tile) << 16) } else { 0 },
+                    vflags: lane_walk_flags(gpu, lane_group(gpu, tile)),
                     ..*qp
                 });
                 gpu.dispatch(
@@ -787,7 +787,7 @@ fn record_count(
             parts: parts as u32,
             tiles: tiles as u32,
             cap: sp.cap,
-            vflags: if gpu.is_software() { 2 | (lane_group(gpu, tile) << 16) } else { 0 },
+            vflags: lane_walk_flags(gpu, lane_group(gpu, tile)),
             ..*qp
         });
         gpu.dispatch(
@@ -822,8 +822,7 @@ fn record_count_vec4(
 ) -> Result<()> {
     let gpu = ctx.gpu;
     let (view, by_segment, plan) = (cv.view, cv.by_segment, &cv.plan);
-    let group = lane_group(gpu, plan.tile_width);
-    let vflags = by_segment as u32 | if gpu.is_software() { 2 | (group << 16) } else { 0 };
+    let vflags = by_segment as u32 | lane_walk_flags(gpu, lane_group(gpu, plan.tile_width));
     let pipeline = gpu.pipeline(Shader::Select, if qp.ub <= 3 { "count_vec4_3" } else { "count_vec4" });
     for d in &plan.dispatches {
         if d.k_end <= d.k_first {
