@@ -241,7 +241,7 @@ impl Scaler {
     }
 
     /// γ and β of the affine step (min-max's `MAX − MIN` and `MIN`).
-    fn gamma_beta(&self, cols: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+    fn gamma_beta(&self, cols: usize) -> Option<GammaBeta> {
         match self {
             Scaler::MinMax(o) => {
                 let (lo, hi) = o.feature_range;
