@@ -26,7 +26,7 @@ use gpunorm::kernels::derive::{record_derive, DeriveRule};
 use gpunorm::kernels::moments::{moments, record_moments};
 use gpunorm::kernels::select::{input_passes, record_quantiles_counted};
 use gpunorm::scale::{
-    FitState, FittedScaler, LogScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler,
+    FitState, FittedScaler, InputDtype, LogScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler,
 };
 use gpunorm::{Gpu, GpuTensor, Grouping, Result};
 
@@ -102,8 +102,8 @@ fn kernels(c: &mut Criterion) {
             let fit_bytes = if robust { 4 * passes * b } else { 4 * b };
             let rule = match name {
                 "standard" => Some(DeriveRule::Standard { with_mean: true, with_std: true }),
-                "minmax" => Some(DeriveRule::MinMax),
-                "maxabs" => Some(DeriveRule::MaxAbs),
+                "minmax" => Some(DeriveRule::MinMax { tiny: InputDtype::Float32.zero_scale_threshold() }),
+                "maxabs" => Some(DeriveRule::MaxAbs { tiny: InputDtype::Float32.zero_scale_threshold() }),
                 "robust" => Some(DeriveRule::Robust { with_centering: true, with_scaling: true, unit: 1.0 }),
                 _ => None,
             };
@@ -129,7 +129,7 @@ fn kernels(c: &mut Criterion) {
                 _ => FitState::Moments(m.clone()),
             };
             let n_features = (!matches!(scaler, Scaler::Log(_))).then_some(FEATURES);
-            let fitted = FittedScaler { scaler, n_features, state };
+            let fitted = FittedScaler { scaler, n_features, state, input_dtype: InputDtype::Float32 };
             run(&mut group, &gpu, &timer, &format!("{name}_transform"), numel, 8 * b, &mut |enc| {
                 fitted.transform_gpu(&gpu, enc, &x, false).map(drop)
             });

@@ -43,14 +43,16 @@ const FLAG_GAMMA_BETA: u32 = 2u;
 
 // log1p with relative accuracy for tiny |x| (WGSL has none): log(1 + x) loses
 // everything below 2^-24. Near zero, log1p(x) = 2 atanh(z) with z = x / (2 + x),
-// |z| <= 1/3 for -0.5 < x < 1, summed to z^13 (next term < 2^-26 relative).
+// |z| <= 1/3 for -0.5 < x < 1, summed to z^13 (next term < 2^-26 relative). 2z is
+// computed as 2x / (2 + x), not 2 · (x / (2 + x)): x / 2 of the smallest subnormal
+// rounds to 0.
 fn log1p_accurate(v: f32) -> f32 {
     if (v > -0.5 && v < 1.0) {
-        let z = v / (2.0 + v);
-        let z2 = z * z;
+        let z2x = (v + v) / (2.0 + v);
+        let z2 = 0.25 * z2x * z2x;
         let poly = 1.0 + z2 * (1.0 / 3.0 + z2 * (1.0 / 5.0 + z2 * (1.0 / 7.0 + z2 * (1.0 / 9.0
             + z2 * (1.0 / 11.0 + z2 * (1.0 / 13.0))))));
-        return 2.0 * z * poly;
+        return z2x * poly;
     }
     return log(1.0 + v);
 }
@@ -417,12 +419,12 @@ fn affine4_rows(w: u32, lid: u32, inverse: bool) {
 
 // log1p_accurate and expm1_accurate on a vec4, both formulas computed and selected.
 fn log1p4(v: vec4<f32>) -> vec4<f32> {
-    let z = v / (2.0 + v);
-    let z2 = z * z;
+    let z2x = (v + v) / (2.0 + v);
+    let z2 = 0.25 * z2x * z2x;
     let poly = 1.0 + z2 * (1.0 / 3.0 + z2 * (1.0 / 5.0 + z2 * (1.0 / 7.0 + z2 * (1.0 / 9.0
         + z2 * (1.0 / 11.0 + z2 * (1.0 / 13.0))))));
     let near = v > vec4<f32>(-0.5) & v < vec4<f32>(1.0);
-    return select(log(1.0 + v), 2.0 * z * poly, near);
+    return select(log(1.0 + v), z2x * poly, near);
 }
 
 fn expm14(v: vec4<f32>) -> vec4<f32> {

@@ -3,9 +3,9 @@
 // in src/reference/derive.rs; the rules are scikit-learn's and PyTorch's.
 //
 //   0 standard:  center = mean,      inv = 1 / std      (constant feature: 1)
-//   1 minmax:    center = min,       inv = 1 / (max - min) (zero range: 1)
-//   2 maxabs:    center = 0,         inv = 1 / max|x|   (zero: 1)
-//   3 robust:    center = median,    inv = unit / (q_hi - q_lo) (zero: 1)
+//   1 minmax:    center = min,       inv = 1 / (max - min) (below `tiny`: 1)
+//   2 maxabs:    center = 0,         inv = 1 / max|x|   (below `tiny`: 1)
+//   3 robust:    center = median,    inv = unit / (q_hi - q_lo) (below `tiny`: 1)
 //   4 norm:      center = mean,      inv = 1 / sqrt(var + eps); optional running-stat update
 //   5 norm eval: center = running_mean, inv = 1 / sqrt(running_var + eps)
 //
@@ -20,7 +20,7 @@ struct DeriveParams {
     eps: f32,
     momentum: f32,      // or the cumulative factor
     unit: f32,          // robust: Phi^-1(hi) - Phi^-1(lo) with unit_variance, else 1
-    _pad: u32,
+    tiny: f32,          // scikit-learn's zero-scale threshold, 10 * eps of the input's dtype
 }
 
 const USE_CENTER: u32 = 1u;
@@ -35,12 +35,14 @@ const UPDATE_RUNNING: u32 = 4u;
 @group(0) @binding(5) var<storage, read_write> running_mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> running_var: array<f32>;
 
-// scikit-learn's _handle_zeros_in_scale: a scale below 10 * eps is taken as 1.
-fn safe_inverse(scale: f32) -> f32 {
-    if (scale < 10.0 * 1.1920929e-7) {
+// scikit-learn's _handle_zeros_in_scale: a scale below `tiny` is taken as 1. So is one
+// whose inverse overflows float32 (a scale below ~2.9e-39, subnormal in float32).
+fn safe_inverse(scale: f32, tiny: f32) -> f32 {
+    let inv = 1.0 / scale;
+    if (scale < tiny || inv > 3.4028235e38) {
         return 1.0;
     }
-    return 1.0 / scale;
+    return inv;
 }
 
 @compute @workgroup_size(256)
@@ -69,7 +71,7 @@ fn derive_main(
             if (var_pop <= bound) {
                 inv = 1.0;
             } else {
-                inv = safe_inverse(sqrt(var_pop));
+                inv = safe_inverse(sqrt(var_pop), 0.0);
             }
             // NaN, or a variance beyond float32 (values spread past ~1.8e19, which only
             // a prescale keeps: the host paths have one, this GPU-resident one has not):
@@ -80,7 +82,7 @@ fn derive_main(
         }
         case 1u: {
             c = m.min;
-            inv = safe_inverse(m.max - m.min);
+            inv = safe_inverse(m.max - m.min, dp.tiny);
             // A range beyond float32 (max − min overflows): NaN, as above.
             if (is_nan(m.max) || m.max - m.min > 3.4e38) {
                 inv = nan_f32();
@@ -88,7 +90,7 @@ fn derive_main(
         }
         case 2u: {
             let a = max(abs(m.min), abs(m.max));
-            inv = safe_inverse(a);
+            inv = safe_inverse(a, dp.tiny);
             if (is_nan(a)) {
                 inv = nan_f32();
             }
@@ -97,7 +99,7 @@ fn derive_main(
             let q = s * dp.n_quantiles;
             c = quant[q + 1u];
             let iqr = quant[q + 2u] - quant[q];
-            inv = safe_inverse(iqr) * dp.unit;
+            inv = safe_inverse(iqr, dp.tiny) * dp.unit;
             if (is_nan(iqr)) {
                 inv = nan_f32();
             }

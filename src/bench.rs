@@ -46,7 +46,7 @@ use crate::norm::{
 };
 use crate::reference;
 use crate::scale::{
-    FitState, FittedScaler, LogScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler,
+    FitState, FittedScaler, InputDtype, LogScaler, MaxAbsScaler, MinMaxScaler, RobustScaler, Scaler, StandardScaler,
 };
 use crate::segments::Grouping;
 
@@ -367,6 +367,7 @@ impl<'a> Work<'a> {
             scaler: StandardScaler::new().into(),
             n_features: Some(FEATURES),
             state: FitState::Moments(m),
+            input_dtype: InputDtype::Float32,
         };
         let mut bn_train = BatchNorm::new(gpu, CHANNELS, BatchNormConfig::default())?;
         let mut bn_eval = BatchNorm::new(gpu, CHANNELS, BatchNormConfig::default())?;
@@ -453,8 +454,12 @@ impl<'a> Work<'a> {
             }
             "robust_fit_transform" => fit_transform(RobustScaler::new().into(), enc),
             "log_transform" => {
-                let f =
-                    FittedScaler { scaler: LogScaler::default().into(), n_features: None, state: FitState::Stateless };
+                let f = FittedScaler {
+                    scaler: LogScaler::default().into(),
+                    n_features: None,
+                    state: FitState::Stateless,
+                    input_dtype: InputDtype::Float32,
+                };
                 f.transform_gpu(gpu, enc, &self.x, false).map(drop)
             }
             "batch_train_forward" => {
@@ -537,8 +542,8 @@ impl<'a> Work<'a> {
             "standard_fit_transform" | "minmax_fit_transform" | "maxabs_fit_transform" => {
                 let rule = match op {
                     "standard_fit_transform" => standard,
-                    "minmax_fit_transform" => DeriveRule::MinMax,
-                    _ => DeriveRule::MaxAbs,
+                    "minmax_fit_transform" => DeriveRule::MinMax { tiny: InputDtype::Float32.zero_scale_threshold() },
+                    _ => DeriveRule::MaxAbs { tiny: InputDtype::Float32.zero_scale_threshold() },
                 };
                 let (c, i) = derive(rule, &reference::moments(data, &g), None);
                 let (ones, zeros) = (vec![1.0; FEATURES], vec![0.0; FEATURES]);

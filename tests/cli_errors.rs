@@ -82,7 +82,7 @@ fn infinity_names_file_row_and_column() {
     let dir = TmpDir::new("inf");
     let p = dir.file("inf.csv");
     std::fs::write(&p, "a,b\n1,2\n3,4\n5,-inf\n").unwrap();
-    gpunorm(&["stats", s(&p)]).expect_code(2).stderr_has(&["inf.csv", "row 2, column 1"]);
+    gpunorm(&["stats", s(&p)]).expect_code(2).stderr_has(&["inf.csv:4", "row 2, column 1"]);
     let p = dir.file("inf.npy");
     write_npy(&p, &[2, 3], &[1.0, 2.0, 3.0, 4.0, f32::INFINITY, 6.0]);
     gpunorm(&["stats", s(&p)]).expect_code(2).stderr_has(&["inf.npy", "row 1, column 1"]);

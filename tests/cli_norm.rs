@@ -251,6 +251,29 @@ fn error_paths() {
     let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     // Usage errors (exit 2).
     must_fail(&dir, &a(&["norm", &xs, "-o", &y]), 2, &["--kind"]);
+    // PyTorch's F.batch_norm refuses eps 0 with batch statistics; eval and the other
+    // norms take it.
+    must_fail(&dir, &a(&["norm", "--kind", "batch", "--eps", "0", &xs, "-o", &y]), 2, &["eps must be positive"]);
+    for ok in [
+        a(&[
+            "norm",
+            "--kind",
+            "batch",
+            "--eval",
+            "--eps",
+            "0",
+            "--running-mean",
+            &f("c6.npy"),
+            "--running-var",
+            &f("c6.npy"),
+        ]),
+        a(&["norm", "--kind", "layer", "--eps", "0"]),
+        a(&["norm", "--kind", "instance", "--eps", "0"]),
+    ] {
+        let mut args = ok.clone();
+        args.extend(a(&[&xs, "-o", &y]));
+        gpunorm(&args).expect_code(0);
+    }
     must_fail(&dir, &a(&["norm", "--kind", "cheese", &xs, "-o", &y]), 2, &["--kind", "batch, layer, group, instance"]);
     must_fail(&dir, &a(&["norm", "--kind", "batch", &xs]), 2, &["-o/--output"]);
     must_fail(&dir, &a(&["norm", "--kind", "group", &xs, "-o", &y]), 2, &["--groups"]);

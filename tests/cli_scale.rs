@@ -732,14 +732,90 @@ fn log_accepts_fit_and_params_in_and_they_change_nothing() {
 fn log_inverse_needs_no_params() {
     let dir = TmpDir::new("scale-log-inv");
     let input = dir.file("y.npy");
-    write_npy(&input, &[3], &[0.0, 1.0, -1e-7]);
+    // expm1 takes any finite value, -1 and below included (log1p's domain is not
+    // expm1's).
+    let ys = [0.0f32, 1.0, -1e-7, -1.0, -5.0];
+    write_npy(&input, &[ys.len()], &ys);
     let out = dir.file("x.npy");
     gpunorm(&["scale", "--method", "log", "--inverse", &s(&input), "-o", &s(&out)]).expect_code(0);
     let got = read_out(&out);
-    assert_eq!(got.shape, [3]);
-    for (g, y) in got.data.iter().zip([0.0f64, 1.0, -1e-7f32 as f64]) {
+    assert_eq!(got.shape, [ys.len()]);
+    for (g, y) in got.data.iter().zip(ys.map(f64::from)) {
         assert!(close(*g, y.exp_m1(), 16.0 * U * y.exp_m1().abs()), "expm1({y}) = {g}");
     }
+}
+
+/// scikit-learn fits a float32 `.npy` in float32 and CSV text (or float64, integer
+/// `.npy`) in float64: a min-max range of ~4e-7 is zero (scale 1) for the first, a
+/// range for the second. The params file keeps which, and loads back the same.
+#[test]
+fn zero_range_threshold_follows_the_file_dtype() {
+    let dir = TmpDir::new("scale-dtype");
+    let mut rng = 0x9e37_79b9_u64;
+    let xs: Vec<f32> = (0..30)
+        .map(|_| {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((rng >> 40) as f64 / (1u64 << 24) as f64 * 4e-7) as f32
+        })
+        .collect();
+    let (lo, hi) = xs.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v as f64), b.max(v as f64)));
+    assert!(hi - lo > 1e-7 && hi - lo < 1.19e-6, "test data: range {}", hi - lo);
+    let npy = dir.file("x.npy");
+    write_npy(&npy, &[xs.len(), 1], &xs);
+    let csv = dir.file("x.csv");
+    write_csv(&csv, 1, &xs, None, false);
+    for (input, range) in [(&npy, 1.0), (&csv, hi - lo)] {
+        let out = dir.file("y.npy");
+        let params = dir.file("p.json");
+        gpunorm(&["scale", "--method", "minmax", &s(input), "-o", &s(&out), "--params-out", &s(&params)])
+            .expect_code(0);
+        let got = read_out(&out);
+        for (g, &x) in got.data.iter().zip(&xs) {
+            let want = (x as f64 - lo) / range;
+            assert!(
+                close(*g, want, 1e-5 * want.abs().max(1e-6)),
+                "{}: {x} scaled to {g}, want {want}",
+                input.display()
+            );
+        }
+        let again = dir.file("y2.npy");
+        gpunorm(&["scale", "--params-in", &s(&params), &s(input), "-o", &s(&again)]).expect_code(0);
+        assert_eq!(
+            std::fs::read(&again).unwrap(),
+            std::fs::read(&out).unwrap(),
+            "{}: params round trip",
+            input.display()
+        );
+    }
+}
+
+/// An infinite fitted scale (robust, `--unit-variance` over an empty quantile range, as
+/// scikit-learn) is written as "inf" and loads back as inf: the same output again.
+#[test]
+fn infinite_fitted_scale_survives_the_params_file() {
+    let dir = TmpDir::new("scale-inf-params");
+    let x = dir.file("x.npy");
+    write_npy(&x, &[5, 2], &[1.0, -2.0, 3.0, 0.5, 2.0, 7.0, -4.0, 1.5, 0.0, 2.5]);
+    let (out, again, params) = (dir.file("y.npy"), dir.file("y2.npy"), dir.file("p.json"));
+    gpunorm(&[
+        "scale",
+        "--method",
+        "robust",
+        "--unit-variance",
+        "--quantile-range=30,30",
+        &s(&x),
+        "-o",
+        &s(&out),
+        "--params-out",
+        &s(&params),
+    ])
+    .expect_code(0);
+    let text = std::fs::read_to_string(&params).unwrap();
+    assert!(text.contains("\"inf\""), "params file: {text}");
+    gpunorm(&["scale", "--params-in", &s(&params), &s(&x), "-o", &s(&again)]).expect_code(0);
+    let got = read_out(&again);
+    assert!(got.data.iter().all(|v| *v == 0.0), "x / inf after the round trip: {:?}", got.data);
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&out).unwrap());
 }
 
 // ---------------------------------------------------------------- errors
@@ -935,7 +1011,7 @@ fn non_finite_and_out_of_domain_input_exit_2_naming_row_and_column() {
     let nc = s(&ninf_csv);
     for m in ["standard", "minmax", "maxabs", "robust", "log"] {
         d.fails(2, &["inf.npy", "row 1, column 1"], |o, p| v(&["--method", m, &i, "-o", o, "--params-out", p]));
-        d.fails(2, &["ninf.csv", "row 2, column 1"], |o, p| v(&["--method", m, &nc, "-o", o, "--params-out", p]));
+        d.fails(2, &["ninf.csv:4", "row 2, column 1"], |o, p| v(&["--method", m, &nc, "-o", o, "--params-out", p]));
     }
     // In TRAIN, and in INPUT with a params file.
     d.fails(2, &["inf.npy", "row 1, column 1"], |o, p| {
@@ -957,6 +1033,11 @@ fn non_finite_and_out_of_domain_input_exit_2_naming_row_and_column() {
     d.fails(2, &["below.npy", "row 1, column 2"], |o, p| v(&["--method", "log", &b, "-o", o, "--params-out", p]));
     let lg = s(&d.log);
     d.fails(2, &["neg.npy", "row 2, column 0"], |o, p| v(&["--params-in", &lg, &n, "-o", o, "--params-out", p]));
+    // In a CSV file, the value's line too.
+    let neg_csv = d.file("neg.csv");
+    std::fs::write(&neg_csv, "a,b\n1,2\n-3,4\n").unwrap();
+    let nc = s(&neg_csv);
+    d.fails(2, &["neg.csv:3", "row 1, column 0"], |o, p| v(&["--method", "log", &nc, "-o", o, "--params-out", p]));
 }
 
 #[test]

@@ -101,7 +101,7 @@ pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
         }
     }
     let array = Array2::from_shape_vec((data_rows.len(), cols), data).expect("rows * cols values").into_dyn();
-    Ok(Table { data: array, header })
+    Ok(Table { data: array, first_data_line: Some(data_rows[0].0), header, float32: false })
 }
 
 /// One field of a line: its text with surrounding spaces and quotes removed.

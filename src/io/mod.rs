@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 
 pub use atomic::{write_atomic, write_atomic_all};
 pub use csv::{csv_bytes, parse_csv};
-pub use npy::{npy_bytes, parse_npy};
+pub use npy::{npy_bytes, parse_npy, parse_npy_typed};
 
 /// An array read from a file: data in C order as f64, its shape (1-D stays 1-D),
 /// and the CSV header if any.
@@ -36,6 +36,12 @@ pub use npy::{npy_bytes, parse_npy};
 pub struct Table {
     pub data: ArrayD<f64>,
     pub header: Option<Vec<String>>,
+    /// The file held float32 (a `.npy` of dtype `<f4`/`>f4`); CSV text and every other
+    /// dtype read as float64, as numpy would.
+    pub float32: bool,
+    /// CSV: the 1-based file line of data row 0 (data row r is on line this + r), for
+    /// error messages about a value; `None` for `.npy`.
+    pub first_data_line: Option<usize>,
 }
 
 /// The file's extension, lower-cased.
@@ -49,7 +55,10 @@ fn extension(path: &Path) -> Option<String> {
 pub fn read_array(path: &Path) -> Result<Table> {
     let read = || std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source });
     match extension(path).as_deref() {
-        Some("npy") => Ok(Table { data: parse_npy(&read()?, path)?, header: None }),
+        Some("npy") => {
+            let (data, float32) = parse_npy_typed(&read()?, path)?;
+            Ok(Table { data, header: None, float32, first_data_line: None })
+        }
         Some("csv") => parse_csv(&read()?, path),
         ext => Err(Error::Parse {
             path: path.to_path_buf(),

@@ -107,6 +107,12 @@ pub fn npy_bytes(data: ArrayViewD<f32>) -> Vec<u8> {
 /// the problem: the magic, the version, the header, the dtype, or how many data
 /// bytes were expected and found); [`Error::Shape`] for a 0-d array.
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
+    parse_npy_typed(bytes, path).map(|(array, _)| array)
+}
+
+/// [`parse_npy`], plus whether the file's dtype was float32 (scikit-learn keeps float32
+/// data in float32 and converts every other dtype to float64).
+pub fn parse_npy_typed(bytes: &[u8], path: &Path) -> Result<(ArrayD<f64>, bool)> {
     let err = |msg: String| Error::Parse { path: path.to_path_buf(), line: None, msg };
 
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
@@ -195,7 +201,7 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
     } else {
         ArrayD::from_shape_vec(dim, values).map_err(|e| err(format!("internal error building the array: {e}")))?
     };
-    Ok(array)
+    Ok((array, matches!(kind, Kind::F4)))
 }
 
 fn decode<const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {

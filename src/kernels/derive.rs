@@ -10,12 +10,14 @@ use crate::gpu::{Gpu, Shader};
 pub enum DeriveRule {
     /// scikit-learn StandardScaler: mean, 1/std (constant feature → 1).
     Standard { with_mean: bool, with_std: bool },
-    /// scikit-learn MinMaxScaler: min, 1/(max − min) (zero range → 1).
-    MinMax,
-    /// scikit-learn MaxAbsScaler: 0, 1/max|x| (zero → 1).
-    MaxAbs,
+    /// scikit-learn MinMaxScaler: min, 1/(max − min) (a range below `tiny` → 1; scikit-learn's
+    /// `tiny` is 10·eps of the input's dtype, see [`zero_scale_threshold`]).
+    MinMax { tiny: f64 },
+    /// scikit-learn MaxAbsScaler: 0, 1/max|x| (below `tiny` → 1).
+    MaxAbs { tiny: f64 },
     /// scikit-learn RobustScaler from quantiles `[lo, median, hi]` per segment:
-    /// median, `unit`/(q_hi − q_lo) (zero → 1). `unit` is 1, or `Φ⁻¹(hi) − Φ⁻¹(lo)` with unit_variance.
+    /// median, `unit`/(q_hi − q_lo) (below [`ROBUST_TINY`] → 1). `unit` is 1, or
+    /// `Φ⁻¹(hi) − Φ⁻¹(lo)` with unit_variance.
     Robust { with_centering: bool, with_scaling: bool, unit: f64 },
     /// PyTorch norm layers, batch statistics: mean, 1/sqrt(var + eps); when `momentum`
     /// is given, running stats are updated with it (unbiased variance).
@@ -23,6 +25,21 @@ pub enum DeriveRule {
     /// PyTorch norm layers, eval: running_mean, 1/sqrt(running_var + eps).
     NormEval { eps: f64 },
 }
+
+/// scikit-learn's `_handle_zeros_in_scale` threshold, `10·eps` of the fitted data's
+/// dtype (float32 data: 1.19e-6; float64 and integer data, which scikit-learn converts
+/// to float64: 2.2e-15). Min-max and max-abs use it.
+pub fn zero_scale_threshold(float32_input: bool) -> f64 {
+    if float32_input {
+        10.0 * f32::EPSILON as f64
+    } else {
+        10.0 * f64::EPSILON
+    }
+}
+
+/// The robust scaler's threshold: scikit-learn computes its percentiles in float64
+/// whatever the input's dtype, so 10·eps of float64.
+pub const ROBUST_TINY: f64 = 10.0 * f64::EPSILON;
 
 /// Per-segment center and inverse scale, as GPU buffers of f32.
 pub struct Derived {
@@ -40,7 +57,7 @@ struct DeriveParams {
     eps: f32,
     momentum: f32,
     unit: f32,
-    _pad: u32,
+    tiny: f32,
 }
 
 /// Record the derive pass. `moments` holds `count` states (from
@@ -55,15 +72,17 @@ pub fn record_derive(
     quantiles: Option<&wgpu::Buffer>,
     running: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
 ) -> Result<Derived> {
-    let (mode, mut flags, eps, momentum, unit) = match rule {
-        DeriveRule::Standard { with_mean, with_std } => (0, (with_mean as u32) | (with_std as u32) << 1, 0.0, 0.0, 1.0),
-        DeriveRule::MinMax => (1, 3, 0.0, 0.0, 1.0),
-        DeriveRule::MaxAbs => (2, 3, 0.0, 0.0, 1.0),
-        DeriveRule::Robust { with_centering, with_scaling, unit } => {
-            (3, (with_centering as u32) | (with_scaling as u32) << 1, 0.0, 0.0, unit)
+    let (mode, mut flags, eps, momentum, unit, tiny) = match rule {
+        DeriveRule::Standard { with_mean, with_std } => {
+            (0, (with_mean as u32) | (with_std as u32) << 1, 0.0, 0.0, 1.0, 0.0)
         }
-        DeriveRule::Norm { eps, momentum } => (4, 3, eps, momentum.unwrap_or(0.0), 1.0),
-        DeriveRule::NormEval { eps } => (5, 3, eps, 0.0, 1.0),
+        DeriveRule::MinMax { tiny } => (1, 3, 0.0, 0.0, 1.0, tiny),
+        DeriveRule::MaxAbs { tiny } => (2, 3, 0.0, 0.0, 1.0, tiny),
+        DeriveRule::Robust { with_centering, with_scaling, unit } => {
+            (3, (with_centering as u32) | (with_scaling as u32) << 1, 0.0, 0.0, unit, ROBUST_TINY)
+        }
+        DeriveRule::Norm { eps, momentum } => (4, 3, eps, momentum.unwrap_or(0.0), 1.0, 0.0),
+        DeriveRule::NormEval { eps } => (5, 3, eps, 0.0, 1.0, 0.0),
     };
     if matches!(rule, DeriveRule::Robust { .. }) && quantiles.is_none() {
         return Err(Error::InvalidParameter("the robust rule needs the quantiles buffer".into()));
@@ -91,7 +110,7 @@ pub fn record_derive(
         eps: eps as f32,
         momentum: momentum as f32,
         unit: unit as f32,
-        _pad: 0,
+        tiny: tiny as f32,
     });
     let quant = quantiles.unwrap_or(&dummy_q);
     let pipeline = gpu.pipeline(Shader::Derive, "derive_main");

@@ -165,6 +165,13 @@ impl BatchNorm {
         let use_batch = self.training || !self.config.track_running_stats;
         let mut tracked = self.num_batches_tracked;
         let stats = if use_batch {
+            // PyTorch's F.batch_norm refuses this too: a constant channel would give 0/0.
+            if self.config.eps <= 0.0 {
+                return Err(Error::InvalidParameter(format!(
+                    "batch norm eps must be positive when it normalizes with batch statistics (training), got {}",
+                    self.config.eps
+                )));
+            }
             if self.training && grouping.segment_len() <= 1 {
                 return Err(Error::Shape(format!(
                     "expected more than 1 value per channel when training, got input size {shape:?}"

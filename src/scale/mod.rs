@@ -54,18 +54,49 @@ pub struct FittedScaler {
     /// without one); the stateless log scaler accepts any width.
     pub n_features: Option<usize>,
     pub state: FitState,
+    /// The dtype of the data it was fitted on: scikit-learn's zero-scale threshold
+    /// for min-max and max-abs is 10·eps of it.
+    pub input_dtype: InputDtype,
+}
+
+/// The dtype of a fit's input, as scikit-learn sees it: float32 stays float32, anything
+/// else (float64, integers) is float64. It decides when a min-max range or a max-abs
+/// maximum counts as zero (scale 1): below 1.19e-6 for float32, 2.2e-15 for float64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InputDtype {
+    #[default]
+    Float32,
+    Float64,
+}
+
+impl InputDtype {
+    /// scikit-learn's `_handle_zeros_in_scale` threshold for this dtype.
+    pub fn zero_scale_threshold(self) -> f64 {
+        crate::kernels::derive::zero_scale_threshold(self == InputDtype::Float32)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            InputDtype::Float32 => "float32",
+            InputDtype::Float64 => "float64",
+        }
+    }
 }
 
 /// Elements that can be scaled: converted to float32 on upload.
 pub trait Element: Copy {
+    /// The dtype scikit-learn would fit this element type in.
+    const DTYPE: InputDtype;
     fn to_f32(self) -> f32;
 }
 impl Element for f32 {
+    const DTYPE: InputDtype = InputDtype::Float32;
     fn to_f32(self) -> f32 {
         self
     }
 }
 impl Element for f64 {
+    const DTYPE: InputDtype = InputDtype::Float64;
     fn to_f32(self) -> f32 {
         self as f32
     }
@@ -109,11 +140,12 @@ fn robust_unit(o: &RobustScaler) -> f64 {
 }
 
 impl Scaler {
-    fn derive_rule(&self) -> Option<DeriveRule> {
+    fn derive_rule(&self, dtype: InputDtype) -> Option<DeriveRule> {
+        let tiny = dtype.zero_scale_threshold();
         Some(match *self {
             Scaler::Standard(o) => DeriveRule::Standard { with_mean: o.with_mean, with_std: o.with_std },
-            Scaler::MinMax(_) => DeriveRule::MinMax,
-            Scaler::MaxAbs(_) => DeriveRule::MaxAbs,
+            Scaler::MinMax(_) => DeriveRule::MinMax { tiny },
+            Scaler::MaxAbs(_) => DeriveRule::MaxAbs { tiny },
             Scaler::Robust(o) => DeriveRule::Robust {
                 with_centering: o.with_centering,
                 with_scaling: o.with_scaling,
@@ -135,13 +167,19 @@ impl Scaler {
 
     /// Fit to `x` (`n_samples × n_features`; NaN is missing).
     pub fn fit<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<FittedScaler> {
-        let x = to_f32(x);
-        self.check_input(x.view())?;
-        let tensor = upload(gpu, &x)?;
-        self.fit_tensor(gpu, &tensor, x.view())
+        self.fit_as(gpu, to_f32(x).view(), T::DTYPE)
     }
 
-    fn fit_tensor(&self, gpu: &Gpu, tensor: &GpuTensor, x: ArrayView2<f32>) -> Result<FittedScaler> {
+    /// [`Scaler::fit`] of float32 values that stand for data of `dtype` (e.g. a float64
+    /// file already read as float32): `dtype` sets the zero-scale threshold.
+    pub fn fit_as(&self, gpu: &Gpu, x: ArrayView2<f32>, dtype: InputDtype) -> Result<FittedScaler> {
+        self.check_input(x)?;
+        let x = x.to_owned();
+        let tensor = upload(gpu, &x)?;
+        self.fit_tensor(gpu, &tensor, x.view(), dtype)
+    }
+
+    fn fit_tensor(&self, gpu: &Gpu, tensor: &GpuTensor, x: ArrayView2<f32>, dtype: InputDtype) -> Result<FittedScaler> {
         let (rows, cols) = x.dim();
         if rows == 0 {
             return Err(Error::Shape(format!("cannot fit on 0 samples (input shape ({rows}, {cols}))")));
@@ -164,8 +202,12 @@ impl Scaler {
                     )
                     .map_err(Error::VerifyMismatch)?;
                 }
-                let (center, inv) =
-                    reference::derive::derive(self.derive_rule().unwrap(), &vec![Moments::EMPTY; cols], Some(&q), None);
+                let (center, inv) = reference::derive::derive(
+                    self.derive_rule(dtype).unwrap(),
+                    &vec![Moments::EMPTY; cols],
+                    Some(&q),
+                    None,
+                );
                 FitState::Robust { center, scale: inv.iter().map(|i| 1.0 / i).collect() }
             }
             _ => {
@@ -176,15 +218,25 @@ impl Scaler {
                 FitState::Moments(m)
             }
         };
-        Ok(FittedScaler { scaler: *self, n_features: Some(cols), state })
+        Ok(FittedScaler { scaler: *self, n_features: Some(cols), state, input_dtype: dtype })
     }
 
     /// Fit and transform the same data, uploading it once.
     pub fn fit_transform<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<(FittedScaler, Array2<f32>)> {
-        let x = to_f32(x);
-        self.check_input(x.view())?;
+        self.fit_transform_as(gpu, to_f32(x).view(), T::DTYPE)
+    }
+
+    /// [`Scaler::fit_transform`] of float32 values that stand for data of `dtype`.
+    pub fn fit_transform_as(
+        &self,
+        gpu: &Gpu,
+        x: ArrayView2<f32>,
+        dtype: InputDtype,
+    ) -> Result<(FittedScaler, Array2<f32>)> {
+        self.check_input(x)?;
+        let x = x.to_owned();
         let tensor = upload(gpu, &x)?;
-        let fitted = self.fit_tensor(gpu, &tensor, x.view())?;
+        let fitted = self.fit_tensor(gpu, &tensor, x.view(), dtype)?;
         let out = fitted.apply(gpu, &x, &tensor, false)?;
         Ok((fitted, out))
     }
@@ -209,7 +261,7 @@ impl Scaler {
         let (rows, cols) = matrix_shape(input.shape())?;
         let g = Grouping::Columns { rows, cols };
         let output = GpuTensor::empty(gpu, input.shape())?;
-        let Some(rule) = self.derive_rule() else {
+        let Some(rule) = self.derive_rule(InputDtype::Float32) else {
             let args =
                 AffineArgs { mode: AffineMode::Log1p, center: None, inv_scale: None, gamma_beta: None, clip: None };
             record_affine(gpu, encoder, input, &output, &g, &args)?;
@@ -259,6 +311,24 @@ impl Scaler {
     }
 }
 
+/// Each column's (min, max) over its non-NaN values ((NaN, NaN) when it has none).
+fn column_ranges(x: ArrayView2<f32>) -> Vec<(f64, f64)> {
+    let mut r = vec![(f64::NAN, f64::NAN); x.ncols()];
+    for row in x.rows() {
+        for (j, &v) in row.iter().enumerate() {
+            let (lo, hi) = &mut r[j];
+            let v = v as f64;
+            if !v.is_nan() {
+                // f64::min/max return the other operand for NaN: the first value
+                // replaces the NaN start.
+                *lo = lo.min(v);
+                *hi = hi.max(v);
+            }
+        }
+    }
+    r
+}
+
 /// Per-feature γ and β of the affine step.
 type GammaBeta = (Vec<f64>, Vec<f64>);
 
@@ -274,7 +344,9 @@ impl FittedScaler {
     /// Per-feature (center, inverse scale) in float64.
     pub fn center_inv_scale(&self) -> Option<(Vec<f64>, Vec<f64>)> {
         match &self.state {
-            FitState::Moments(m) => Some(reference::derive::derive(self.scaler.derive_rule()?, m, None, None)),
+            FitState::Moments(m) => {
+                Some(reference::derive::derive(self.scaler.derive_rule(self.input_dtype)?, m, None, None))
+            }
             FitState::Robust { center, scale } => Some((center.clone(), scale.iter().map(|s| 1.0 / s).collect())),
             FitState::Stateless => None,
         }
@@ -290,24 +362,40 @@ impl FittedScaler {
     /// Such a feature is centred on its midpoint instead, with β taking up the shift, and
     /// its inverse scale moved up by 2^32 with γ down by 2^−32: the same affine map,
     /// with every intermediate finite and normal.
-    fn affine_params(&self, cols: usize) -> Option<(Vec<f64>, Vec<f64>, Option<GammaBeta>)> {
+    ///
+    /// `ranges` is each feature's (min, max) over the values the forward map will see
+    /// (a transform's input); without it, the fitted min and max where the state has
+    /// them (the inverse map's output range).
+    fn affine_params(
+        &self,
+        cols: usize,
+        ranges: Option<&[(f64, f64)]>,
+    ) -> Option<(Vec<f64>, Vec<f64>, Option<GammaBeta>)> {
         let (mut center, mut inv) = self.center_inv_scale()?;
         let mut gb = self.scaler.gamma_beta(cols);
-        let FitState::Moments(m) = &self.state else { return Some((center, inv, gb)) };
+        let fitted: Vec<(f64, f64)>;
+        let ranges = match (ranges, &self.state) {
+            (Some(r), _) => r,
+            (None, FitState::Moments(m)) => {
+                fitted = m.iter().map(|s| (s.min, s.max)).collect();
+                &fitted
+            }
+            _ => return Some((center, inv, gb)),
+        };
         let far = |j: usize| {
-            let (lo, hi) = (m[j].min, m[j].max);
+            let (lo, hi) = ranges[j];
             lo.is_finite()
                 && hi.is_finite()
                 && center[j].is_finite()
                 && (hi - center[j] > f32::MAX as f64 || center[j] - lo > f32::MAX as f64)
         };
-        let wide: Vec<usize> = (0..cols.min(m.len())).filter(|&j| far(j)).collect();
+        let wide: Vec<usize> = (0..cols.min(ranges.len())).filter(|&j| far(j)).collect();
         if wide.is_empty() {
             return Some((center, inv, gb));
         }
         let (gamma, beta) = gb.get_or_insert_with(|| (vec![1.0; cols], vec![0.0; cols]));
         for j in wide {
-            let mid = (m[j].min * 0.5 + m[j].max * 0.5) as f32 as f64;
+            let mid = (ranges[j].0 * 0.5 + ranges[j].1 * 0.5) as f32 as f64;
             beta[j] += gamma[j] * (mid - center[j]) * inv[j];
             center[j] = mid;
             let inv32 = inv[j] as f32;
@@ -368,11 +456,24 @@ impl FittedScaler {
         input: &GpuTensor,
         inverse: bool,
     ) -> Result<GpuTensor> {
+        self.record_apply(gpu, encoder, input, inverse, None)
+    }
+
+    /// [`FittedScaler::transform_gpu`], with the input's per-feature (min, max) when the
+    /// host knows them (see [`FittedScaler::affine_params`]).
+    fn record_apply(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &GpuTensor,
+        inverse: bool,
+        ranges: Option<&[(f64, f64)]>,
+    ) -> Result<GpuTensor> {
         let (rows, cols) = matrix_shape(input.shape())?;
         self.check_width(cols)?;
         let g = Grouping::Columns { rows, cols };
         let output = GpuTensor::empty(gpu, input.shape())?;
-        let Some((center, inv, gb)) = self.affine_params(cols) else {
+        let Some((center, inv, gb)) = self.affine_params(cols, ranges) else {
             let mode = if inverse { AffineMode::Expm1 } else { AffineMode::Log1p };
             let args = AffineArgs { mode, center: None, inv_scale: None, gamma_beta: None, clip: None };
             record_affine(gpu, encoder, input, &output, &g, &args)?;
@@ -394,27 +495,54 @@ impl FittedScaler {
         Ok(output)
     }
 
+    /// Where the inverse map sends each feature's (min, max), in float64.
+    fn inverse_image(&self, ranges: &[(f64, f64)]) -> Option<Vec<(f64, f64)>> {
+        let (center, inv) = self.center_inv_scale()?;
+        let gb = self.scaler.gamma_beta(center.len());
+        let back = |j: usize, v: f64| match &gb {
+            Some((g, b)) => (v - b[j]) / g[j] / inv[j] + center[j],
+            None => v / inv[j] + center[j],
+        };
+        Some(
+            ranges
+                .iter()
+                .enumerate()
+                .map(|(j, &(lo, hi))| {
+                    let (a, b) = (back(j, lo), back(j, hi));
+                    (a.min(b), a.max(b))
+                })
+                .collect(),
+        )
+    }
+
     /// Transform an uploaded matrix, download, and verify when asked.
     fn apply(&self, gpu: &Gpu, x: &Array2<f32>, tensor: &GpuTensor, inverse: bool) -> Result<Array2<f32>> {
+        // The forward map's input range (for an inverse, its output's) decides which
+        // features need a midpoint center.
+        let ranges = match (&self.state, inverse) {
+            (FitState::Stateless, _) => None,
+            (_, false) => Some(column_ranges(x.view())),
+            (_, true) => self.inverse_image(&column_ranges(x.view())),
+        };
         let mut enc = gpu.encoder();
-        let out = self.transform_gpu(gpu, &mut enc, tensor, inverse)?;
+        let out = self.record_apply(gpu, &mut enc, tensor, inverse, ranges.as_deref())?;
         gpu.submit_and_wait(enc)?;
         let y = out.to_vec(gpu)?;
         if gpu.verify() == Verify::Always {
-            self.verify_apply(x, &y, inverse)?;
+            self.verify_apply(x, &y, inverse, ranges.as_deref())?;
         }
         Array2::from_shape_vec(x.dim(), y).map_err(|e| Error::Shape(e.to_string()))
     }
 
     /// The reference twin of [`FittedScaler::apply`], with the same float32 parameters.
-    fn verify_apply(&self, x: &Array2<f32>, y: &[f32], inverse: bool) -> Result<()> {
+    fn verify_apply(&self, x: &Array2<f32>, y: &[f32], inverse: bool, ranges: Option<&[(f64, f64)]>) -> Result<()> {
         let (rows, cols) = x.dim();
         let g = Grouping::Columns { rows, cols };
         let data: Vec<f32> = x.iter().copied().collect();
         let gpu_out: Vec<f64> = y.iter().map(|&v| v as f64).collect();
         let what = format!("{} {}", self.scaler.method(), if inverse { "inverse_transform" } else { "transform" });
         let shape = [rows, cols];
-        let Some((center, inv, gb)) = self.affine_params(cols) else {
+        let Some((center, inv, gb)) = self.affine_params(cols, ranges) else {
             let (mode, f): (_, fn(f64) -> f64) =
                 if inverse { (AffineMode::Expm1, reference::expm1) } else { (AffineMode::Log1p, reference::log1p) };
             let _ = mode;

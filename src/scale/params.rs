@@ -5,13 +5,56 @@
 //!  "n_features": 2, "n_samples_seen": [5, 5], "mean": [..], "var": [..], "scale": [..]}
 //! ```
 //! Field names follow scikit-learn's attributes without the trailing underscore.
-//! NaN (an all-NaN feature) is written as `null`.
+//! NaN (an all-NaN feature) is written as `null`, ±inf (robust's `scale` for an empty
+//! quantile range with `unit_variance`) as the strings `"inf"` and `"-inf"`, so that
+//! every fitted value loads back as it was. `input_dtype` (`"float32"` or `"float64"`)
+//! is the dtype the scaler was fitted on (it sets min-max's and max-abs's zero-scale
+//! threshold); a file without it was fitted on float32.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{FitState, FittedScaler, Scaler};
+use super::{FitState, FittedScaler, InputDtype, Scaler};
 use crate::error::{Error, Result};
 use crate::stats::Moments;
+
+/// A per-feature number in the file: JSON has no NaN or infinities.
+#[derive(Clone, Copy, Debug)]
+struct Num(f64);
+
+impl Serialize for Num {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            v if v.is_nan() => s.serialize_none(),
+            v if v == f64::INFINITY => s.serialize_str("inf"),
+            v if v == f64::NEG_INFINITY => s.serialize_str("-inf"),
+            v => s.serialize_f64(v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+            Null(()),
+        }
+        match Option::<Raw>::deserialize(d)? {
+            None | Some(Raw::Null(())) => Ok(Num(f64::NAN)),
+            Some(Raw::Number(v)) => Ok(Num(v)),
+            Some(Raw::Text(t)) => match t.to_ascii_lowercase().as_str() {
+                "inf" | "+inf" | "infinity" | "+infinity" => Ok(Num(f64::INFINITY)),
+                "-inf" | "-infinity" => Ok(Num(f64::NEG_INFINITY)),
+                "nan" => Ok(Num(f64::NAN)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "'{t}' is not a number (expected a number, null, \"inf\" or \"-inf\")"
+                ))),
+            },
+        }
+    }
+}
 
 #[derive(Serialize, Deserialize, Default)]
 struct ParamsFile {
@@ -20,35 +63,37 @@ struct ParamsFile {
     #[serde(default)]
     n_features: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_dtype: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     n_samples_seen: Option<Vec<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    mean: Option<Vec<Option<f64>>>,
+    mean: Option<Vec<Num>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    var: Option<Vec<Option<f64>>>,
+    var: Option<Vec<Num>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    data_min: Option<Vec<Option<f64>>>,
+    data_min: Option<Vec<Num>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    data_max: Option<Vec<Option<f64>>>,
+    data_max: Option<Vec<Num>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    data_range: Option<Vec<Option<f64>>>,
+    data_range: Option<Vec<Num>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    min: Option<Vec<Option<f64>>>,
+    min: Option<Vec<Num>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_abs: Option<Vec<Option<f64>>>,
+    max_abs: Option<Vec<Num>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    center: Option<Vec<Option<f64>>>,
+    center: Option<Vec<Num>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    scale: Option<Vec<Option<f64>>>,
+    scale: Option<Vec<Num>>,
     /// Non-NaN count per feature (mergeable state for partial_fit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     count: Option<Vec<u64>>,
 }
 
-fn opt(v: impl IntoIterator<Item = f64>) -> Option<Vec<Option<f64>>> {
-    Some(v.into_iter().map(|x| (!x.is_nan()).then_some(x)).collect())
+fn opt(v: impl IntoIterator<Item = f64>) -> Option<Vec<Num>> {
+    Some(v.into_iter().map(Num).collect())
 }
 
-fn need(field: &Option<Vec<Option<f64>>>, name: &str, n: usize) -> Result<Vec<f64>> {
+fn need(field: &Option<Vec<Num>>, name: &str, n: usize) -> Result<Vec<f64>> {
     let v = field.as_ref().ok_or_else(|| Error::InvalidParameter(format!("params file lacks '{name}'")))?;
     if v.len() != n {
         return Err(Error::InvalidParameter(format!(
@@ -56,7 +101,7 @@ fn need(field: &Option<Vec<Option<f64>>>, name: &str, n: usize) -> Result<Vec<f6
             v.len()
         )));
     }
-    Ok(v.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+    Ok(v.iter().map(|x| x.0).collect())
 }
 
 impl FittedScaler {
@@ -81,6 +126,7 @@ impl FittedScaler {
         };
         match &self.state {
             FitState::Moments(m) => {
+                f.input_dtype = Some(self.input_dtype.name().into());
                 f.count = Some(m.iter().map(|s| s.count).collect());
                 let scale = self.scale().unwrap_or_default();
                 match self.scaler {
@@ -119,8 +165,17 @@ impl FittedScaler {
         let f: ParamsFile = serde_json::from_str(text)
             .map_err(|e| Error::InvalidParameter(format!("params file is not valid: {e}")))?;
         let scaler = Scaler::from_json(&f.method, &f.options)?;
+        let input_dtype = match f.input_dtype.as_deref() {
+            None | Some("float32") => InputDtype::Float32,
+            Some("float64") => InputDtype::Float64,
+            Some(other) => {
+                return Err(Error::InvalidParameter(format!(
+                    "params file: input_dtype '{other}' is not float32 or float64"
+                )))
+            }
+        };
         if matches!(scaler, Scaler::Log(_)) {
-            return Ok(FittedScaler { scaler, n_features: f.n_features, state: FitState::Stateless });
+            return Ok(FittedScaler { scaler, n_features: f.n_features, state: FitState::Stateless, input_dtype });
         }
         let n = f.n_features.ok_or_else(|| Error::InvalidParameter("params file lacks 'n_features'".into()))?;
         let counts = |c: &Option<Vec<u64>>| -> Vec<u64> { c.clone().filter(|v| v.len() == n).unwrap_or(vec![1; n]) };
@@ -177,6 +232,6 @@ impl FittedScaler {
                 )
             }
         };
-        Ok(FittedScaler { scaler, n_features: Some(n), state })
+        Ok(FittedScaler { scaler, n_features: Some(n), state, input_dtype })
     }
 }

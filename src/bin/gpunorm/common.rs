@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use gpunorm::gpu::parse_backends;
 use gpunorm::io::{read_array, write_array, write_atomic, Table};
+use gpunorm::scale::InputDtype;
 use gpunorm::verify::unravel;
 use gpunorm::{Gpu, GpuOptions, Verify};
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Ix2};
@@ -68,6 +69,17 @@ pub struct Matrix {
     pub was_1d: bool,
     /// The CSV header, if any (kept in CSV outputs).
     pub header: Option<Vec<String>>,
+    /// What scikit-learn would fit it as (float32 for a float32 `.npy`, else float64).
+    pub dtype: InputDtype,
+    /// CSV: the file line of data row 0 (for errors about a value).
+    pub first_data_line: Option<usize>,
+}
+
+impl Matrix {
+    /// A library error about this input (with the value's CSV line where it names one).
+    pub fn error(&self, e: gpunorm::Error) -> CliError {
+        CliError::in_data_file(e, &self.path, self.first_data_line)
+    }
 }
 
 /// An input of any rank as float32 (for `norm`).
@@ -76,6 +88,8 @@ pub struct Tensor {
     pub path: PathBuf,
     pub data: ArrayD<f32>,
     pub header: Option<Vec<String>>,
+    pub dtype: InputDtype,
+    pub first_data_line: Option<usize>,
 }
 
 /// `(2, 3, 4)`, as numpy writes a shape.
@@ -91,7 +105,8 @@ pub fn py_shape(shape: &[usize]) -> String {
 /// A finite value too large for float32 is bad input (naming row and column,
 /// i.e. the index into the data); with [`Infinity::Reject`] so is ±inf.
 pub fn load_tensor(path: &Path, inf: Infinity) -> Result<Tensor, CliError> {
-    let Table { data, header } = read_array(path)?;
+    let Table { data, header, float32, first_data_line } = read_array(path)?;
+    let at_line = |row: usize| first_data_line.map(|l| format!(":{}", l + row)).unwrap_or_default();
     let shape = data.shape().to_vec();
     let mut out = ArrayD::<f32>::zeros(data.raw_dim());
     // read_array gives C order, as does `out`: the flat index is the C-order index.
@@ -100,22 +115,25 @@ pub fn load_tensor(path: &Path, inf: Infinity) -> Result<Tensor, CliError> {
         let idx = || unravel(flat, &shape);
         if v.is_finite() && f.is_infinite() {
             return Err(CliError::BadInput(format!(
-                "{}: value {v:e} at {} does not fit in float32 (largest magnitude {:e})",
+                "{}{}: value {v:e} at {} does not fit in float32 (largest magnitude {:e})",
                 path.display(),
+                at_line(row_col(&idx(), &shape).0),
                 where_is(&idx(), &shape),
                 f32::MAX
             )));
         }
         if inf == Infinity::Reject && v.is_infinite() {
             let (row, col) = row_col(&idx(), &shape);
-            return Err(CliError::in_file(
+            return Err(CliError::in_data_file(
                 gpunorm::Error::NonFinite { what: "infinite value", row, col, value: v },
                 path,
+                first_data_line,
             ));
         }
         *o = f;
     }
-    Ok(Tensor { path: path.to_path_buf(), data: out, header })
+    let dtype = if float32 { InputDtype::Float32 } else { InputDtype::Float64 };
+    Ok(Tensor { path: path.to_path_buf(), data: out, header, dtype, first_data_line })
 }
 
 /// The (row, column) of a 1-D or 2-D index (a 1-D array is one column).
@@ -156,7 +174,7 @@ pub fn load_matrix(path: &Path, inf: Infinity) -> Result<Matrix, CliError> {
             )))
         }
     };
-    Ok(Matrix { path: t.path, data, was_1d, header: t.header })
+    Ok(Matrix { path: t.path, data, was_1d, header: t.header, dtype: t.dtype, first_data_line: t.first_data_line })
 }
 
 /// Write a result the shape of `like` atomically to `path`: `.csv` (keeping the

@@ -22,7 +22,7 @@ pub enum CliError {
     /// An error from the library; `file` names the file it is about when the
     /// library's message does not already (e.g. a non-finite value's row and
     /// column in INPUT).
-    Lib { source: gpunorm::Error, file: Option<PathBuf> },
+    Lib { source: gpunorm::Error, file: Option<PathBuf>, line: Option<usize> },
     /// Bad input found by the CLI itself (exit 2), e.g. a rank the subcommand
     /// does not take. The message should name the file and what is wrong.
     BadInput(String),
@@ -34,7 +34,20 @@ impl CliError {
     /// A library error about the file `path` (shown as `PATH: message` unless the
     /// library's message already names a file).
     pub fn in_file(source: gpunorm::Error, path: &Path) -> Self {
-        CliError::Lib { source, file: Some(path.to_path_buf()) }
+        CliError::Lib { source, file: Some(path.to_path_buf()), line: None }
+    }
+
+    /// A library error about the CSV or `.npy` file `path` whose data row 0 is on file
+    /// line `first_data_line` (CSV): an error about one value (its row and column) also
+    /// gets that value's line, as `PATH:LINE: message`.
+    pub fn in_data_file(source: gpunorm::Error, path: &Path, first_data_line: Option<usize>) -> Self {
+        use gpunorm::Error as E;
+        let row = match &source {
+            E::NonFinite { row, .. } | E::Domain { row, .. } => Some(*row),
+            _ => None,
+        };
+        let line = first_data_line.zip(row).map(|(first, row)| first + row);
+        CliError::Lib { source, file: Some(path.to_path_buf()), line }
     }
 
     /// The process exit code for this error.
@@ -84,7 +97,10 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Usage { msg, .. } => f.write_str(msg),
-            CliError::Lib { source, file: Some(p) } if !names_a_file(source) => {
+            CliError::Lib { source, file: Some(p), line: Some(l) } if !names_a_file(source) => {
+                write!(f, "{}:{l}: {source}", p.display())
+            }
+            CliError::Lib { source, file: Some(p), .. } if !names_a_file(source) => {
                 write!(f, "{}: {source}", p.display())
             }
             CliError::Lib { source, .. } => write!(f, "{source}"),
@@ -97,6 +113,6 @@ impl std::error::Error for CliError {}
 
 impl From<gpunorm::Error> for CliError {
     fn from(source: gpunorm::Error) -> Self {
-        CliError::Lib { source, file: None }
+        CliError::Lib { source, file: None, line: None }
     }
 }

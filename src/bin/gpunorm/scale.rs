@@ -2,7 +2,7 @@
 //! saved `--params-in` file) and applied to INPUT; the output and `--params-out`
 //! are written together, atomically, or not at all.
 
-use gpunorm::scale::{FittedScaler, Scaler};
+use gpunorm::scale::{FitState, FittedScaler, Scaler};
 use ndarray::ArrayView2;
 
 use crate::args::{CommandSpec, OptSpec, Parsed, BACKEND, OUTPUT, VERIFY};
@@ -86,14 +86,15 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
     }
 
     let x = load_matrix(&input, Infinity::Reject)?;
+    // log is stateless: `--fit TRAIN` changes nothing, so TRAIN is not read.
     let train = match &fit_path {
-        Some(p) if loaded.is_none() => Some(load_matrix(p, Infinity::Reject)?),
+        Some(p) if loaded.is_none() && !stateless => Some(load_matrix(p, Infinity::Reject)?),
         _ => None,
     };
     let gpu = open_gpu(opts)?;
     let progress = Progress::new(x.data.len());
     progress.say(&format!("{} on {}", scaler.method(), gpu.adapter_info().name));
-    let in_input = |e| CliError::in_file(e, &input);
+    let in_input = |e| x.error(e);
 
     progress.say(if inverse { "inverse-transforming" } else { "fitting and transforming" });
     let (fitted, y) = match (loaded, &train) {
@@ -101,18 +102,23 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
             let y = if inverse { f.inverse_transform(&gpu, x.data.view()) } else { f.transform(&gpu, x.data.view()) };
             (f, y.map_err(in_input)?)
         }
-        (None, Some(t)) => {
-            let f = scaler.fit(&gpu, t.data.view()).map_err(|e| CliError::in_file(e, &t.path))?;
+        (None, _) if stateless => {
+            // log1p and expm1 need no fit (and expm1 takes any finite value).
+            let f = FittedScaler {
+                scaler,
+                n_features: Some(x.data.ncols()),
+                state: FitState::Stateless,
+                input_dtype: x.dtype,
+            };
             let y = if inverse { f.inverse_transform(&gpu, x.data.view()) } else { f.transform(&gpu, x.data.view()) };
             (f, y.map_err(in_input)?)
         }
-        (None, None) if inverse => {
-            // Only the stateless log scaler gets here: expm1 needs no fit.
-            let f = scaler.fit(&gpu, x.data.view()).map_err(in_input)?;
-            let y = f.inverse_transform(&gpu, x.data.view()).map_err(in_input)?;
-            (f, y)
+        (None, Some(t)) => {
+            let f = scaler.fit_as(&gpu, t.data.view(), t.dtype).map_err(|e| t.error(e))?;
+            let y = if inverse { f.inverse_transform(&gpu, x.data.view()) } else { f.transform(&gpu, x.data.view()) };
+            (f, y.map_err(in_input)?)
         }
-        (None, None) => scaler.fit_transform(&gpu, x.data.view()).map_err(in_input)?,
+        (None, None) => scaler.fit_transform_as(&gpu, x.data.view(), x.dtype).map_err(in_input)?,
     };
 
     // The output and the params file appear together or not at all.
