@@ -789,6 +789,19 @@ fn zero_range_threshold_follows_the_file_dtype() {
     }
 }
 
+/// No features: scikit-learn refuses to fit ("Found array with 0 feature(s)").
+#[test]
+fn zero_features_exit_2() {
+    let dir = TmpDir::new("scale-zero-features");
+    let x = dir.file("x.npy");
+    write_npy(&x, &[3, 0], &[]);
+    let out = dir.file("y.npy");
+    for m in ["standard", "minmax", "maxabs", "robust"] {
+        gpunorm(&["scale", "--method", m, &s(&x), "-o", &s(&out)]).expect_code(2).stderr_has(&["x.npy", "0 features"]);
+        assert!(!out.exists());
+    }
+}
+
 /// An infinite fitted scale (robust, `--unit-variance` over an empty quantile range, as
 /// scikit-learn) is written as "inf" and loads back as inf: the same output again.
 #[test]

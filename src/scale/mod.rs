@@ -184,6 +184,10 @@ impl Scaler {
         if rows == 0 {
             return Err(Error::Shape(format!("cannot fit on 0 samples (input shape ({rows}, {cols}))")));
         }
+        if cols == 0 && !matches!(self, Scaler::Log(_)) {
+            // scikit-learn: "Found array with 0 feature(s)".
+            return Err(Error::Shape(format!("cannot fit on 0 features (input shape ({rows}, {cols}))")));
+        }
         let g = Grouping::Columns { rows, cols };
         let state = match self {
             Scaler::Log(_) => FitState::Stateless,
