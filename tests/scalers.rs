@@ -156,6 +156,50 @@ fn zero_scale_threshold_follows_the_input_dtype() {
     }
 }
 
+/// A center far larger than the scale (1e4 + N(0, 0.1), 1e6 + N(0, 1)): rounded to
+/// float32 as is, it would move every output by up to ulp(center) / 2 / scale (5e-3
+/// here); with the rounding error carried by β, the output stays within a few float32
+/// ulps of scikit-learn's float64 answer.
+#[test]
+fn huge_offsets_keep_float32_accuracy() {
+    let gpu = gpu();
+    let mut rng = Rng::new(21);
+    let (rows, cols) = (1000, 2);
+    let x = Array2::from_shape_fn((rows, cols), |(_, j)| {
+        if j == 0 {
+            (1e4 + 0.1 * rng.normal()) as f32
+        } else {
+            (1e6 + rng.normal()) as f32
+        }
+    });
+    for s in [Scaler::from(StandardScaler::new()), RobustScaler::new().into(), MinMaxScaler::new().into()] {
+        let (_, y) = s.fit_transform(gpu, x.view()).unwrap();
+        for j in 0..cols {
+            let mut col: Vec<f64> = x.column(j).iter().map(|&v| v as f64).collect();
+            let n = col.len() as f64;
+            let mean = col.iter().sum::<f64>() / n;
+            let std = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+            col.sort_by(f64::total_cmp);
+            let (center, scale) = match s {
+                Scaler::Standard(_) => (mean, std),
+                Scaler::Robust(_) => {
+                    (linear_quantile(&col, 0.5), linear_quantile(&col, 0.75) - linear_quantile(&col, 0.25))
+                }
+                _ => (col[0], col[col.len() - 1] - col[0]),
+            };
+            for i in 0..rows {
+                let want = (x[[i, j]] as f64 - center) / scale;
+                let got = y[[i, j]] as f64;
+                assert!(
+                    (got - want).abs() <= 2e-5 * (1.0 + want.abs()),
+                    "{} [{i}, {j}]: {got} vs scikit-learn's {want}",
+                    s.method()
+                );
+            }
+        }
+    }
+}
+
 /// A magnitude scale for a feature's inverse error (|center| + scale).
 fn fitted_scale_of(f: &FittedScaler, j: usize) -> f64 {
     match f.center_inv_scale() {

@@ -367,6 +367,11 @@ impl FittedScaler {
     /// its inverse scale moved up by 2^32 with γ down by 2^−32: the same affine map,
     /// with every intermediate finite and normal.
     ///
+    /// A center that float32 cannot hold closely enough for the output (|center| ≫ the
+    /// scale, e.g. 1e4 + N(0, 0.1): rounding the mean to float32 moves every output by
+    /// ~5e-3) is rounded to float32 the same way, β taking up the rounding error, so
+    /// the output keeps float32's relative accuracy as scikit-learn's float64 does.
+    ///
     /// `ranges` is each feature's (min, max) over the values the forward map will see
     /// (a transform's input); without it, the fitted min and max where the state has
     /// them (the inverse map's output range).
@@ -379,29 +384,37 @@ impl FittedScaler {
         let mut gb = self.scaler.gamma_beta(cols);
         let fitted: Vec<(f64, f64)>;
         let ranges = match (ranges, &self.state) {
-            (Some(r), _) => r,
+            (Some(r), _) => Some(r),
             (None, FitState::Moments(m)) => {
                 fitted = m.iter().map(|s| (s.min, s.max)).collect();
-                &fitted
+                Some(fitted.as_slice())
             }
-            _ => return Some((center, inv, gb)),
+            _ => None,
         };
-        let far = |j: usize| {
-            let (lo, hi) = ranges[j];
-            lo.is_finite()
-                && hi.is_finite()
-                && center[j].is_finite()
-                && (hi - center[j] > f32::MAX as f64 || center[j] - lo > f32::MAX as f64)
+        // The float32 center a feature moves to, if it must.
+        let moved = |j: usize| -> Option<f64> {
+            let c = center[j];
+            if !(c.is_finite() && inv[j].is_finite()) {
+                return None;
+            }
+            if let Some(&(lo, hi)) = ranges.and_then(|r| r.get(j)) {
+                if lo.is_finite() && hi.is_finite() && (hi - c > f32::MAX as f64 || c - lo > f32::MAX as f64) {
+                    return Some((lo * 0.5 + hi * 0.5) as f32 as f64);
+                }
+            }
+            let c32 = c as f32 as f64;
+            // Up to a few float32 ulps of 1 in the output, moving it is not worth the γ
+            // and β loads it adds to the transform.
+            (((c - c32) * inv[j]).abs() > 4.0 * f32::EPSILON as f64).then_some(c32)
         };
-        let wide: Vec<usize> = (0..cols.min(ranges.len())).filter(|&j| far(j)).collect();
-        if wide.is_empty() {
+        let moves: Vec<(usize, f64)> = (0..cols.min(center.len())).filter_map(|j| moved(j).map(|c| (j, c))).collect();
+        if moves.is_empty() {
             return Some((center, inv, gb));
         }
         let (gamma, beta) = gb.get_or_insert_with(|| (vec![1.0; cols], vec![0.0; cols]));
-        for j in wide {
-            let mid = (ranges[j].0 * 0.5 + ranges[j].1 * 0.5) as f32 as f64;
-            beta[j] += gamma[j] * (mid - center[j]) * inv[j];
-            center[j] = mid;
+        for (j, c) in moves {
+            beta[j] += gamma[j] * (c - center[j]) * inv[j];
+            center[j] = c;
             let inv32 = inv[j] as f32;
             if inv[j] != 0.0 && (inv32 == 0.0 || inv32.is_subnormal()) {
                 inv[j] *= 2f64.powi(32);
