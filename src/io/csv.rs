@@ -9,9 +9,11 @@
 //!   parses as `f64` after trimming, or is empty, or is `nan`/`inf`/`-inf`/
 //!   `+inf`/`infinity` in any case);
 //! - an empty field or `nan` (any case) is NaN; `inf`, `-inf` are infinities;
-//! - lines end in `\n` or `\r\n`; the last newline is optional; blank lines at the
-//!   end of the file are ignored (a blank line in the middle is a row with one
-//!   empty field);
+//! - lines end in `\n` or `\r\n`; the last newline is optional; with one column a
+//!   blank line is a row whose one field is empty (NaN), wherever it is, as pandas
+//!   writes NaN there (a file of blank lines only has no data); with more columns,
+//!   blank lines at the end of the file are ignored (one in the middle is a row with
+//!   one empty field: ragged);
 //! - every row has the same number of fields, and there is at least one data row.
 //!
 //! The result is always 2-D `(rows, columns)`, even with one column.
@@ -44,10 +46,11 @@ pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
 
     let mut lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
-    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+    // The last newline ends the last line; it does not start another.
+    if lines.last().is_some_and(|l| l.is_empty()) {
         lines.pop();
     }
-    if lines.is_empty() {
+    if lines.iter().all(|l| l.trim().is_empty()) {
         return Err(err(None, "no data rows: the file is empty".into()));
     }
 
@@ -56,6 +59,14 @@ pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
     for (i, line) in lines.iter().enumerate() {
         let fields = split_line(line).map_err(|m| err(Some(i + 1), m))?;
         rows.push((i + 1, fields));
+    }
+
+    // With several columns, blank lines at the end are not rows; with one, they are
+    // NaN (the first line decides how many columns there are).
+    if rows[0].1.len() > 1 {
+        while rows.last().is_some_and(|(line, _)| lines[line - 1].trim().is_empty()) {
+            rows.pop();
+        }
     }
 
     let has_header = rows[0].1.iter().any(|f| parse_number(&f.text).is_none());

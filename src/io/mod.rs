@@ -406,10 +406,19 @@ pub(crate) mod tests {
 
     #[test]
     fn csv_without_header_one_column_is_2d() {
+        // One column: a blank line is NaN, at the end too (pandas writes NaN so); the
+        // last newline only ends the last line.
         let t = csv("1\n2\n\n3\n\n  \n\r\n").unwrap();
         assert_eq!(t.header, None);
-        assert_eq!(t.data.shape(), &[4, 1]);
-        assert!(same(&t.data, &arr2(&[[1.0], [2.0], [f64::NAN], [3.0]]).into_dyn()));
+        assert_eq!(t.data.shape(), &[7, 1]);
+        let nan = f64::NAN;
+        assert!(same(&t.data, &arr2(&[[1.0], [2.0], [nan], [3.0], [nan], [nan], [nan]]).into_dyn()));
+        let t = csv("a\n\n\n").unwrap();
+        assert_eq!(t.header, Some(vec!["a".to_string()]));
+        assert!(same(&t.data, &arr2(&[[nan], [nan]]).into_dyn()));
+        // Several columns: blank lines at the end are not rows.
+        let t = csv("1,2\n3,4\n\n\r\n").unwrap();
+        assert_eq!(t.data.shape(), &[2, 2]);
         // A first row of numbers, NaN and empties is data, not a header.
         let t = csv("nan,,INF\n1,2,3\n").unwrap();
         assert_eq!(t.header, None);
