@@ -178,59 +178,32 @@ impl FittedScaler {
             return Ok(FittedScaler { scaler, n_features: f.n_features, state: FitState::Stateless, input_dtype });
         }
         let n = f.n_features.ok_or_else(|| Error::InvalidParameter("params file lacks 'n_features'".into()))?;
-        let counts = |c: &Option<Vec<u64>>| -> Vec<u64> { c.clone().filter(|v| v.len() == n).unwrap_or(vec![1; n]) };
+        let count = f.count.clone().filter(|v| v.len() == n).unwrap_or(vec![1; n]);
+        // Per-feature moments holding only what the method keeps (the rest NaN).
+        let moments = |mean: &[f64], var: &[f64], lo: &[f64], hi: &[f64]| {
+            FitState::Moments(
+                (0..n)
+                    .map(|j| Moments {
+                        count: count[j],
+                        nan_count: 0,
+                        mean: mean[j],
+                        m2: var[j] * count[j] as f64,
+                        min: lo[j],
+                        max: hi[j],
+                    })
+                    .collect(),
+            )
+        };
+        let nan = vec![f64::NAN; n];
         let state = match scaler {
             Scaler::Robust(_) => {
                 FitState::Robust { center: need(&f.center, "center", n)?, scale: need(&f.scale, "scale", n)? }
             }
-            Scaler::Standard(_) => {
-                let (mean, var) = (need(&f.mean, "mean", n)?, need(&f.var, "var", n)?);
-                let count = counts(&f.count);
-                FitState::Moments(
-                    (0..n)
-                        .map(|j| Moments {
-                            count: count[j],
-                            nan_count: 0,
-                            mean: mean[j],
-                            m2: var[j] * count[j] as f64,
-                            min: f64::NAN,
-                            max: f64::NAN,
-                        })
-                        .collect(),
-                )
-            }
+            Scaler::Standard(_) => moments(&need(&f.mean, "mean", n)?, &need(&f.var, "var", n)?, &nan, &nan),
             Scaler::MinMax(_) => {
-                let (lo, hi) = (need(&f.data_min, "data_min", n)?, need(&f.data_max, "data_max", n)?);
-                let count = counts(&f.count);
-                FitState::Moments(
-                    (0..n)
-                        .map(|j| Moments {
-                            count: count[j],
-                            nan_count: 0,
-                            mean: f64::NAN,
-                            m2: f64::NAN,
-                            min: lo[j],
-                            max: hi[j],
-                        })
-                        .collect(),
-                )
+                moments(&nan, &nan, &need(&f.data_min, "data_min", n)?, &need(&f.data_max, "data_max", n)?)
             }
-            _ => {
-                let a = need(&f.max_abs, "max_abs", n)?;
-                let count = counts(&f.count);
-                FitState::Moments(
-                    (0..n)
-                        .map(|j| Moments {
-                            count: count[j],
-                            nan_count: 0,
-                            mean: f64::NAN,
-                            m2: f64::NAN,
-                            min: 0.0,
-                            max: a[j],
-                        })
-                        .collect(),
-                )
-            }
+            _ => moments(&nan, &nan, &vec![0.0; n], &need(&f.max_abs, "max_abs", n)?),
         };
         Ok(FittedScaler { scaler, n_features: Some(n), state, input_dtype })
     }
