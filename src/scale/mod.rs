@@ -106,8 +106,8 @@ fn to_f32<T: Element>(x: ArrayView2<T>) -> Array2<f32> {
     x.mapv(Element::to_f32)
 }
 
-fn upload(gpu: &Gpu, x: &Array2<f32>) -> Result<GpuTensor> {
-    GpuTensor::from_array(gpu, x.view().into_dyn())
+fn upload(gpu: &Gpu, x: ArrayView2<f32>) -> Result<GpuTensor> {
+    GpuTensor::from_array(gpu, x.into_dyn())
 }
 
 /// Vectors of f32 as GPU buffers.
@@ -174,9 +174,8 @@ impl Scaler {
     /// file already read as float32): `dtype` sets the zero-scale threshold.
     pub fn fit_as(&self, gpu: &Gpu, x: ArrayView2<f32>, dtype: InputDtype) -> Result<FittedScaler> {
         self.check_input(x)?;
-        let x = x.to_owned();
-        let tensor = upload(gpu, &x)?;
-        self.fit_tensor(gpu, &tensor, x.view(), dtype)
+        let tensor = upload(gpu, x)?;
+        self.fit_tensor(gpu, &tensor, x, dtype)
     }
 
     fn fit_tensor(&self, gpu: &Gpu, tensor: &GpuTensor, x: ArrayView2<f32>, dtype: InputDtype) -> Result<FittedScaler> {
@@ -238,10 +237,9 @@ impl Scaler {
         dtype: InputDtype,
     ) -> Result<(FittedScaler, Array2<f32>)> {
         self.check_input(x)?;
-        let x = x.to_owned();
-        let tensor = upload(gpu, &x)?;
-        let fitted = self.fit_tensor(gpu, &tensor, x.view(), dtype)?;
-        let out = fitted.apply(gpu, &x, &tensor, false)?;
+        let tensor = upload(gpu, x)?;
+        let fitted = self.fit_tensor(gpu, &tensor, x, dtype)?;
+        let out = fitted.apply(gpu, x, &tensor, false)?;
         Ok((fitted, out))
     }
 
@@ -438,8 +436,8 @@ impl FittedScaler {
         let x = to_f32(x);
         self.scaler.check_input(x.view())?;
         self.check_width(x.ncols())?;
-        let tensor = upload(gpu, &x)?;
-        self.apply(gpu, &x, &tensor, false)
+        let tensor = upload(gpu, x.view())?;
+        self.apply(gpu, x.view(), &tensor, false)
     }
 
     /// Undo [`FittedScaler::transform`] (`expm1` for log).
@@ -447,8 +445,8 @@ impl FittedScaler {
         let x = to_f32(x);
         check_no_infinity(x.view())?;
         self.check_width(x.ncols())?;
-        let tensor = upload(gpu, &x)?;
-        self.apply(gpu, &x, &tensor, true)
+        let tensor = upload(gpu, x.view())?;
+        self.apply(gpu, x.view(), &tensor, true)
     }
 
     /// Fold another batch into the statistics (standard, min-max, max-abs), as
@@ -533,7 +531,7 @@ impl FittedScaler {
     }
 
     /// Transform an uploaded matrix, download, and verify when asked.
-    fn apply(&self, gpu: &Gpu, x: &Array2<f32>, tensor: &GpuTensor, inverse: bool) -> Result<Array2<f32>> {
+    fn apply(&self, gpu: &Gpu, x: ArrayView2<f32>, tensor: &GpuTensor, inverse: bool) -> Result<Array2<f32>> {
         // The forward map's input range (for an inverse, its output's) decides which
         // features need a midpoint center.
         let ranges = match (&self.state, inverse) {
@@ -552,7 +550,7 @@ impl FittedScaler {
     }
 
     /// The reference twin of [`FittedScaler::apply`], with the same float32 parameters.
-    fn verify_apply(&self, x: &Array2<f32>, y: &[f32], inverse: bool, ranges: Option<&[(f64, f64)]>) -> Result<()> {
+    fn verify_apply(&self, x: ArrayView2<f32>, y: &[f32], inverse: bool, ranges: Option<&[(f64, f64)]>) -> Result<()> {
         let (rows, cols) = x.dim();
         let g = Grouping::Columns { rows, cols };
         let data: Vec<f32> = x.iter().copied().collect();
