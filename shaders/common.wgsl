@@ -117,9 +117,20 @@ fn merge_moments(a: Moments, b: Moments) -> Moments {
 // first value is an outlier), move it to the mean (rounded), keeping the rounding
 // error in `mean` (Fast2Sum): else every later update is rounded at the shift's
 // magnitude. A shift near the mean stays (results exact where they can be).
+// `v` in a form a compiler cannot see through (no count reaches 2^32 - 1): a software
+// adapter's compiler reassociates float math, turning (a + b) - a into b, which zeroes
+// the error term of an error-free sum.
+fn opaque(v: f32, count: u32) -> f32 {
+    return select(v, 0.0, count == 0xffffffffu);
+}
+
+fn opaque4(v: vec4<f32>, count: vec4<u32>) -> vec4<f32> {
+    return select(v, vec4<f32>(0.0), count == vec4<u32>(0xffffffffu));
+}
+
 fn rebase(m: Moments) -> Moments {
     var r = m;
-    let t = m.shift + m.mean;
+    let t = opaque(m.shift + m.mean, m.count);
     if (abs(m.mean) > abs(t) && abs(t) <= 3.0e38) {
         r.mean = select((m.shift - t) + m.mean, (m.mean - t) + m.shift, abs(m.mean) > abs(m.shift));
         r.shift = t;

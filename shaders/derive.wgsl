@@ -34,6 +34,16 @@ const UPDATE_RUNNING: u32 = 4u;
 @group(0) @binding(4) var<storage, read_write> inv_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> running_mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> running_var: array<f32>;
+@group(0) @binding(7) var<storage, read_write> center_lo_out: array<f32>;
+
+// The mean as a float32 pair: shift + mean rounded, and what the rounding lost
+// (Fast2Sum, exact when |shift| >= |mean|, which holds for the offset-dominated
+// segments it is for; otherwise the pair is still the rounded mean plus a correction).
+fn mean_pair(m: Moments) -> vec2<f32> {
+    let s = opaque(m.shift + m.mean, m.count);
+    let lo = select(m.shift - (s - m.mean), m.mean - (s - m.shift), abs(m.shift) >= abs(m.mean));
+    return vec2<f32>(s, select(lo, 0.0, is_nan(lo) || is_nan(s) || abs(lo) > abs(s)));
+}
 
 // scikit-learn's _handle_zeros_in_scale: a scale below `tiny` is taken as 1. So is one
 // whose inverse overflows float32 (a scale below ~2.9e-39, subnormal in float32).
@@ -60,10 +70,13 @@ fn derive_main(
     let n = f32(m.count);
     let var_pop = m.m2 / n;
     var c = 0.0;
+    var c_lo = 0.0;
     var inv = 1.0;
     switch dp.mode {
         case 0u: {
-            c = mean;
+            let pair = mean_pair(m);
+            c = pair.x;
+            c_lo = pair.y;
             // scikit-learn's constant-feature rule (in float64 there):
             // var <= n*eps*var + (n*mean*eps)^2, eps = 2^-52.
             let eps64 = 2.220446e-16;
@@ -105,7 +118,9 @@ fn derive_main(
             }
         }
         case 4u: {
-            c = mean;
+            let pair = mean_pair(m);
+            c = pair.x;
+            c_lo = pair.y;
             inv = inverseSqrt(var_pop + dp.eps);
             if ((dp.flags & UPDATE_RUNNING) != 0u) {
                 let unbiased = m.m2 / max(n - 1.0, 1.0);
@@ -120,10 +135,12 @@ fn derive_main(
     }
     if ((dp.flags & USE_CENTER) == 0u) {
         c = 0.0;
+        c_lo = 0.0;
     }
     if ((dp.flags & USE_SCALE) == 0u) {
         inv = 1.0;
     }
     center_out[s] = c;
+    center_lo_out[s] = c_lo;
     inv_out[s] = inv;
 }

@@ -235,7 +235,7 @@ fn fold4(st: ptr<function, Moments4>, b: Block4, reference: vec4<f32>) -> vec4<f
     (*st).n = total;
     // Rebase a shift far from the running mean (see `rebase`); the running mean is the
     // next block's reference.
-    let t = (*st).shift + (*st).mean;
+    let t = opaque4((*st).shift + (*st).mean, (*st).n);
     let residual = select(((*st).shift - t) + (*st).mean, ((*st).mean - t) + (*st).shift,
                           abs((*st).mean) > abs((*st).shift));
     let far = abs((*st).mean) > abs(t) & abs(t) <= vec4<f32>(3.0e38);

@@ -572,6 +572,56 @@ fn random_every_layer_verified() {
     }
 }
 
+/// Offset-dominated segments (1e4 + N(0, 0.1), 1e6 + N(0, 1)): the mean's float32
+/// rounding (up to ulp(1e4) / 2 / 0.1 ≈ 5e-3 in the output) is carried as the
+/// center's low part, so every layer stays within float32 accuracy of the float64
+/// twin (PyTorch's own float32 CPU kernels are off by ~1e-2 here).
+#[test]
+fn offset_dominated_segments_keep_float32_accuracy() {
+    let gpu = gpu();
+    let mut rng = Rng::new(33);
+    for (offset, spread) in [(1e4, 0.1), (1e6, 1.0)] {
+        let shape = [8usize, 4, 5, 5];
+        let numel: usize = shape.iter().product();
+        let data: Vec<f32> = (0..numel).map(|_| (offset + spread * rng.normal()) as f32).collect();
+        let x = arr(&shape, data.clone());
+        let layers: Vec<(&str, Layer, Grouping)> = vec![
+            {
+                let l = BatchNorm::new(gpu, 4, BatchNormConfig::default().affine(false)).unwrap();
+                let g = l.grouping(&shape).unwrap();
+                ("batch", Layer::Batch(l), g)
+            },
+            {
+                let l = LayerNorm::new(gpu, &[4, 5, 5], LayerNormConfig::default().elementwise_affine(false)).unwrap();
+                let g = l.grouping(&shape).unwrap();
+                ("layer", Layer::Layer(l), g)
+            },
+            {
+                let l = GroupNorm::new(gpu, 2, 4, GroupNormConfig::default().affine(false)).unwrap();
+                let g = l.grouping(&shape).unwrap();
+                ("group", Layer::Group(l), g)
+            },
+            {
+                let l = InstanceNorm::new(gpu, 4, InstanceNormConfig::default()).unwrap();
+                let g = l.grouping(&shape).unwrap();
+                ("instance", Layer::Instance(l), g)
+            },
+        ];
+        for (name, mut layer, g) in layers {
+            let (y, _) = layer.forward_saved(gpu, x.view()).unwrap();
+            let xs = f64s(&data);
+            let st = twin::norm_stats(&xs, &g);
+            let want = twin::normalize(&xs, &g, &st.mean, &st.var, 1e-5, None, None);
+            for (e, (&got, &w)) in y.iter().zip(&want).enumerate() {
+                assert!(
+                    (got as f64 - w).abs() <= 4e-6 * (1.0 + w.abs()),
+                    "{name} norm of {offset} + N(0, {spread}), element {e}: {got} vs float64 {w}"
+                );
+            }
+        }
+    }
+}
+
 /// Tiny binding windows: every reduction and elementwise pass crosses many chunks.
 #[test]
 fn forced_tiny_chunks() {

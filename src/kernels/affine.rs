@@ -8,9 +8,9 @@ use crate::segments::{Grouping, IndexMap};
 /// What the elementwise pass computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AffineMode {
-    /// `(x − center[s]) · inv_scale[s] · γ[p] + β[p]`
+    /// `((x − center[s]) − center_lo[s]) · inv_scale[s] · γ[p] + β[p]`
     Forward,
-    /// `((x − β[p]) / γ[p]) / inv_scale[s] + center[s]`
+    /// `(((x − β[p]) / γ[p]) / inv_scale[s] + center_lo[s]) + center[s]`
     Inverse,
     /// `log1p(x)`
     Log1p,
@@ -23,6 +23,9 @@ pub struct AffineArgs<'a> {
     pub mode: AffineMode,
     /// Per segment (unused by Log1p/Expm1).
     pub center: Option<&'a wgpu::Buffer>,
+    /// Per segment: the center's low part (the float32 rounding error of the float64
+    /// center), subtracted after `center`; `None` is zero.
+    pub center_lo: Option<&'a wgpu::Buffer>,
     pub inv_scale: Option<&'a wgpu::Buffer>,
     /// Per parameter index; both or neither.
     pub gamma_beta: Option<(&'a wgpu::Buffer, &'a wgpu::Buffer)>,
@@ -221,6 +224,16 @@ pub fn record_affine(
     }
     let dummy = gpu.storage_buffer("affine unused", 4)?;
     let center = args.center.unwrap_or(&dummy);
+    // No low part: zeros, one per segment (wgpu zero-fills new buffers).
+    let zeros;
+    let center_lo = match args.center_lo {
+        Some(b) => b,
+        None if needs_center => {
+            zeros = gpu.storage_buffer("affine center_lo (zero)", center.size())?;
+            &zeros
+        }
+        None => &dummy,
+    };
     let inv_scale = args.inv_scale.unwrap_or(&dummy);
     let (gamma, beta) = args.gamma_beta.unwrap_or((&dummy, &dummy));
     let mut flags = 0;
@@ -362,6 +375,7 @@ pub fn record_affine(
                     inv_scale.as_entire_binding(),
                     gamma.as_entire_binding(),
                     beta.as_entire_binding(),
+                    center_lo.as_entire_binding(),
                 ]);
             }
             gpu.dispatch(encoder, &vec4, &bindings, wgs)?;
@@ -387,6 +401,7 @@ pub fn record_affine(
                     inv_scale.as_entire_binding(),
                     gamma.as_entire_binding(),
                     beta.as_entire_binding(),
+                    center_lo.as_entire_binding(),
                 ],
                 wgs,
             )?;

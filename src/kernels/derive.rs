@@ -45,6 +45,9 @@ pub const ROBUST_TINY: f64 = 10.0 * f64::EPSILON;
 pub struct Derived {
     pub center: wgpu::Buffer,
     pub inv_scale: wgpu::Buffer,
+    /// What rounding the mean to float32 in `center` lost (standard and norm rules;
+    /// zero for the others): the affine pass subtracts it after `center`.
+    pub center_lo: wgpu::Buffer,
 }
 
 #[repr(C)]
@@ -96,6 +99,7 @@ pub fn record_derive(
     }
     let center = gpu.storage_buffer("center", count as u64 * 4)?;
     let inv_scale = gpu.storage_buffer("inv_scale", count as u64 * 4)?;
+    let center_lo = gpu.storage_buffer("center_lo", count as u64 * 4)?;
     // Unused bindings still need distinct buffers: a buffer bound read-only and
     // read-write in one dispatch is a usage conflict.
     let unused = |label| gpu.storage_buffer(label, 4);
@@ -125,8 +129,9 @@ pub fn record_derive(
             inv_scale.as_entire_binding(),
             rm.as_entire_binding(),
             rv.as_entire_binding(),
+            center_lo.as_entire_binding(),
         ],
         (count as u32).div_ceil(256),
     )?;
-    Ok(Derived { center, inv_scale })
+    Ok(Derived { center, inv_scale, center_lo })
 }

@@ -137,6 +137,7 @@ pub(crate) fn record_forward(
         &AffineArgs {
             mode: AffineMode::Forward,
             center: Some(&derived.center),
+            center_lo: Some(&derived.center_lo),
             inv_scale: Some(&derived.inv_scale),
             gamma_beta: state.affine.as_ref().map(|(g, b)| (g, b)),
             clip: None,

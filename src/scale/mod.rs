@@ -265,7 +265,7 @@ impl Scaler {
         let output = GpuTensor::empty(gpu, input.shape())?;
         let Some(rule) = self.derive_rule(InputDtype::Float32) else {
             let args =
-                AffineArgs { mode: AffineMode::Log1p, center: None, inv_scale: None, gamma_beta: None, clip: None };
+                AffineArgs { mode: AffineMode::Log1p, center: None, center_lo: None, inv_scale: None, gamma_beta: None, clip: None };
             record_affine(gpu, encoder, input, &output, &g, &args)?;
             return Ok((output, None));
         };
@@ -286,6 +286,7 @@ impl Scaler {
         let args = AffineArgs {
             mode: AffineMode::Forward,
             center: Some(&derived.center),
+            center_lo: Some(&derived.center_lo),
             inv_scale: Some(&derived.inv_scale),
             gamma_beta: gb.as_ref().map(|(g, b)| (g.buffer(), b.buffer())),
             clip: self.clip_range(),
@@ -311,6 +312,19 @@ impl Scaler {
             _ => None,
         }
     }
+}
+
+/// A float64 center as the float32 pair the affine kernel takes: the center rounded,
+/// and the rest rounded (zero where the center is not finite).
+fn center_split(center: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    center
+        .iter()
+        .map(|&c| {
+            let hi = c as f32 as f64;
+            let lo = if c.is_finite() && hi.is_finite() { (c - hi) as f32 as f64 } else { 0.0 };
+            (hi, lo)
+        })
+        .unzip()
 }
 
 /// Each column's (min, max) over its non-NaN values ((NaN, NaN) when it has none).
@@ -365,10 +379,9 @@ impl FittedScaler {
     /// its inverse scale moved up by 2^32 with γ down by 2^−32: the same affine map,
     /// with every intermediate finite and normal.
     ///
-    /// A center that float32 cannot hold closely enough for the output (|center| ≫ the
-    /// scale, e.g. 1e4 + N(0, 0.1): rounding the mean to float32 moves every output by
-    /// ~5e-3) is rounded to float32 the same way, β taking up the rounding error, so
-    /// the output keeps float32's relative accuracy as scikit-learn's float64 does.
+    /// The center goes to the kernel as a float32 pair ([`center_split`]), so a center
+    /// far larger than the scale (1e4 + N(0, 0.1)) does not move the output by its
+    /// float32 rounding (~5e-3 there).
     ///
     /// `ranges` is each feature's (min, max) over the values the forward map will see
     /// (a transform's input); without it, the fitted min and max where the state has
@@ -395,15 +408,9 @@ impl FittedScaler {
             if !(c.is_finite() && inv[j].is_finite()) {
                 return None;
             }
-            if let Some(&(lo, hi)) = ranges.and_then(|r| r.get(j)) {
-                if lo.is_finite() && hi.is_finite() && (hi - c > f32::MAX as f64 || c - lo > f32::MAX as f64) {
-                    return Some((lo * 0.5 + hi * 0.5) as f32 as f64);
-                }
-            }
-            let c32 = c as f32 as f64;
-            // Up to a few float32 ulps of 1 in the output, moving it is not worth the γ
-            // and β loads it adds to the transform.
-            (((c - c32) * inv[j]).abs() > 4.0 * f32::EPSILON as f64).then_some(c32)
+            let &(lo, hi) = ranges.and_then(|r| r.get(j))?;
+            (lo.is_finite() && hi.is_finite() && (hi - c > f32::MAX as f64 || c - lo > f32::MAX as f64))
+                .then_some((lo * 0.5 + hi * 0.5) as f32 as f64)
         };
         let moves: Vec<(usize, f64)> = (0..cols.min(center.len())).filter_map(|j| moved(j).map(|c| (j, c))).collect();
         if moves.is_empty() {
@@ -490,11 +497,12 @@ impl FittedScaler {
         let output = GpuTensor::empty(gpu, input.shape())?;
         let Some((center, inv, gb)) = self.affine_params(cols, ranges) else {
             let mode = if inverse { AffineMode::Expm1 } else { AffineMode::Log1p };
-            let args = AffineArgs { mode, center: None, inv_scale: None, gamma_beta: None, clip: None };
+            let args = AffineArgs { mode, center: None, center_lo: None, inv_scale: None, gamma_beta: None, clip: None };
             record_affine(gpu, encoder, input, &output, &g, &args)?;
             return Ok(output);
         };
-        let (c, i) = (upload_vec(gpu, &center)?, upload_vec(gpu, &inv)?);
+        let (hi, lo) = center_split(&center);
+        let (c, c_lo, i) = (upload_vec(gpu, &hi)?, upload_vec(gpu, &lo)?, upload_vec(gpu, &inv)?);
         let gb = match gb {
             Some((g, b)) => Some((upload_vec(gpu, &g)?, upload_vec(gpu, &b)?)),
             None => None,
@@ -502,6 +510,7 @@ impl FittedScaler {
         let args = AffineArgs {
             mode: if inverse { AffineMode::Inverse } else { AffineMode::Forward },
             center: Some(c.buffer()),
+            center_lo: Some(c_lo.buffer()),
             inv_scale: Some(i.buffer()),
             gamma_beta: gb.as_ref().map(|(g, b)| (g.buffer(), b.buffer())),
             clip: if inverse { None } else { self.scaler.clip_range() },
@@ -572,7 +581,10 @@ impl FittedScaler {
             .map_err(Error::VerifyMismatch);
         };
         let round = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<_>>();
-        let (center, inv) = (round(&center), round(&inv));
+        // The float32 parameters the kernel got: the center as its pair (hi + lo).
+        let (hi, lo) = center_split(&center);
+        let center: Vec<f64> = hi.iter().zip(&lo).map(|(h, l)| h + l).collect();
+        let inv = round(&inv);
         let gb = gb.map(|(g, b)| (round(&g), round(&b)));
         let spec = reference::AffineSpec {
             mode: if inverse { AffineMode::Inverse } else { AffineMode::Forward },
