@@ -264,8 +264,14 @@ impl Scaler {
         let g = Grouping::Columns { rows, cols };
         let output = GpuTensor::empty(gpu, input.shape())?;
         let Some(rule) = self.derive_rule(InputDtype::Float32) else {
-            let args =
-                AffineArgs { mode: AffineMode::Log1p, center: None, center_lo: None, inv_scale: None, gamma_beta: None, clip: None };
+            let args = AffineArgs {
+                mode: AffineMode::Log1p,
+                center: None,
+                center_lo: None,
+                inv_scale: None,
+                gamma_beta: None,
+                clip: None,
+            };
             record_affine(gpu, encoder, input, &output, &g, &args)?;
             return Ok((output, None));
         };
@@ -497,7 +503,8 @@ impl FittedScaler {
         let output = GpuTensor::empty(gpu, input.shape())?;
         let Some((center, inv, gb)) = self.affine_params(cols, ranges) else {
             let mode = if inverse { AffineMode::Expm1 } else { AffineMode::Log1p };
-            let args = AffineArgs { mode, center: None, center_lo: None, inv_scale: None, gamma_beta: None, clip: None };
+            let args =
+                AffineArgs { mode, center: None, center_lo: None, inv_scale: None, gamma_beta: None, clip: None };
             record_affine(gpu, encoder, input, &output, &g, &args)?;
             return Ok(output);
         };
