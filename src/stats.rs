@@ -109,22 +109,45 @@ pub struct FeatureStats {
 
 /// Reject ±inf (NaN is allowed: it means missing), naming row and column.
 pub fn check_no_infinity(x: ArrayView2<f32>) -> Result<()> {
-    column_prescale(x).map(|_| ())
+    column_ranges(x).map(|_| ())
 }
 
-/// Reject ±inf, naming row and column, and return each column's prescale factor
-/// for the moments kernel (see [`crate::kernels::moments::prescale_for`]).
-pub fn column_prescale(x: ArrayView2<f32>) -> Result<Vec<f32>> {
-    let mut max_abs = vec![0.0f32; x.ncols()];
+/// Reject ±inf, naming row and column, and return each column's (min, max) over its
+/// non-NaN values ((NaN, NaN) when it has none). One pass over the host data serves
+/// the check, the moments kernel's prescale ([`prescale_of`]) and the scalers' wide
+/// range test.
+pub fn column_ranges(x: ArrayView2<f32>) -> Result<Vec<(f64, f64)>> {
+    let mut r = vec![(f64::NAN, f64::NAN); x.ncols()];
     for ((row, col), &v) in x.indexed_iter() {
         if v.is_infinite() {
             return Err(Error::NonFinite { what: "infinite value", row, col, value: v as f64 });
         }
-        if v.abs() > max_abs[col] {
-            max_abs[col] = v.abs();
+        if !v.is_nan() {
+            // f64::min/max return the other operand for NaN: the first value replaces
+            // the NaN start.
+            let (lo, hi) = &mut r[col];
+            *lo = lo.min(v as f64);
+            *hi = hi.max(v as f64);
         }
     }
-    Ok(max_abs.iter().map(|&m| crate::kernels::moments::prescale_for(m as f64)).collect())
+    Ok(r)
+}
+
+/// Each column's prescale factor for the moments kernel (see
+/// [`crate::kernels::moments::prescale_for`]), from its range.
+pub fn prescale_of(ranges: &[(f64, f64)]) -> Vec<f32> {
+    ranges
+        .iter()
+        .map(|&(lo, hi)| {
+            let max_abs = lo.abs().max(hi.abs());
+            crate::kernels::moments::prescale_for(if max_abs.is_nan() { 0.0 } else { max_abs })
+        })
+        .collect()
+}
+
+/// Reject ±inf, naming row and column, and return each column's prescale factor.
+pub fn column_prescale(x: ArrayView2<f32>) -> Result<Vec<f32>> {
+    Ok(prescale_of(&column_ranges(x)?))
 }
 
 /// Check that every quantile lies in [0, 1].

@@ -99,14 +99,46 @@ fn every_scikit_learn_case() {
     }
 }
 
-/// numpy's linear quantile of sorted values.
-fn linear_quantile(sorted: &[f64], q: f64) -> f64 {
-    let r = q * (sorted.len() - 1) as f64;
-    let (i, t) = (r.floor() as usize, r - r.floor());
-    if t == 0.0 {
-        sorted[i]
-    } else {
-        sorted[i] + (sorted[i + 1] - sorted[i]) * t
+/// scikit-learn's float64 view of one column: its non-NaN values sorted, their mean
+/// and population std.
+struct Column {
+    sorted: Vec<f64>,
+    mean: f64,
+    std: f64,
+}
+
+impl Column {
+    fn of<'a>(values: impl IntoIterator<Item = &'a f32>) -> Self {
+        let mut sorted: Vec<f64> = values.into_iter().filter(|v| !v.is_nan()).map(|&v| v as f64).collect();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len() as f64;
+        let mean = sorted.iter().sum::<f64>() / n;
+        let std = (sorted.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        Column { sorted, mean, std }
+    }
+
+    /// numpy's linear quantile.
+    fn quantile(&self, q: f64) -> f64 {
+        let s = &self.sorted;
+        let r = q * (s.len() - 1) as f64;
+        let (i, t) = (r.floor() as usize, r - r.floor());
+        if t == 0.0 {
+            s[i]
+        } else {
+            s[i] + (s[i + 1] - s[i]) * t
+        }
+    }
+
+    /// The scaler's (center, scale) before scikit-learn's zero-scale rule (min-max:
+    /// min and range, its feature range left to the caller).
+    fn center_scale(&self, s: &Scaler) -> (f64, f64) {
+        let (lo, hi) = (self.sorted[0], self.sorted[self.sorted.len() - 1]);
+        match s {
+            Scaler::Standard(_) => (self.mean, self.std),
+            Scaler::MinMax(_) => (lo, hi - lo),
+            Scaler::MaxAbs(_) => (0.0, lo.abs().max(hi.abs())),
+            _ => (self.quantile(0.5), self.quantile(0.75) - self.quantile(0.25)),
+        }
     }
 }
 
@@ -130,18 +162,7 @@ fn zero_scale_threshold_follows_the_input_dtype() {
         for (f, float32) in fits {
             let (_, inv) = f.center_inv_scale().unwrap();
             for (j, inv_j) in inv.into_iter().enumerate() {
-                let mut col: Vec<f64> = x64.column(j).to_vec();
-                let n = col.len() as f64;
-                let mean = col.iter().sum::<f64>() / n;
-                let std = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-                col.sort_by(f64::total_cmp);
-                let max_abs = col.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-                let spread = match s {
-                    Scaler::MinMax(_) => col[col.len() - 1] - col[0],
-                    Scaler::MaxAbs(_) => max_abs,
-                    Scaler::Standard(_) => std,
-                    _ => linear_quantile(&col, 0.75) - linear_quantile(&col, 0.25),
-                };
+                let (_, spread) = Column::of(x32.column(j)).center_scale(&s);
                 assert!(spread > 1e-9 && spread < 1e-6, "test data: spread {spread}");
                 let zeroed = float32 && matches!(s, Scaler::MinMax(_) | Scaler::MaxAbs(_));
                 let want = if zeroed { 1.0 } else { 1.0 / spread };
@@ -158,8 +179,8 @@ fn zero_scale_threshold_follows_the_input_dtype() {
 
 /// A center far larger than the scale (1e4 + N(0, 0.1), 1e6 + N(0, 1)): rounded to
 /// float32 as is, it would move every output by up to ulp(center) / 2 / scale (5e-3
-/// here); with the rounding error carried by β, the output stays within a few float32
-/// ulps of scikit-learn's float64 answer.
+/// here); with the center passed as a float32 pair, the output stays within a few
+/// float32 ulps of scikit-learn's float64 answer.
 #[test]
 fn huge_offsets_keep_float32_accuracy() {
     let gpu = gpu();
@@ -175,18 +196,7 @@ fn huge_offsets_keep_float32_accuracy() {
     for s in [Scaler::from(StandardScaler::new()), RobustScaler::new().into(), MinMaxScaler::new().into()] {
         let (_, y) = s.fit_transform(gpu, x.view()).unwrap();
         for j in 0..cols {
-            let mut col: Vec<f64> = x.column(j).iter().map(|&v| v as f64).collect();
-            let n = col.len() as f64;
-            let mean = col.iter().sum::<f64>() / n;
-            let std = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-            col.sort_by(f64::total_cmp);
-            let (center, scale) = match s {
-                Scaler::Standard(_) => (mean, std),
-                Scaler::Robust(_) => {
-                    (linear_quantile(&col, 0.5), linear_quantile(&col, 0.75) - linear_quantile(&col, 0.25))
-                }
-                _ => (col[0], col[col.len() - 1] - col[0]),
-            };
+            let (center, scale) = Column::of(x.column(j)).center_scale(&s);
             for i in 0..rows {
                 let want = (x[[i, j]] as f64 - center) / scale;
                 let got = y[[i, j]] as f64;
@@ -296,6 +306,15 @@ fn log_keeps_relative_accuracy_for_tiny_values() {
     }
 }
 
+/// `Scaler::fit_transform_gpu` of `x`: recorded, submitted and read back.
+fn fit_transform_on_gpu(s: &Scaler, x: &Array2<f32>) -> Vec<f32> {
+    let t = gpunorm::GpuTensor::from_array(gpu(), x.view().into_dyn()).unwrap();
+    let mut enc = gpu().encoder();
+    let (out, _) = s.fit_transform_gpu(gpu(), &mut enc, &t).unwrap();
+    gpu().submit_and_wait(enc).unwrap();
+    out.to_vec(gpu()).unwrap()
+}
+
 #[test]
 fn gpu_resident_fit_transform_matches_ndarray_path() {
     let mut rng = Rng::new(13);
@@ -308,11 +327,7 @@ fn gpu_resident_fit_transform_matches_ndarray_path() {
         Scaler::from_method("log").unwrap(),
     ] {
         let xs = if s.method() == "log" { x.mapv(f32::abs) } else { x.clone() };
-        let t = gpunorm::GpuTensor::from_array(gpu(), xs.view().into_dyn()).unwrap();
-        let mut enc = gpu().encoder();
-        let (out, _) = s.fit_transform_gpu(gpu(), &mut enc, &t).unwrap();
-        gpu().submit_and_wait(enc).unwrap();
-        let got = out.to_vec(gpu()).unwrap();
+        let got = fit_transform_on_gpu(&s, &xs);
         let (_, want) = s.fit_transform(gpu(), xs.view()).unwrap();
         for (a, b) in got.iter().zip(want.iter()) {
             assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{}: {a} vs {b}", s.method());
@@ -327,11 +342,7 @@ fn gpu_resident_fit_transform_matches_ndarray_path() {
 fn gpu_resident_fit_overflow_is_nan_not_wrong() {
     let x = ndarray::arr2(&[[3e38f32, 1.0], [-3e38, 2.0], [1e38, 4.0], [-2e38, 8.0]]);
     for s in [Scaler::from(StandardScaler::new()), MinMaxScaler::new().into()] {
-        let t = gpunorm::GpuTensor::from_array(gpu(), x.view().into_dyn()).unwrap();
-        let mut enc = gpu().encoder();
-        let (out, _) = s.fit_transform_gpu(gpu(), &mut enc, &t).unwrap();
-        gpu().submit_and_wait(enc).unwrap();
-        let got = out.to_vec(gpu()).unwrap();
+        let got = fit_transform_on_gpu(&s, &x);
         let (_, want) = s.fit_transform(gpu(), x.view()).unwrap();
         for (i, (a, b)) in got.iter().zip(want.iter()).enumerate() {
             if s.method() == "standard" {
@@ -370,23 +381,15 @@ fn host_path_range_beyond_float32_scales_right() {
     for s in scalers {
         let (f, y) = s.fit_transform(&gpu, x.view()).unwrap();
         for j in 0..x.ncols() {
-            let mut col: Vec<f64> = x.column(j).iter().filter(|v| !v.is_nan()).map(|&v| v as f64).collect();
-            let n = col.len() as f64;
-            let (lo, hi) = col.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-            let mean = col.iter().sum::<f64>() / n;
-            let std = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-            col.sort_by(f64::total_cmp);
-            let (q1, median, q3) =
-                (linear_quantile(&col, 0.25), linear_quantile(&col, 0.5), linear_quantile(&col, 0.75));
+            let (center, scale) = Column::of(x.column(j)).center_scale(&s);
             for i in 0..x.nrows() {
                 let v = x[[i, j]] as f64;
                 let want = match s {
                     Scaler::MinMax(o) => {
                         let (a, b) = o.feature_range;
-                        (v - lo) / (hi - lo) * (b - a) + a
+                        (v - center) / scale * (b - a) + a
                     }
-                    Scaler::Robust(_) => (v - median) / (q3 - q1),
-                    _ => (v - mean) / std,
+                    _ => (v - center) / scale,
                 };
                 let got = y[[i, j]] as f64;
                 if v.is_nan() {

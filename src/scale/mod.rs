@@ -32,7 +32,7 @@ use crate::kernels::moments::{moments_prescaled, record_moments};
 use crate::kernels::select;
 use crate::reference;
 use crate::segments::Grouping;
-use crate::stats::{check_no_infinity, column_prescale, verify_moments, Moments};
+use crate::stats::{column_ranges, prescale_of, verify_moments, Moments};
 use crate::verify::{self, Verify};
 
 /// What a fit learned, per feature.
@@ -155,14 +155,15 @@ impl Scaler {
         })
     }
 
-    /// Check a fit/transform input: 2-D, no ±inf, in the log domain for log.
-    fn check_input(&self, x: ArrayView2<f32>) -> Result<()> {
+    /// Check a fit/transform input: 2-D, no ±inf, in the log domain for log. Returns
+    /// each column's (min, max), found in the same pass.
+    fn check_input(&self, x: ArrayView2<f32>) -> Result<Vec<(f64, f64)>> {
         self.validate()?;
-        check_no_infinity(x)?;
+        let ranges = column_ranges(x)?;
         if let Scaler::Log(_) = self {
             check_log_domain(x)?;
         }
-        Ok(())
+        Ok(ranges)
     }
 
     /// Fit to `x` (`n_samples × n_features`; NaN is missing).
@@ -173,13 +174,20 @@ impl Scaler {
     /// [`Scaler::fit`] of float32 values that stand for data of `dtype` (e.g. a float64
     /// file already read as float32): `dtype` sets the zero-scale threshold.
     pub fn fit_as(&self, gpu: &Gpu, x: ArrayView2<f32>, dtype: InputDtype) -> Result<FittedScaler> {
-        self.check_input(x)?;
+        let ranges = self.check_input(x)?;
         let tensor = upload(gpu, x)?;
-        self.fit_tensor(gpu, &tensor, x, dtype)
+        self.fit_tensor(gpu, &tensor, x.dim(), &ranges, dtype)
     }
 
-    fn fit_tensor(&self, gpu: &Gpu, tensor: &GpuTensor, x: ArrayView2<f32>, dtype: InputDtype) -> Result<FittedScaler> {
-        let (rows, cols) = x.dim();
+    /// Fit the uploaded `(rows, cols)` matrix whose column ranges `check_input` found.
+    fn fit_tensor(
+        &self,
+        gpu: &Gpu,
+        tensor: &GpuTensor,
+        (rows, cols): (usize, usize),
+        ranges: &[(f64, f64)],
+        dtype: InputDtype,
+    ) -> Result<FittedScaler> {
         if rows == 0 {
             return Err(Error::Shape(format!("cannot fit on 0 samples (input shape ({rows}, {cols}))")));
         }
@@ -214,7 +222,7 @@ impl Scaler {
                 FitState::Robust { center, scale: inv.iter().map(|i| 1.0 / i).collect() }
             }
             _ => {
-                let m = moments_prescaled(gpu, tensor, &g, &column_prescale(x)?)?;
+                let m = moments_prescaled(gpu, tensor, &g, &prescale_of(ranges))?;
                 if gpu.verify() == Verify::Always {
                     verify_moments(&format!("{} fit", self.method()), &tensor.to_vec(gpu)?, &g, &m)?;
                 }
@@ -236,10 +244,10 @@ impl Scaler {
         x: ArrayView2<f32>,
         dtype: InputDtype,
     ) -> Result<(FittedScaler, Array2<f32>)> {
-        self.check_input(x)?;
+        let ranges = self.check_input(x)?;
         let tensor = upload(gpu, x)?;
-        let fitted = self.fit_tensor(gpu, &tensor, x, dtype)?;
-        let out = fitted.apply(gpu, x, &tensor, false)?;
+        let fitted = self.fit_tensor(gpu, &tensor, x.dim(), &ranges, dtype)?;
+        let out = fitted.apply(gpu, x, &tensor, false, &ranges)?;
         Ok((fitted, out))
     }
 
@@ -333,24 +341,6 @@ fn center_split(center: &[f64]) -> (Vec<f64>, Vec<f64>) {
         .unzip()
 }
 
-/// Each column's (min, max) over its non-NaN values ((NaN, NaN) when it has none).
-fn column_ranges(x: ArrayView2<f32>) -> Vec<(f64, f64)> {
-    let mut r = vec![(f64::NAN, f64::NAN); x.ncols()];
-    for row in x.rows() {
-        for (j, &v) in row.iter().enumerate() {
-            let (lo, hi) = &mut r[j];
-            let v = v as f64;
-            if !v.is_nan() {
-                // f64::min/max return the other operand for NaN: the first value
-                // replaces the NaN start.
-                *lo = lo.min(v);
-                *hi = hi.max(v);
-            }
-        }
-    }
-    r
-}
-
 /// Per-feature γ and β of the affine step.
 type GammaBeta = (Vec<f64>, Vec<f64>);
 
@@ -408,8 +398,8 @@ impl FittedScaler {
             }
             _ => None,
         };
-        // The float32 center a feature moves to, if it must.
-        let moved = |j: usize| -> Option<f64> {
+        // The midpoint a wide feature is centred on.
+        let midpoint = |j: usize| -> Option<f64> {
             let c = center[j];
             if !(c.is_finite() && inv[j].is_finite()) {
                 return None;
@@ -418,12 +408,12 @@ impl FittedScaler {
             (lo.is_finite() && hi.is_finite() && (hi - c > f32::MAX as f64 || c - lo > f32::MAX as f64))
                 .then_some((lo * 0.5 + hi * 0.5) as f32 as f64)
         };
-        let moves: Vec<(usize, f64)> = (0..cols.min(center.len())).filter_map(|j| moved(j).map(|c| (j, c))).collect();
-        if moves.is_empty() {
+        let wide: Vec<(usize, f64)> = (0..cols.min(center.len())).filter_map(|j| midpoint(j).map(|c| (j, c))).collect();
+        if wide.is_empty() {
             return Some((center, inv, gb));
         }
         let (gamma, beta) = gb.get_or_insert_with(|| (vec![1.0; cols], vec![0.0; cols]));
-        for (j, c) in moves {
+        for (j, c) in wide {
             beta[j] += gamma[j] * (c - center[j]) * inv[j];
             center[j] = c;
             let inv32 = inv[j] as f32;
@@ -447,19 +437,19 @@ impl FittedScaler {
     /// Transform `x` with the fitted statistics.
     pub fn transform<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<Array2<f32>> {
         let x = to_f32(x);
-        self.scaler.check_input(x.view())?;
+        let ranges = self.scaler.check_input(x.view())?;
         self.check_width(x.ncols())?;
         let tensor = upload(gpu, x.view())?;
-        self.apply(gpu, x.view(), &tensor, false)
+        self.apply(gpu, x.view(), &tensor, false, &ranges)
     }
 
     /// Undo [`FittedScaler::transform`] (`expm1` for log).
     pub fn inverse_transform<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<Array2<f32>> {
         let x = to_f32(x);
-        check_no_infinity(x.view())?;
+        let ranges = column_ranges(x.view())?;
         self.check_width(x.ncols())?;
         let tensor = upload(gpu, x.view())?;
-        self.apply(gpu, x.view(), &tensor, true)
+        self.apply(gpu, x.view(), &tensor, true, &ranges)
     }
 
     /// Fold another batch into the statistics (standard, min-max, max-abs), as
@@ -546,21 +536,33 @@ impl FittedScaler {
         )
     }
 
-    /// Transform an uploaded matrix, download, and verify when asked.
-    fn apply(&self, gpu: &Gpu, x: ArrayView2<f32>, tensor: &GpuTensor, inverse: bool) -> Result<Array2<f32>> {
+    /// Transform an uploaded matrix whose column ranges are `x_ranges`, download, and
+    /// verify when asked.
+    fn apply(
+        &self,
+        gpu: &Gpu,
+        x: ArrayView2<f32>,
+        tensor: &GpuTensor,
+        inverse: bool,
+        x_ranges: &[(f64, f64)],
+    ) -> Result<Array2<f32>> {
         // The forward map's input range (for an inverse, its output's) decides which
         // features need a midpoint center.
+        let image;
         let ranges = match (&self.state, inverse) {
             (FitState::Stateless, _) => None,
-            (_, false) => Some(column_ranges(x.view())),
-            (_, true) => self.inverse_image(&column_ranges(x.view())),
+            (_, false) => Some(x_ranges),
+            (_, true) => {
+                image = self.inverse_image(x_ranges);
+                image.as_deref()
+            }
         };
         let mut enc = gpu.encoder();
-        let out = self.record_apply(gpu, &mut enc, tensor, inverse, ranges.as_deref())?;
+        let out = self.record_apply(gpu, &mut enc, tensor, inverse, ranges)?;
         gpu.submit_and_wait(enc)?;
         let y = out.to_vec(gpu)?;
         if gpu.verify() == Verify::Always {
-            self.verify_apply(x, &y, inverse, ranges.as_deref())?;
+            self.verify_apply(x, &y, inverse, ranges)?;
         }
         Array2::from_shape_vec(x.dim(), y).map_err(|e| Error::Shape(e.to_string()))
     }

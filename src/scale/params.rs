@@ -39,10 +39,9 @@ impl<'de> Deserialize<'de> for Num {
         enum Raw {
             Number(f64),
             Text(String),
-            Null(()),
         }
         match Option::<Raw>::deserialize(d)? {
-            None | Some(Raw::Null(())) => Ok(Num(f64::NAN)),
+            None => Ok(Num(f64::NAN)),
             Some(Raw::Number(v)) => Ok(Num(v)),
             Some(Raw::Text(t)) => match t.to_ascii_lowercase().as_str() {
                 "inf" | "+inf" | "infinity" | "+infinity" => Ok(Num(f64::INFINITY)),
