@@ -55,12 +55,15 @@ struct SelectParams {
     sample_m: u32,    // sample_main: sample elements per segment
     cap: u32,         // candidate capacity per segment
     seed: u32,        // sample_main: random stream
-    vflags: u32,      // count_vec4: 1 the vec4's components are four segments; 2 software
-                      // adapter (lane groups of vflags >> 16)
+    vflags: u32,      // element passes: 2 software adapter (lane groups of vflags >> 16)
     comp_end: u32,    // count_vec4 (flag 1): one past the last segment
+    part_offset: u32, // count_vec4: the dispatch's first part of its segments (candidate writers)
+    parts_total: u32, // count_vec4: parts per segment, all dispatches
+    keys: u32,        // hist_main: the input holds keys, 0 for none (candidate lists)
+    sample_frac: u32, // sample_main: (len mod m) · 2^32 / m, the strata's fractional width
+    _pad1: u32,
     _pad2: u32,
     _pad3: u32,
-    _pad4: u32,
 }
 
 // A q in (0, 1] as m · 2^-e with m = m_hi · 2^32 + m_lo < 2^53 (its float64 bits);
@@ -498,14 +501,16 @@ fn hist_main(
         // Four of the lane's elements (k, k + lanes, ...) per iteration, from an
         // `ElementWalk`.
         let lw = lane_walk(task.k_lo, k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+        let as_keys = vec4<bool>(p.keys != 0u);
         var walk = element_walk(p.seg, base, lw.x, lw.z);
         for (var k = lw.x; k < lw.y; k += 4u * lw.z) {
             let q = walk_quad(&walk, k, lw.z, lw.y);
             let o = q.offsets;
             let bv = vec4<u32>(bitcast<u32>(h_x[o.x]), bitcast<u32>(h_x[o.y]), bitcast<u32>(h_x[o.z]),
                                bitcast<u32>(h_x[o.w]));
-            let ok = q.inside & !nan_bits4(bv);
-            let kv = keys4(bv);
+            // Candidate lists hold keys, 0 in a free slot.
+            let ok = q.inside & select(!nan_bits4(bv), bv != vec4<u32>(0u), as_keys);
+            let kv = select(keys4(bv), bv, as_keys);
             if (ok.x) {
                 hist_add(kv.x, lane);
             }
@@ -690,14 +695,19 @@ fn sample_main(
     // A few workgroups, each thread many samples (a software adapter pays for every
     // workgroup), and no integer division per sample (a software adapter divides lane
     // by lane): the stratum offset comes from a high multiply.
+    // Stratum j is [⌊j·len/m⌋, ⌊(j+1)·len/m⌋): the strata cover the whole segment
+    // (sorted input: a tail left out would shift every sample quantile), their bounds
+    // from len/m as a 32.32 fixed-point step.
     let threads = nwg.x * nwg.y * WG;
     let step = p.seg.len / p.sample_m;
     let unit = p.seg.inner_div == 1u;
     let hs = hash_u32(p.seed);
     for (var j = flat_id(wid, nwg, lid); j < p.sample_m; j += threads) {
+        let start = j * step + mul_wide(j, p.sample_frac).y;
+        let end = (j + 1u) * step + mul_wide(j + 1u, p.sample_frac).y;
         // The same stratum offset in every segment, segment after segment: neighbouring
         // segments (columns) share the cache lines of their samples.
-        let k = j * step + mul_wide(hash_u32(hs ^ j), step).y;
+        let k = start + mul_wide(hash_u32(hs ^ j), end - start).y;
         var off = k * p.seg.elem_stride_hi;
         if (!unit) {
             off = element_offset(p.seg, k);
@@ -763,7 +773,7 @@ const NCOUNT: u32 = 32u;
 @group(0) @binding(2) var<storage, read> k_brk: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> k_bcount: array<atomic<u32>>;
 @group(0) @binding(4) var<storage, read_write> k_ccount: array<atomic<u32>>;
-@group(0) @binding(5) var<storage, read_write> k_cand: array<f32>;
+@group(0) @binding(5) var<storage, read_write> k_cand: array<u32>; // keys
 // Per segment, its values that are not NaN (so that no moments pass is needed).
 @group(0) @binding(6) var<storage, read_write> k_valid: array<atomic<u32>>;
 
@@ -786,7 +796,7 @@ struct Near {
 
 // A key within [lo, hi] of some bracket: count it, append it to the segment's
 // candidates when it lies strictly inside.
-fn near_key(s: u32, cap: u32, key: u32, bits: u32, two: bool, lo_a: vec4<u32>, hi_a: vec4<u32>, lo_b: vec4<u32>,
+fn near_key(s: u32, cap: u32, key: u32, two: bool, lo_a: vec4<u32>, hi_a: vec4<u32>, lo_b: vec4<u32>,
             hi_b: vec4<u32>, nr: ptr<function, Near>) {
     let kv = vec4<u32>(key);
     let i_a = (kv > lo_a) & (kv < hi_a);
@@ -804,7 +814,7 @@ fn near_key(s: u32, cap: u32, key: u32, bits: u32, two: bool, lo_a: vec4<u32>, h
     if (inside) {
         let idx = atomicAdd(&k_ccount[s], 1u);
         if (idx < cap) {
-            k_cand[s * cap + idx] = bitcast<f32>(bits);
+            k_cand[s * cap + idx] = key;
         }
     }
 }
@@ -908,16 +918,16 @@ fn count_main(
             if (any(near)) {
                 let kv = ukey4(sk);
                 if (near.x) {
-                    near_key(s, cap, kv.x, bv.x, two, lo_a, hi_a, lo_b, hi_b, &nr);
+                    near_key(s, cap, kv.x, two, lo_a, hi_a, lo_b, hi_b, &nr);
                 }
                 if (near.y) {
-                    near_key(s, cap, kv.y, bv.y, two, lo_a, hi_a, lo_b, hi_b, &nr);
+                    near_key(s, cap, kv.y, two, lo_a, hi_a, lo_b, hi_b, &nr);
                 }
                 if (near.z) {
-                    near_key(s, cap, kv.z, bv.z, two, lo_a, hi_a, lo_b, hi_b, &nr);
+                    near_key(s, cap, kv.z, two, lo_a, hi_a, lo_b, hi_b, &nr);
                 }
                 if (near.w) {
-                    near_key(s, cap, kv.w, bv.w, two, lo_a, hi_a, lo_b, hi_b, &nr);
+                    near_key(s, cap, kv.w, two, lo_a, hi_a, lo_b, hi_b, &nr);
                 }
             }
         }
@@ -965,33 +975,46 @@ fn count_main(
 }
 
 // count_main over a vec4 view of the input (see Segments::vec4_view on the host), for
-// at most four brackets per segment: four neighbouring segments (vflags 1) or four
-// neighbouring elements of one segment per load. Per component and bracket the loop
-// only counts keys below lo (a compare and an add); keys within some [lo, hi] (a few
-// percent) take the branch that counts the ends and appends the inside ones, per
-// component. The lanes walk as the moments kernel's do (`lane_walk`). Also counts each
+// at most four brackets per segment: four neighbouring segments (`_columns`) or four
+// neighbouring elements of one segment per load. Its loop holds no atomic: a software
+// adapter runs the body of every `if` whatever the lanes say, so a rare append costs
+// as much as a common one (count_main's atomic appends nearly double its time). Every
+// bracket's four counts are compares, and each thread writes its candidates (as keys)
+// into slots of its own: writer w's j-th candidate of a segment goes to slot j · W + w
+// of the segment's list (W writers per segment, `ct` slots each), so the lists stay
+// dense from the front. Slots are zero before the pass (no candidate has key 0: it
+// lies above some lo >= 1), and `k_ccount` gets the list's extent, or cap + 1 when a
+// writer ran out of slots (the segment then goes to the fallback). Also counts each
 // segment's values that are not NaN (`k_valid`), so that no moments pass is needed.
 @group(0) @binding(1) var<storage, read> k_x4: array<vec4<f32>>;
 
-// The ends, inside and below counts of one segment's (up to four) brackets.
-struct Near4 {
-    eq_lo: vec4<u32>,
-    eq_hi: vec4<u32>,
-    inside: vec4<u32>,
+const CHUNK: u32 = 16u; // loads of a lane group before the next group's turn (COUNT_CHUNK)
+
+// One bracket across the four components: its ends as signed keys and its counts
+// (key < lo, key <= lo, key < hi, key <= hi), NaN included (taken off at the end).
+struct Bracket4 {
+    lo: vec4<i32>,
+    hi: vec4<i32>,
+    lt_lo: vec4<u32>,
+    le_lo: vec4<u32>,
+    lt_hi: vec4<u32>,
+    le_hi: vec4<u32>,
 }
 
-fn near_one(s: u32, key: u32, bits: u32, lo: vec4<u32>, hi: vec4<u32>, nr: ptr<function, Near4>) {
-    let kv = vec4<u32>(key);
-    let i = (kv > lo) & (kv < hi);
-    (*nr).eq_lo += count1(kv == lo);
-    (*nr).eq_hi += count1((kv == hi) & (lo != hi));
-    (*nr).inside += count1(i);
-    if (any(i)) {
-        let idx = atomicAdd(&k_ccount[s], 1u);
-        if (idx < p.cap) {
-            k_cand[s * p.cap + idx] = bitcast<f32>(bits);
-        }
-    }
+fn bracket4(lo: vec4<u32>, hi: vec4<u32>) -> Bracket4 {
+    let zero = vec4<u32>(0u);
+    return Bracket4(skey4(lo), skey4(hi), zero, zero, zero, zero);
+}
+
+// Count four keys against a bracket; true where a key lies strictly inside.
+fn count_bracket(b: ptr<function, Bracket4>, sk: vec4<i32>) -> vec4<bool> {
+    let le_lo = sk <= (*b).lo;
+    let lt_hi = sk < (*b).hi;
+    (*b).lt_lo += count1(sk < (*b).lo);
+    (*b).le_lo += count1(le_lo);
+    (*b).lt_hi += count1(lt_hi);
+    (*b).le_hi += count1(sk <= (*b).hi);
+    return !le_lo & lt_hi;
 }
 
 // One segment's brackets (lo, hi), four as a vec4 each.
@@ -999,31 +1022,44 @@ fn brackets_of(s: u32) -> array<vec4<u32>, 2> {
     return array<vec4<u32>, 2>(k_brk[s * BRK + 1u], k_brk[s * BRK + 3u]);
 }
 
-// Add one segment's counts (below lo, at or below lo, below hi, at or below hi) to
-// its row of the workgroup's counts.
-fn flush_counts(row: u32, lt: vec4<u32>, nr: Near4, nans: u32) {
-    let lt_lo = lt - vec4<u32>(nans);
-    let le_lo = lt_lo + nr.eq_lo;
-    let lt_hi = le_lo + nr.inside;
-    let le_hi = lt_hi + nr.eq_hi;
+// Component c's four counts of the four brackets, NaN taken off.
+fn counts_of(b: array<Bracket4, 4>, c: u32, nans: u32) -> array<vec4<u32>, 4> {
+    let n = vec4<u32>(nans);
+    return array<vec4<u32>, 4>(
+        vec4<u32>(b[0].lt_lo[c], b[1].lt_lo[c], b[2].lt_lo[c], b[3].lt_lo[c]) - n,
+        vec4<u32>(b[0].le_lo[c], b[1].le_lo[c], b[2].le_lo[c], b[3].le_lo[c]) - n,
+        vec4<u32>(b[0].lt_hi[c], b[1].lt_hi[c], b[2].lt_hi[c], b[3].lt_hi[c]) - n,
+        vec4<u32>(b[0].le_hi[c], b[1].le_hi[c], b[2].le_hi[c], b[3].le_hi[c]) - n,
+    );
+}
+
+// Add one segment's counts (kinds as NCOUNT orders them) to its row of the
+// workgroup's counts.
+fn flush_counts(row: u32, c: array<vec4<u32>, 4>) {
     let o = row * NCOUNT;
-    for (var j = 0u; j < 4u; j++) {
-        atomicAdd(&sh_bc[o + j], lt_lo[j]);
-        atomicAdd(&sh_bc[o + 8u + j], le_lo[j]);
-        atomicAdd(&sh_bc[o + 16u + j], lt_hi[j]);
-        atomicAdd(&sh_bc[o + 24u + j], le_hi[j]);
+    for (var kind = 0u; kind < 4u; kind++) {
+        for (var j = 0u; j < 4u; j++) {
+            atomicAdd(&sh_bc[o + kind * 8u + j], c[kind][j]);
+        }
     }
 }
 
-// Entry points: up to four brackets per segment, or up to three (bracket 3's compares
-// left out: `four` is a constant in each, folded away).
+// A writer's share of its segment's candidate list: the list's extent (its `used`
+// slots times the writers), or cap + 1 when it had more candidates than slots.
+fn flush_candidates(s: u32, found: u32, ct: u32, writers: u32) {
+    atomicMax(&k_ccount[s], select(found * writers, p.cap + 1u, found > ct));
+}
+
+// Entry points: up to four brackets per segment or up to three (bracket 3's compares
+// left out), and the components four segments or one: `four` and `by_segment` are
+// constants in each, folded away.
 @compute @workgroup_size(256)
 fn count_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    count_vec4_body(wid.x + wid.y * nwg.x, lid, true);
+    count_vec4_body(wid.x + wid.y * nwg.x, lid, true, false);
 }
 
 @compute @workgroup_size(256)
@@ -1032,14 +1068,31 @@ fn count_vec4_3(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    count_vec4_body(wid.x + wid.y * nwg.x, lid, false);
+    count_vec4_body(wid.x + wid.y * nwg.x, lid, false, false);
 }
 
-fn count_vec4_body(w: u32, lid: u32, four: bool) {
+@compute @workgroup_size(256)
+fn count_vec4_columns(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    count_vec4_body(wid.x + wid.y * nwg.x, lid, true, true);
+}
+
+@compute @workgroup_size(256)
+fn count_vec4_columns_3(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    count_vec4_body(wid.x + wid.y * nwg.x, lid, false, true);
+}
+
+fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
     if (w >= p.tiles * p.parts) {
         return;
     }
-    let by_segment = (p.vflags & 1u) != 0u;
     let task = lane_task(w, lid, p.tile, p.parts, p.seg_first, p.k_first, p.k_end);
     let s0 = task.s0; // in the view's units
     let s = task.s;
@@ -1051,10 +1104,13 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
     workgroupBarrier();
 
     if (s < p.seg_end) {
-        // Real segments of the components, and their brackets per component.
+        // Real segments of the components (a component past the last segment is
+        // counted nowhere), and their brackets per component.
         var sc = vec4<u32>(s);
+        var real = vec4<bool>(true);
         if (by_segment) {
             sc = vec4<u32>(4u * s) + vec4<u32>(0u, 1u, 2u, 3u);
+            real = sc < vec4<u32>(p.comp_end);
             sc = min(sc, vec4<u32>(p.comp_end - 1u));
         }
         let bx = brackets_of(sc.x);
@@ -1062,100 +1118,90 @@ fn count_vec4_body(w: u32, lid: u32, four: bool) {
         let bz = brackets_of(sc.z);
         let bw = brackets_of(sc.w);
         // Bracket j's ends across the components.
-        let lo0 = vec4<u32>(bx[0].x, by[0].x, bz[0].x, bw[0].x);
-        let lo1 = vec4<u32>(bx[0].y, by[0].y, bz[0].y, bw[0].y);
-        let lo2 = vec4<u32>(bx[0].z, by[0].z, bz[0].z, bw[0].z);
-        let lo3 = vec4<u32>(bx[0].w, by[0].w, bz[0].w, bw[0].w);
-        let hi0 = vec4<u32>(bx[1].x, by[1].x, bz[1].x, bw[1].x);
-        let hi1 = vec4<u32>(bx[1].y, by[1].y, bz[1].y, bw[1].y);
-        let hi2 = vec4<u32>(bx[1].z, by[1].z, bz[1].z, bw[1].z);
-        let hi3 = vec4<u32>(bx[1].w, by[1].w, bz[1].w, bw[1].w);
-        let slo0 = skey4(lo0);
-        let slo1 = skey4(lo1);
-        let slo2 = skey4(lo2);
-        let slo3 = skey4(lo3);
-        let shi0 = skey4(hi0);
-        let shi1 = skey4(hi1);
-        let shi2 = skey4(hi2);
-        let shi3 = skey4(hi3);
-        var lt0 = vec4<u32>(0u);
-        var lt1 = vec4<u32>(0u);
-        var lt2 = vec4<u32>(0u);
-        var lt3 = vec4<u32>(0u);
+        var b0 = bracket4(vec4<u32>(bx[0].x, by[0].x, bz[0].x, bw[0].x), vec4<u32>(bx[1].x, by[1].x, bz[1].x, bw[1].x));
+        var b1 = bracket4(vec4<u32>(bx[0].y, by[0].y, bz[0].y, bw[0].y), vec4<u32>(bx[1].y, by[1].y, bz[1].y, bw[1].y));
+        var b2 = bracket4(vec4<u32>(bx[0].z, by[0].z, bz[0].z, bw[0].z), vec4<u32>(bx[1].z, by[1].z, bz[1].z, bw[1].z));
+        var b3 = bracket4(vec4<u32>(bx[0].w, by[0].w, bz[0].w, bw[0].w), vec4<u32>(bx[1].w, by[1].w, bz[1].w, bw[1].w));
+        // This thread's candidate slots: writer `wr` of `writers`, `ct` slots each.
+        let writers = p.parts_total * task.lanes;
+        let wr = (p.part_offset + task.part) * task.lanes + task.lane_k;
+        let ct = p.cap / writers;
+        let list = sc * vec4<u32>(p.cap) + vec4<u32>(wr);
+        // Candidates found per component; with one segment, one count (in every
+        // component) and the components' candidates in order.
+        var found = vec4<u32>(0u);
         var nans = vec4<u32>(0u);
-        var nx = Near4(vec4<u32>(0u), vec4<u32>(0u), vec4<u32>(0u));
-        var ny = nx;
-        var nz = nx;
-        var nw = nx;
         let base = segment_base(p.seg, s) - p.window_lo;
-        let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
-        var walk = element_walk(p.seg, base, lw.x, lw.z);
-        for (var k = lw.x; k < lw.y; k += lw.z) {
+        // The lanes walk in groups of r (all of a part's lanes on a GPU; a SIMD batch on
+        // a software adapter, as `lane_walk`), each group a chunk of CHUNK loads at a
+        // time, the groups of every part of the dispatch taking turns. Values that lie
+        // together (sorted input) then spread over the writers instead of filling the
+        // slots of a few.
+        let r = select(task.lanes, clamp(p.vflags >> 16u, 1u, task.lanes), (p.vflags & 2u) != 0u);
+        let groups = p.parts * (task.lanes / r);
+        let chunk = r * CHUNK;
+        let n = p.k_end - p.k_first;
+        var loads = 0u;
+        for (var c0 = (task.part * (task.lanes / r) + task.lane_k / r) * chunk; c0 < n; c0 += groups * chunk) {
+        let k0 = p.k_first + c0 + task.lane_k % r;
+        let k_stop = min(p.k_first + c0 + chunk, p.k_end);
+        var walk = element_walk(p.seg, base, k0, r);
+        for (var k = k0; k < k_stop; k += r) {
             let bv = bitcast<vec4<u32>>(k_x4[walk_offset(walk)]);
             walk_next(&walk);
+            loads += 1u;
             let nan = nan_bits4(bv);
             nans += count1(nan);
             // NaN: the lowest key, below every bracket (taken off the counts at the end).
             let sk = skeys4(bv, nan);
-            let b0 = sk < slo0;
-            let b1 = sk < slo1;
-            let b2 = sk < slo2;
-            lt0 += count1(b0);
-            lt1 += count1(b1);
-            lt2 += count1(b2);
-            // The brackets ascend and do not overlap: the only one a key can lie in is
-            // the last whose lo it reaches.
-            var hi_at = select(shi1, shi0, b1);
-            hi_at = select(shi2, hi_at, b2);
+            var inside = count_bracket(&b0, sk) | count_bracket(&b1, sk) | count_bracket(&b2, sk);
             if (four) {
-                let b3 = sk < slo3;
-                lt3 += count1(b3);
-                hi_at = select(shi3, hi_at, b3);
+                inside |= count_bracket(&b3, sk);
             }
-            let near = !b0 & (sk <= hi_at);
-            if (any(near)) {
-                let kv = ukey4(sk);
-                if (near.x) {
-                    near_one(sc.x, kv.x, bv.x, vec4<u32>(lo0.x, lo1.x, lo2.x, lo3.x),
-                             vec4<u32>(hi0.x, hi1.x, hi2.x, hi3.x), &nx);
-                }
-                if (near.y) {
-                    near_one(sc.y, kv.y, bv.y, vec4<u32>(lo0.y, lo1.y, lo2.y, lo3.y),
-                             vec4<u32>(hi0.y, hi1.y, hi2.y, hi3.y), &ny);
-                }
-                if (near.z) {
-                    near_one(sc.z, kv.z, bv.z, vec4<u32>(lo0.z, lo1.z, lo2.z, lo3.z),
-                             vec4<u32>(hi0.z, hi1.z, hi2.z, hi3.z), &nz);
-                }
-                if (near.w) {
-                    near_one(sc.w, kv.w, bv.w, vec4<u32>(lo0.w, lo1.w, lo2.w, lo3.w),
-                             vec4<u32>(hi0.w, hi1.w, hi2.w, hi3.w), &nw);
-                }
+            inside &= real;
+            let add = count1(inside);
+            let before = vec4<u32>(0u, add.x, add.x + add.y, add.x + add.y + add.z);
+            let slot = select(found + before, found, by_segment);
+            found = select(found + vec4<u32>(before.w + add.w), found + add, by_segment);
+            let kv = ukey4(sk);
+            // Past its slots a writer overwrites its last one: its segment goes to the
+            // fallback anyway (`flush_candidates`).
+            let at = list + min(slot, vec4<u32>(ct - 1u)) * vec4<u32>(writers);
+            if (inside.x) {
+                k_cand[at.x] = kv.x;
+            }
+            if (inside.y) {
+                k_cand[at.y] = kv.y;
+            }
+            if (inside.z) {
+                k_cand[at.z] = kv.z;
+            }
+            if (inside.w) {
+                k_cand[at.w] = kv.w;
             }
         }
-        // Per component: below-lo counts of its four brackets.
-        let ltx = vec4<u32>(lt0.x, lt1.x, lt2.x, lt3.x);
-        let lty = vec4<u32>(lt0.y, lt1.y, lt2.y, lt3.y);
-        let ltz = vec4<u32>(lt0.z, lt1.z, lt2.z, lt3.z);
-        let ltw = vec4<u32>(lt0.w, lt1.w, lt2.w, lt3.w);
-        let loads = select(0u, (lw.y - lw.x + lw.z - 1u) / lw.z, lw.y > lw.x);
+        }
+        let b = array<Bracket4, 4>(b0, b1, b2, b3);
         if (by_segment) {
-            flush_counts(4u * task.lane_s, ltx, nx, nans.x);
-            flush_counts(4u * task.lane_s + 1u, lty, ny, nans.y);
-            flush_counts(4u * task.lane_s + 2u, ltz, nz, nans.z);
-            flush_counts(4u * task.lane_s + 3u, ltw, nw, nans.w);
-            let valid = vec4<u32>(loads) - nans;
             for (var j = 0u; j < 4u; j++) {
-                if (4u * s + j < p.comp_end) {
-                    atomicAdd(&k_valid[4u * s + j], valid[j]);
+                if (real[j]) {
+                    flush_counts(4u * task.lane_s + j, counts_of(b, j, nans[j]));
+                    flush_candidates(sc[j], found[j], ct, writers);
+                    atomicAdd(&k_valid[sc[j]], loads - nans[j]);
                 }
             }
         } else {
             // One segment: its components' counts add up.
-            let near = Near4(nx.eq_lo + ny.eq_lo + nz.eq_lo + nw.eq_lo, nx.eq_hi + ny.eq_hi + nz.eq_hi + nw.eq_hi,
-                             nx.inside + ny.inside + nz.inside + nw.inside);
             let nan_total = nans.x + nans.y + nans.z + nans.w;
-            flush_counts(task.lane_s, ltx + lty + ltz + ltw, near, nan_total);
+            var c = counts_of(b, 0u, nans.x);
+            for (var j = 1u; j < 4u; j++) {
+                let cj = counts_of(b, j, nans[j]);
+                for (var kind = 0u; kind < 4u; kind++) {
+                    c[kind] += cj[kind];
+                }
+            }
+            flush_counts(task.lane_s, c);
+            flush_candidates(s, found.x, ct, writers);
             atomicAdd(&k_valid[s], 4u * loads - nan_total);
         }
     }

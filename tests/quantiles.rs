@@ -441,6 +441,31 @@ fn long_segments_few_quantiles() {
     }
 }
 
+/// The vec4 counting pass gives each of its threads candidate slots of its own; a
+/// thread that finds more candidates than slots sends its segment to the radix passes
+/// over the whole input. Forced here with a few slots (every thread runs out, or only
+/// some do), on four columns (one segment per component) and on rows (four values of
+/// one segment per load), random and sorted.
+#[test]
+fn candidate_slots_run_out() {
+    let gpu = own_gpu();
+    let mut rng = Rng::new(31);
+    for g in [Grouping::Columns { rows: 70_001, cols: 4 }, Grouping::Rows { rows: 2, len: 100_000 }] {
+        let normal = rng.normals(g.numel(), 3.0, 2.0);
+        let mut sorted = normal.clone();
+        sorted.sort_by(f32::total_cmp);
+        for slots in [1, 3, 40] {
+            gpu.set_candidate_slots(Some(slots));
+            for (what, data) in [("normal", &normal), ("sorted", &sorted)] {
+                for qs in [&[0.25, 0.5, 0.75][..], &[0.5]] {
+                    check_on(&gpu, &format!("{what}, {slots} slots"), &g, data, qs);
+                }
+            }
+        }
+    }
+    gpu.set_candidate_slots(None);
+}
+
 #[test]
 fn invalid_and_empty_requests() {
     let g = Grouping::Columns { rows: 4, cols: 2 };

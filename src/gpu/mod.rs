@@ -80,6 +80,7 @@ pub struct Gpu {
     errors: Arc<Mutex<Vec<String>>>,
     max_chunk_elements: Mutex<Option<u64>>,
     max_workgroups_per_dim: Mutex<Option<u32>>,
+    candidate_slots: Mutex<Option<u32>>,
     software_paths: Mutex<Option<bool>>,
     profiler: Mutex<Option<profile::Profiler>>,
     verify: Verify,
@@ -219,6 +220,7 @@ impl Gpu {
             pipelines: Mutex::default(),
             errors,
             max_chunk_elements: Mutex::new(None),
+            candidate_slots: Mutex::new(None),
             max_workgroups_per_dim: Mutex::new(None),
             software_paths: Mutex::new(None),
             profiler: Mutex::new(None),
@@ -326,6 +328,19 @@ impl Gpu {
     /// with small inputs. `None` restores the adapter's limit.
     pub fn set_max_chunk_elements(&self, n: Option<u64>) {
         *self.max_chunk_elements.lock().unwrap_or_else(|p| p.into_inner()) = n;
+    }
+
+    /// Give each thread of the quantiles' vec4 counting pass `n` candidate slots
+    /// instead of what its share needs, so that tests reach the path where a thread
+    /// runs out of slots (its segment then goes to the radix passes over the whole
+    /// input). `None` restores the computed share.
+    pub fn set_candidate_slots(&self, n: Option<u32>) {
+        *self.candidate_slots.lock().unwrap_or_else(|p| p.into_inner()) = n;
+    }
+
+    /// The override of [`Gpu::set_candidate_slots`], if any.
+    pub fn candidate_slots(&self) -> Option<u32> {
+        *self.candidate_slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Pretend the adapter allows at most `n` workgroups per dispatch dimension, so that

@@ -60,6 +60,8 @@ const MAX_BRACKETS: usize = 8;
 const SAMPLE_MIN_LEN: u64 = 1 << 16;
 /// Longest segment ranked by counting (one thread per segment, len² compares).
 const SMALL_LEN: u32 = 64;
+/// Loads a lane group of the vec4 counting pass takes in a row (`CHUNK` in select.wgsl).
+const COUNT_CHUNK: u64 = 16;
 /// Bytes of one segment's brackets (`BRK` vec4 in select.wgsl).
 const BRK_BYTES: u64 = 5 * 16;
 
@@ -97,6 +99,10 @@ struct SelectParams {
     seed: u32,
     vflags: u32,
     comp_end: u32,
+    part_offset: u32,
+    parts_total: u32,
+    keys: u32,
+    sample_frac: u32,
     _pad: [u32; 3],
 }
 
@@ -193,7 +199,7 @@ pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
     if uq.is_empty() || seg.count == 0 {
         return 0;
     }
-    if uq.len() <= MAX_BATCH_Q && sample_plan(gpu, &seg, grouping.numel() as u64, &uq).is_some() {
+    if uq.len() <= MAX_BATCH_Q && sampling_plan(gpu, &seg, grouping.numel() as u64, &uq).is_some() {
         return 1;
     }
     if seg.len <= SMALL_LEN {
@@ -262,8 +268,8 @@ struct Ctx<'a> {
 }
 
 /// One element source of a histogram pass: a buffer of f32 with its segment
-/// description and window plan, the segments' mode it serves, and optional
-/// per-segment element counts (candidate lists).
+/// description and window plan, the segments' mode it serves, and for candidate lists
+/// (which hold keys, 0 in a free slot) each segment's extent.
 struct Source<'a> {
     buffer: &'a wgpu::Buffer,
     seg: Segments,
@@ -332,6 +338,7 @@ impl Ctx<'_> {
                     gl: groups_cap.min(LOCAL_BINS / (tile * nb)),
                     mode: src.mode,
                     use_limit: src.limit.is_some() as u32,
+                    keys: src.limit.is_some() as u32,
                     vflags: lane_walk_flags(gpu, lane_group(gpu, tile)),
                     ..*qp
                 });
@@ -386,8 +393,19 @@ struct SamplePlan {
     cap: u32,
 }
 
+/// Long segments and a few q: the sample-and-bracket plan, and the vec4 view its
+/// counting pass reads through where the layout has one.
+fn sampling_plan(gpu: &Gpu, seg: &Segments, numel: u64, uq: &[f64]) -> Option<(SamplePlan, Option<CountView>)> {
+    let view = count_view(gpu, seg, uq.len());
+    let sp = sample_plan(gpu, seg, numel, uq, view.as_ref().map(|v| (v.writers, if v.by_segment { 1 } else { 4 })))?;
+    Some((sp, view))
+}
+
 /// Long segments and a few q: sample, bracket, one counting pass, candidates only.
-fn sample_plan(gpu: &Gpu, seg: &Segments, numel: u64, uq: &[f64]) -> Option<SamplePlan> {
+/// `writers`: how many threads of the vec4 counting pass share a segment's candidate
+/// list, each with slots of its own, and how many of a segment's values one load
+/// gives them (else one list filled by atomic appends).
+fn sample_plan(gpu: &Gpu, seg: &Segments, numel: u64, uq: &[f64], writers: Option<(u64, u64)>) -> Option<SamplePlan> {
     let len = seg.len as u64;
     let s_count = seg.count as u64;
     if uq.len() > MAX_BRACKETS || len < SAMPLE_MIN_LEN || numel > gpu.max_chunk_elements() || s_count > 64 {
@@ -409,7 +427,19 @@ fn sample_plan(gpu: &Gpu, seg: &Segments, numel: u64, uq: &[f64]) -> Option<Samp
         bq.extend([lo, hi]);
         edges.extend([u32::from(lo == 0.0), u32::from(hi == 1.0)]);
     }
-    let cap = ((1.25 * width * len as f64) as u64 + 4096).min(len);
+    // A quarter more than the brackets' expected share (their sample ends vary).
+    let expected = 1.25 * width * len as f64;
+    let cap = match writers {
+        None => (expected as u64 + 4096).min(len),
+        // Each writer's share, five standard deviations more, and two chunks of its
+        // loads (values that lie together, as in sorted input, come a chunk at a
+        // time), times the writers.
+        Some((w, per_load)) => {
+            let share = expected / w as f64;
+            let slots = (share + 5.0 * share.sqrt()).ceil() as u64 + 2 * COUNT_CHUNK * per_load;
+            w * gpu.candidate_slots().map_or(slots, u64::from)
+        }
+    };
     let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
     if s_count * cap * 4 > binding.min(gpu.max_chunk_elements() * 4) || s_count * m * 4 > binding {
         return None;
@@ -486,10 +516,12 @@ fn record_select(
     let init = gpu.pipeline(Shader::Select, "init_main");
     // Short segments, each whole inside one window: rank by counting.
     let small = seg.len <= SMALL_LEN && plan.dispatches.iter().all(|d| d.k_first == 0 && d.k_end == seg.len);
-    let sampling = if allow_sample { sample_plan(gpu, &seg, input.numel() as u64, &uq) } else { None };
+    let (sampling, vec4_count) = match allow_sample.then(|| sampling_plan(gpu, &seg, input.numel() as u64, &uq)) {
+        Some(Some((sp, cv))) => (Some(sp), cv),
+        _ => (None, None),
+    };
     // The counts: the caller's moments, else the counting pass's (vec4 counting, which
     // counts them), else a moments pass of our own.
-    let vec4_count = sampling.as_ref().and_then(|_| count_view(gpu, &seg, uq.len()));
     let counts = match moments {
         Some(m) => m.clone(),
         None if sampling.is_some() => gpu.storage_buffer("quantile counts", s_count * MOMENTS_BYTES)?,
@@ -604,15 +636,18 @@ fn count_view(gpu: &Gpu, seg: &Segments, unique_q: usize) -> Option<CountView> {
     }
     let plan = plan::plan_reduction(&view, &limits).ok()?;
     let segments_per_workgroup = plan.tile_width * if by_segment { 4 } else { 1 };
-    (segments_per_workgroup <= 64).then_some(CountView { view, by_segment, plan })
+    let writers = plan.parts_total as u64 * (WG / plan.tile_width) as u64;
+    (segments_per_workgroup <= 64).then_some(CountView { view, by_segment, plan, writers })
 }
 
 /// The counting pass through a vec4 view: the view, whether its components are four
-/// segments, and its plan (in vec4 units).
+/// segments, its plan (in vec4 units), and its threads per segment (the candidate
+/// list's writers).
 struct CountView {
     view: Segments,
     by_segment: bool,
     plan: plan::ReducePlan,
+    writers: u64,
 }
 
 /// How the sampling path counts: through a vec4 view (else `count_main`), and where it
@@ -682,8 +717,14 @@ fn record_brackets(
 
     // Sample: one element per stratum of len / m elements.
     let sample = Arc::new(gpu.storage_buffer("quantile sample", s_count * m * 4)?);
-    let params =
-        gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, sample_m: sp.m, seed: 0x5eed_1234, ..*qp });
+    let params = gpu.uniform(&SelectParams {
+        seg_first: 0,
+        seg_end: s_count as u32,
+        sample_m: sp.m,
+        seed: 0x5eed_1234,
+        sample_frac: (((seg.len as u64 % m) << 32) / m) as u32,
+        ..*qp
+    });
     gpu.dispatch(
         encoder,
         &gpu.pipeline(Shader::Select, "sample_main"),
@@ -721,6 +762,7 @@ fn record_brackets(
     let cand = gpu.storage_buffer("quantile candidates", s_count * sp.cap as u64 * 4)?;
     encoder.clear_buffer(&bcount, 0, None);
     encoder.clear_buffer(&ccount, 0, None);
+    encoder.clear_buffer(&cand, 0, None); // key 0: a free slot
     let valid = gpu.storage_buffer("quantile valid counts", s_count * 4)?;
     encoder.clear_buffer(&valid, 0, None);
     if let Some(cv) = counting.view {
@@ -822,8 +864,14 @@ fn record_count_vec4(
 ) -> Result<()> {
     let gpu = ctx.gpu;
     let (view, by_segment, plan) = (cv.view, cv.by_segment, &cv.plan);
-    let vflags = by_segment as u32 | lane_walk_flags(gpu, lane_group(gpu, plan.tile_width));
-    let pipeline = gpu.pipeline(Shader::Select, if qp.ub <= 3 { "count_vec4_3" } else { "count_vec4" });
+    let vflags = lane_walk_flags(gpu, lane_group(gpu, plan.tile_width));
+    let entry = match (by_segment, qp.ub <= 3) {
+        (false, false) => "count_vec4",
+        (false, true) => "count_vec4_3",
+        (true, false) => "count_vec4_columns",
+        (true, true) => "count_vec4_columns_3",
+    };
+    let pipeline = gpu.pipeline(Shader::Select, entry);
     for d in &plan.dispatches {
         if d.k_end <= d.k_first {
             continue;
@@ -841,6 +889,8 @@ fn record_count_vec4(
             cap: sp.cap,
             vflags,
             comp_end: ctx.seg.count,
+            part_offset: d.part_offset,
+            parts_total: plan.parts_total,
             ..*qp
         });
         gpu.dispatch(
