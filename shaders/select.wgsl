@@ -666,7 +666,9 @@ fn finish_main(
 //   bracket_main  one thread per segment: the brackets, overlapping ones merged.
 //   count_main    one pass over the input: per bracket the counts of keys < lo, <= lo,
 //                 < hi, <= hi (vector compares, no atomics per element), and the
-//                 values strictly inside a bracket appended to the segment's candidates.
+//                 values strictly inside a bracket written to the thread's own slots
+//                 of the segment's candidate list (count_vec4: the same through a
+//                 vec4 view).
 //   resolve_main  one thread per segment: a rank that falls on a bracket's end is that
 //                 end's key; a rank inside becomes a rank among the candidates, which
 //                 the radix passes then resolve (reading only the candidates); a rank
@@ -779,219 +781,27 @@ const NCOUNT: u32 = 32u;
 
 var<workgroup> sh_bc: array<atomic<u32>, 2048>; // tile (<= 64) × NCOUNT
 
-fn count1(v: vec4<bool>) -> vec4<u32> {
-    return select(vec4<u32>(0u), vec4<u32>(1u), v);
-}
-
-// Counts of the keys within a bracket: equal to its lo, equal to its hi (when hi > lo),
-// strictly inside.
-struct Near {
-    eq_lo_a: vec4<u32>,
-    eq_hi_a: vec4<u32>,
-    in_a: vec4<u32>,
-    eq_lo_b: vec4<u32>,
-    eq_hi_b: vec4<u32>,
-    in_b: vec4<u32>,
-}
-
-// A key within [lo, hi] of some bracket: count it, append it to the segment's
-// candidates when it lies strictly inside.
-fn near_key(s: u32, cap: u32, key: u32, two: bool, lo_a: vec4<u32>, hi_a: vec4<u32>, lo_b: vec4<u32>,
-            hi_b: vec4<u32>, nr: ptr<function, Near>) {
-    let kv = vec4<u32>(key);
-    let i_a = (kv > lo_a) & (kv < hi_a);
-    (*nr).eq_lo_a += count1(kv == lo_a);
-    (*nr).eq_hi_a += count1((kv == hi_a) & (lo_a != hi_a));
-    (*nr).in_a += count1(i_a);
-    var inside = any(i_a);
-    if (two) {
-        let i_b = (kv > lo_b) & (kv < hi_b);
-        (*nr).eq_lo_b += count1(kv == lo_b);
-        (*nr).eq_hi_b += count1((kv == hi_b) & (lo_b != hi_b));
-        (*nr).in_b += count1(i_b);
-        inside = inside || any(i_b);
-    }
-    if (inside) {
-        let idx = atomicAdd(&k_ccount[s], 1u);
-        if (idx < cap) {
-            k_cand[s * cap + idx] = key;
-        }
-    }
-}
-
-@compute @workgroup_size(256)
-fn count_main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let w = wid.x + wid.y * nwg.x;
-    if (w >= p.tiles * p.parts) {
-        return;
-    }
-    let task = lane_task(w, lid, p.tile, p.parts, p.seg_first, p.k_first, p.k_end);
-    let s0 = task.s0;
-    let s = task.s;
-    for (var i = lid; i < p.tile * NCOUNT; i += WG) {
-        atomicStore(&sh_bc[i], 0u);
-    }
-    workgroupBarrier();
-
-    var nbr = 0u;
-    if (s < p.seg_end) {
-        nbr = k_brk[s * BRK].x;
-    }
-    // A segment without brackets (its sample held no value) is still walked: its values
-    // are counted (`k_valid`), and it goes to the radix passes over the whole input.
-    if (s < p.seg_end) {
-        let lo_a = k_brk[s * BRK + 1u];
-        let lo_b = k_brk[s * BRK + 2u];
-        let hi_a = k_brk[s * BRK + 3u];
-        let hi_b = k_brk[s * BRK + 4u];
-        let two = nbr > 4u;
-        let slo_a = skey4(lo_a);
-        let slo_b = skey4(lo_b);
-        let shi_a = skey4(hi_a);
-        let shi_b = skey4(hi_b);
-        // Most keys lie between brackets: they only add to "key < lo". Keys within
-        // [lo, hi] of a bracket (a few percent) take the branch that counts the ends
-        // and appends the inside ones.
-        var la0 = vec4<u32>(0u);
-        var la1 = vec4<u32>(0u);
-        var la2 = vec4<u32>(0u);
-        var la3 = vec4<u32>(0u);
-        var lb0 = vec4<u32>(0u);
-        var lb1 = vec4<u32>(0u);
-        var lb2 = vec4<u32>(0u);
-        var lb3 = vec4<u32>(0u);
-        var nr: Near;
-        var nans = 0u;
-        var valid = 0u;
-        let base = segment_base(p.seg, s) - p.window_lo;
-        let cap = p.cap;
-        // Four of the lane's elements (k, k + stride, ...: see `lane_walk`; vflags 2 on a
-        // software adapter) per iteration, from an `ElementWalk`. A slot past the end
-        // reads the first element again and is masked out like a NaN (the lowest key, below
-        // every bracket).
-        let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
-        var walk = element_walk(p.seg, base, lw.x, lw.z);
-        let one = vec4<u32>(1u);
-        for (var k = lw.x; k < lw.y; k += 4u * lw.z) {
-            let q = walk_quad(&walk, k, lw.z, lw.y);
-            let o = q.offsets;
-            let bv = vec4<u32>(bitcast<u32>(k_x[o.x]), bitcast<u32>(k_x[o.y]), bitcast<u32>(k_x[o.z]),
-                               bitcast<u32>(k_x[o.w]));
-            let ok = q.inside & !nan_bits4(bv);
-            let n_ok = dot(count1(ok), one);
-            nans += 4u - n_ok;
-            valid += n_ok;
-            let sk = skeys4(bv, !ok);
-            // Per bracket: which of the four keys lie below its lo (counted per lane of
-            // the vec4, summed at the end). The brackets ascend without overlapping: a
-            // key can only lie in the last one whose lo it reaches.
-            let c0 = sk < vec4<i32>(slo_a.x);
-            let c1 = sk < vec4<i32>(slo_a.y);
-            let c2 = sk < vec4<i32>(slo_a.z);
-            let c3 = sk < vec4<i32>(slo_a.w);
-            la0 += count1(c0);
-            la1 += count1(c1);
-            la2 += count1(c2);
-            la3 += count1(c3);
-            var hi_at = select(vec4<i32>(shi_a.y), vec4<i32>(shi_a.x), c1);
-            hi_at = select(vec4<i32>(shi_a.z), hi_at, c2);
-            hi_at = select(vec4<i32>(shi_a.w), hi_at, c3);
-            var near = !c0 & (sk <= hi_at);
-            if (two) {
-                let d0 = sk < vec4<i32>(slo_b.x);
-                let d1 = sk < vec4<i32>(slo_b.y);
-                let d2 = sk < vec4<i32>(slo_b.z);
-                let d3 = sk < vec4<i32>(slo_b.w);
-                lb0 += count1(d0);
-                lb1 += count1(d1);
-                lb2 += count1(d2);
-                lb3 += count1(d3);
-                var hb = select(vec4<i32>(shi_b.y), vec4<i32>(shi_b.x), d1);
-                hb = select(vec4<i32>(shi_b.z), hb, d2);
-                hb = select(vec4<i32>(shi_b.w), hb, d3);
-                near |= !d0 & (sk <= hb);
-            }
-            if (any(near)) {
-                let kv = ukey4(sk);
-                if (near.x) {
-                    near_key(s, cap, kv.x, two, lo_a, hi_a, lo_b, hi_b, &nr);
-                }
-                if (near.y) {
-                    near_key(s, cap, kv.y, two, lo_a, hi_a, lo_b, hi_b, &nr);
-                }
-                if (near.z) {
-                    near_key(s, cap, kv.z, two, lo_a, hi_a, lo_b, hi_b, &nr);
-                }
-                if (near.w) {
-                    near_key(s, cap, kv.w, two, lo_a, hi_a, lo_b, hi_b, &nr);
-                }
-            }
-        }
-        let eq_lo_a = nr.eq_lo_a;
-        let eq_hi_a = nr.eq_hi_a;
-        let in_a = nr.in_a;
-        let eq_lo_b = nr.eq_lo_b;
-        let eq_hi_b = nr.eq_hi_b;
-        let in_b = nr.in_b;
-        // Cumulative counts: key <= lo, key < hi, key <= hi.
-        let one4 = vec4<u32>(1u);
-        let lt_lo_a = vec4<u32>(dot(la0, one4), dot(la1, one4), dot(la2, one4), dot(la3, one4)) - vec4<u32>(nans);
-        let lt_lo_b = vec4<u32>(dot(lb0, one4), dot(lb1, one4), dot(lb2, one4), dot(lb3, one4)) - vec4<u32>(nans);
-        let le_lo_a = lt_lo_a + eq_lo_a;
-        let lt_hi_a = le_lo_a + in_a;
-        let le_hi_a = lt_hi_a + eq_hi_a;
-        let le_lo_b = lt_lo_b + eq_lo_b;
-        let lt_hi_b = le_lo_b + in_b;
-        let le_hi_b = lt_hi_b + eq_hi_b;
-        atomicAdd(&k_valid[s], valid);
-        let o = task.lane_s * NCOUNT;
-        for (var j = 0u; j < 4u; j++) {
-            atomicAdd(&sh_bc[o + j], lt_lo_a[j]);
-            atomicAdd(&sh_bc[o + 8u + j], le_lo_a[j]);
-            atomicAdd(&sh_bc[o + 16u + j], lt_hi_a[j]);
-            atomicAdd(&sh_bc[o + 24u + j], le_hi_a[j]);
-        }
-        if (two) {
-            for (var j = 0u; j < 4u; j++) {
-                atomicAdd(&sh_bc[o + 4u + j], lt_lo_b[j]);
-                atomicAdd(&sh_bc[o + 12u + j], le_lo_b[j]);
-                atomicAdd(&sh_bc[o + 20u + j], lt_hi_b[j]);
-                atomicAdd(&sh_bc[o + 28u + j], le_hi_b[j]);
-            }
-        }
-    }
-    workgroupBarrier();
-
-    for (var i = lid; i < p.tile * NCOUNT; i += WG) {
-        let v = atomicLoad(&sh_bc[i]);
-        if (v != 0u) {
-            atomicAdd(&k_bcount[(s0 + i / NCOUNT) * NCOUNT + i % NCOUNT], v);
-        }
-    }
-}
-
-// count_main over a vec4 view of the input (see Segments::vec4_view on the host), for
-// at most four brackets per segment: four neighbouring segments (`_columns`) or four
-// neighbouring elements of one segment per load. Its loop holds no atomic: a software
-// adapter runs the body of every `if` whatever the lanes say, so a rare append costs
-// as much as a common one (count_main's atomic appends nearly double its time). Every
+// The counting passes (count_main, and count_vec4 below) hold no atomic in their
+// loops: a software adapter runs the body of every `if` whatever the lanes say, so a
+// rare atomic append cost as much as a common one (it nearly doubled the pass). Every
 // bracket's four counts are compares, and each thread writes its candidates (as keys)
 // into slots of its own: writer w's j-th candidate of a segment goes to slot j · W + w
 // of the segment's list (W writers per segment, `ct` slots each), so the lists stay
 // dense from the front. Slots are zero before the pass (no candidate has key 0: it
 // lies above some lo >= 1), and `k_ccount` gets the list's extent, or cap + 1 when a
-// writer ran out of slots (the segment then goes to the fallback). Also counts each
-// segment's values that are not NaN (`k_valid`), so that no moments pass is needed.
-@group(0) @binding(1) var<storage, read> k_x4: array<vec4<f32>>;
-
+// writer ran out of slots (the segment then goes to the fallback). The lanes take
+// chunks of CHUNK loads in turns (see `chunk_walk`), so that values that lie together
+// (sorted input) spread over the writers. Both also count each segment's values that
+// are not NaN (`k_valid`), so that no moments pass is needed.
 const CHUNK: u32 = 16u; // loads of a lane group before the next group's turn (COUNT_CHUNK)
 
-// One bracket across the four components: its ends as signed keys and its counts
-// (key < lo, key <= lo, key < hi, key <= hi), NaN included (taken off at the end).
+fn count1(v: vec4<bool>) -> vec4<u32> {
+    return select(vec4<u32>(0u), vec4<u32>(1u), v);
+}
+
+// One bracket against four keys at a time: its ends as signed keys (per component)
+// and its counts per component (key < lo, key <= lo, key < hi, key <= hi), NaN
+// included (taken off at the end).
 struct Bracket4 {
     lo: vec4<i32>,
     hi: vec4<i32>,
@@ -1016,6 +826,183 @@ fn count_bracket(b: ptr<function, Bracket4>, sk: vec4<i32>) -> vec4<bool> {
     (*b).le_hi += count1(sk <= (*b).hi);
     return !le_lo & lt_hi;
 }
+
+// The lane's share of a counting dispatch's elements [k_first, k_end): the lanes walk
+// in groups of r (all of a part's lanes on a GPU; a SIMD batch on a software adapter,
+// as `lane_walk`), each group a chunk of `span` elements at a time, the groups of every
+// part taking turns. Returns (first chunk's start, the turn's step, r); chunk c0's
+// elements are k_first + c0 + lane % r + i·r.
+fn chunk_walk(task: LaneTask, span: u32) -> vec3<u32> {
+    let r = select(task.lanes, clamp(p.vflags >> 16u, 1u, task.lanes), (p.vflags & 2u) != 0u);
+    let groups_per_part = task.lanes / r;
+    let first = (task.part * groups_per_part + task.lane_k / r) * r * span;
+    return vec3<u32>(first, p.parts * groups_per_part * r * span, r);
+}
+
+// A writer's share of its segment's candidate list: the list's extent (its `found`
+// candidates' slots times the writers), or cap + 1 when it had more than its slots.
+fn flush_candidates(s: u32, found: u32, ct: u32, writers: u32) {
+    atomicMax(&k_ccount[s], select(found * writers, p.cap + 1u, found > ct));
+}
+
+// The slots of the candidates among four keys, from a writer's running count `found`
+// (the components in order); past its slots a writer overwrites its last one (its
+// segment goes to the fallback anyway, see `flush_candidates`).
+fn slots_of(found: u32, inside: vec4<bool>, ct: u32) -> vec4<u32> {
+    let add = count1(inside);
+    let before = vec4<u32>(0u, add.x, add.x + add.y, add.x + add.y + add.z);
+    return min(vec4<u32>(found) + before, vec4<u32>(ct - 1u));
+}
+
+fn write_candidates(at: vec4<u32>, inside: vec4<bool>, kv: vec4<u32>) {
+    if (inside.x) {
+        k_cand[at.x] = kv.x;
+    }
+    if (inside.y) {
+        k_cand[at.y] = kv.y;
+    }
+    if (inside.z) {
+        k_cand[at.z] = kv.z;
+    }
+    if (inside.w) {
+        k_cand[at.w] = kv.w;
+    }
+}
+
+// count_main: one segment per lane, four of its values per iteration (scalar loads,
+// any layout), up to eight brackets (two groups of four); count_main_4 and _3 for at
+// most four and three (`four` and `eight` are constants in each, folded away).
+@compute @workgroup_size(256)
+fn count_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    count_main_body(wid.x + wid.y * nwg.x, lid, true, true);
+}
+
+@compute @workgroup_size(256)
+fn count_main_4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    count_main_body(wid.x + wid.y * nwg.x, lid, true, false);
+}
+
+@compute @workgroup_size(256)
+fn count_main_3(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    count_main_body(wid.x + wid.y * nwg.x, lid, false, false);
+}
+
+fn count_main_body(w: u32, lid: u32, four: bool, eight: bool) {
+    if (w >= p.tiles * p.parts) {
+        return;
+    }
+    let task = lane_task(w, lid, p.tile, p.parts, p.seg_first, p.k_first, p.k_end);
+    let s0 = task.s0;
+    let s = task.s;
+    for (var i = lid; i < p.tile * NCOUNT; i += WG) {
+        atomicStore(&sh_bc[i], 0u);
+    }
+    workgroupBarrier();
+
+    // A segment without brackets (its sample held no value) is still walked: its values
+    // are counted (`k_valid`), and it goes to the radix passes over the whole input.
+    if (s < p.seg_end) {
+        let two = eight && k_brk[s * BRK].x > 4u;
+        let lo_a = k_brk[s * BRK + 1u];
+        let lo_b = k_brk[s * BRK + 2u];
+        let hi_a = k_brk[s * BRK + 3u];
+        let hi_b = k_brk[s * BRK + 4u];
+        // Every bracket against the four keys of an iteration (its ends splat).
+        var a0 = bracket4(vec4<u32>(lo_a.x), vec4<u32>(hi_a.x));
+        var a1 = bracket4(vec4<u32>(lo_a.y), vec4<u32>(hi_a.y));
+        var a2 = bracket4(vec4<u32>(lo_a.z), vec4<u32>(hi_a.z));
+        var a3 = bracket4(vec4<u32>(lo_a.w), vec4<u32>(hi_a.w));
+        var b0 = bracket4(vec4<u32>(lo_b.x), vec4<u32>(hi_b.x));
+        var b1 = bracket4(vec4<u32>(lo_b.y), vec4<u32>(hi_b.y));
+        var b2 = bracket4(vec4<u32>(lo_b.z), vec4<u32>(hi_b.z));
+        var b3 = bracket4(vec4<u32>(lo_b.w), vec4<u32>(hi_b.w));
+        let writers = p.parts_total * task.lanes;
+        let wr = (p.part_offset + task.part) * task.lanes + task.lane_k;
+        let ct = p.cap / writers;
+        var found = 0u;
+        var nans = 0u;
+        var valid = 0u;
+        let base = segment_base(p.seg, s) - p.window_lo;
+        let one = vec4<u32>(1u);
+        // Four elements (k, k + r, ...) per iteration, from an `ElementWalk`. A slot past
+        // the chunk reads its first element again and is masked out like a NaN (the
+        // lowest key, below every bracket).
+        let cw = chunk_walk(task, 4u * CHUNK);
+        let n = p.k_end - p.k_first;
+        for (var c0 = cw.x; c0 < n; c0 += cw.y) {
+            let k0 = p.k_first + c0 + task.lane_k % cw.z;
+            let k_stop = min(p.k_first + c0 + cw.z * 4u * CHUNK, p.k_end);
+            var walk = element_walk(p.seg, base, k0, cw.z);
+            for (var k = k0; k < k_stop; k += 4u * cw.z) {
+                let q = walk_quad(&walk, k, cw.z, k_stop);
+                let o = q.offsets;
+                let bv = vec4<u32>(bitcast<u32>(k_x[o.x]), bitcast<u32>(k_x[o.y]), bitcast<u32>(k_x[o.z]),
+                                   bitcast<u32>(k_x[o.w]));
+                let ok = q.inside & !nan_bits4(bv);
+                let n_ok = dot(count1(ok), one);
+                nans += 4u - n_ok;
+                valid += n_ok;
+                let sk = skeys4(bv, !ok);
+                var inside = count_bracket(&a0, sk) | count_bracket(&a1, sk) | count_bracket(&a2, sk);
+                if (four) {
+                    inside |= count_bracket(&a3, sk);
+                }
+                if (two) {
+                    inside |= count_bracket(&b0, sk) | count_bracket(&b1, sk) | count_bracket(&b2, sk) |
+                        count_bracket(&b3, sk);
+                }
+                let at = vec4<u32>(s * p.cap + wr) + slots_of(found, inside, ct) * vec4<u32>(writers);
+                write_candidates(at, inside, ukey4(sk));
+                found += dot(count1(inside), one);
+            }
+        }
+        flush_candidates(s, found, ct, writers);
+        atomicAdd(&k_valid[s], valid);
+        // Per bracket, its four counts (summed over the four keys of each iteration).
+        let a = array<Bracket4, 4>(a0, a1, a2, a3);
+        let b = array<Bracket4, 4>(b0, b1, b2, b3);
+        let o = task.lane_s * NCOUNT;
+        for (var j = 0u; j < 4u; j++) {
+            atomicAdd(&sh_bc[o + j], dot(a[j].lt_lo, one) - nans);
+            atomicAdd(&sh_bc[o + 8u + j], dot(a[j].le_lo, one) - nans);
+            atomicAdd(&sh_bc[o + 16u + j], dot(a[j].lt_hi, one) - nans);
+            atomicAdd(&sh_bc[o + 24u + j], dot(a[j].le_hi, one) - nans);
+        }
+        if (two) {
+            for (var j = 0u; j < 4u; j++) {
+                atomicAdd(&sh_bc[o + 4u + j], dot(b[j].lt_lo, one) - nans);
+                atomicAdd(&sh_bc[o + 12u + j], dot(b[j].le_lo, one) - nans);
+                atomicAdd(&sh_bc[o + 20u + j], dot(b[j].lt_hi, one) - nans);
+                atomicAdd(&sh_bc[o + 28u + j], dot(b[j].le_hi, one) - nans);
+            }
+        }
+    }
+    workgroupBarrier();
+
+    for (var i = lid; i < p.tile * NCOUNT; i += WG) {
+        let v = atomicLoad(&sh_bc[i]);
+        if (v != 0u) {
+            atomicAdd(&k_bcount[(s0 + i / NCOUNT) * NCOUNT + i % NCOUNT], v);
+        }
+    }
+}
+
+// count_main over a vec4 view of the input (see Segments::vec4_view on the host), for
+// at most four brackets per segment: four neighbouring segments (`_columns`) or four
+// neighbouring elements of one segment per load.
+@group(0) @binding(1) var<storage, read> k_x4: array<vec4<f32>>;
 
 // One segment's brackets (lo, hi), four as a vec4 each.
 fn brackets_of(s: u32) -> array<vec4<u32>, 2> {
@@ -1042,12 +1029,6 @@ fn flush_counts(row: u32, c: array<vec4<u32>, 4>) {
             atomicAdd(&sh_bc[o + kind * 8u + j], c[kind][j]);
         }
     }
-}
-
-// A writer's share of its segment's candidate list: the list's extent (its `used`
-// slots times the writers), or cap + 1 when it had more candidates than slots.
-fn flush_candidates(s: u32, found: u32, ct: u32, writers: u32) {
-    atomicMax(&k_ccount[s], select(found * writers, p.cap + 1u, found > ct));
 }
 
 // Entry points: up to four brackets per segment or up to three (bracket 3's compares
@@ -1132,54 +1113,36 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
         var found = vec4<u32>(0u);
         var nans = vec4<u32>(0u);
         let base = segment_base(p.seg, s) - p.window_lo;
-        // The lanes walk in groups of r (all of a part's lanes on a GPU; a SIMD batch on
-        // a software adapter, as `lane_walk`), each group a chunk of CHUNK loads at a
-        // time, the groups of every part of the dispatch taking turns. Values that lie
-        // together (sorted input) then spread over the writers instead of filling the
-        // slots of a few.
-        let r = select(task.lanes, clamp(p.vflags >> 16u, 1u, task.lanes), (p.vflags & 2u) != 0u);
-        let groups = p.parts * (task.lanes / r);
-        let chunk = r * CHUNK;
+        let cw = chunk_walk(task, CHUNK);
         let n = p.k_end - p.k_first;
         var loads = 0u;
-        for (var c0 = (task.part * (task.lanes / r) + task.lane_k / r) * chunk; c0 < n; c0 += groups * chunk) {
-        let k0 = p.k_first + c0 + task.lane_k % r;
-        let k_stop = min(p.k_first + c0 + chunk, p.k_end);
-        var walk = element_walk(p.seg, base, k0, r);
-        for (var k = k0; k < k_stop; k += r) {
-            let bv = bitcast<vec4<u32>>(k_x4[walk_offset(walk)]);
-            walk_next(&walk);
-            loads += 1u;
-            let nan = nan_bits4(bv);
-            nans += count1(nan);
-            // NaN: the lowest key, below every bracket (taken off the counts at the end).
-            let sk = skeys4(bv, nan);
-            var inside = count_bracket(&b0, sk) | count_bracket(&b1, sk) | count_bracket(&b2, sk);
-            if (four) {
-                inside |= count_bracket(&b3, sk);
+        for (var c0 = cw.x; c0 < n; c0 += cw.y) {
+            let k0 = p.k_first + c0 + task.lane_k % cw.z;
+            let k_stop = min(p.k_first + c0 + cw.z * CHUNK, p.k_end);
+            var walk = element_walk(p.seg, base, k0, cw.z);
+            for (var k = k0; k < k_stop; k += cw.z) {
+                let bv = bitcast<vec4<u32>>(k_x4[walk_offset(walk)]);
+                walk_next(&walk);
+                loads += 1u;
+                let nan = nan_bits4(bv);
+                nans += count1(nan);
+                // NaN: the lowest key, below every bracket (taken off the counts at the end).
+                let sk = skeys4(bv, nan);
+                var inside = count_bracket(&b0, sk) | count_bracket(&b1, sk) | count_bracket(&b2, sk);
+                if (four) {
+                    inside |= count_bracket(&b3, sk);
+                }
+                inside &= real;
+                var slot: vec4<u32>;
+                if (by_segment) {
+                    slot = min(found, vec4<u32>(ct - 1u));
+                    found += count1(inside);
+                } else {
+                    slot = slots_of(found.x, inside, ct);
+                    found = vec4<u32>(found.x + dot(count1(inside), vec4<u32>(1u)));
+                }
+                write_candidates(list + slot * vec4<u32>(writers), inside, ukey4(sk));
             }
-            inside &= real;
-            let add = count1(inside);
-            let before = vec4<u32>(0u, add.x, add.x + add.y, add.x + add.y + add.z);
-            let slot = select(found + before, found, by_segment);
-            found = select(found + vec4<u32>(before.w + add.w), found + add, by_segment);
-            let kv = ukey4(sk);
-            // Past its slots a writer overwrites its last one: its segment goes to the
-            // fallback anyway (`flush_candidates`).
-            let at = list + min(slot, vec4<u32>(ct - 1u)) * vec4<u32>(writers);
-            if (inside.x) {
-                k_cand[at.x] = kv.x;
-            }
-            if (inside.y) {
-                k_cand[at.y] = kv.y;
-            }
-            if (inside.z) {
-                k_cand[at.z] = kv.z;
-            }
-            if (inside.w) {
-                k_cand[at.w] = kv.w;
-            }
-        }
         }
         let b = array<Bracket4, 4>(b0, b1, b2, b3);
         if (by_segment) {

@@ -441,16 +441,21 @@ fn long_segments_few_quantiles() {
     }
 }
 
-/// The vec4 counting pass gives each of its threads candidate slots of its own; a
+/// The counting passes give each of their threads candidate slots of its own; a
 /// thread that finds more candidates than slots sends its segment to the radix passes
 /// over the whole input. Forced here with a few slots (every thread runs out, or only
-/// some do), on four columns (one segment per component) and on rows (four values of
-/// one segment per load), random and sorted.
+/// some do), through the vec4 pass on four columns (one segment per component) and on
+/// rows (four values of one segment per load), and through the float pass on three
+/// columns, random and sorted.
 #[test]
 fn candidate_slots_run_out() {
     let gpu = own_gpu();
     let mut rng = Rng::new(31);
-    for g in [Grouping::Columns { rows: 70_001, cols: 4 }, Grouping::Rows { rows: 2, len: 100_000 }] {
+    for g in [
+        Grouping::Columns { rows: 70_001, cols: 4 },
+        Grouping::Rows { rows: 2, len: 100_000 },
+        Grouping::Columns { rows: 70_001, cols: 3 },
+    ] {
         let normal = rng.normals(g.numel(), 3.0, 2.0);
         let mut sorted = normal.clone();
         sorted.sort_by(f32::total_cmp);

@@ -397,15 +397,42 @@ struct SamplePlan {
 /// counting pass reads through where the layout has one.
 fn sampling_plan(gpu: &Gpu, seg: &Segments, numel: u64, uq: &[f64]) -> Option<(SamplePlan, Option<CountView>)> {
     let view = count_view(gpu, seg, uq.len());
-    let sp = sample_plan(gpu, seg, numel, uq, view.as_ref().map(|v| (v.writers, if v.by_segment { 1 } else { 4 })))?;
+    let writers = match &view {
+        Some(v) => (v.writers, if v.by_segment { 1 } else { 4 }),
+        None => (count_main_writers(gpu, seg)?, 4),
+    };
+    let sp = sample_plan(gpu, seg, numel, uq, writers)?;
     Some((sp, view))
 }
 
+/// Threads per segment of `count_main` (each its own candidate slots), the most of any
+/// dispatch; `None` where a segment is split between dispatches (their writers would
+/// share slots).
+fn count_main_writers(gpu: &Gpu, seg: &Segments) -> Option<u64> {
+    let plan = plan::plan_reduction(seg, &plan_limits(gpu)).ok()?;
+    let mut writers = 1;
+    for d in &plan.dispatches {
+        if d.k_first != 0 || d.k_end != seg.len {
+            return None;
+        }
+        let segs = (d.seg_end - d.seg_first) as u64;
+        let (tile, _, parts) = shape(gpu.reduce_workgroups(), seg, 64, segs, seg.len as u64);
+        writers = writers.max(parts * (WG / tile) as u64);
+    }
+    Some(writers)
+}
+
 /// Long segments and a few q: sample, bracket, one counting pass, candidates only.
-/// `writers`: how many threads of the vec4 counting pass share a segment's candidate
-/// list, each with slots of its own, and how many of a segment's values one load
-/// gives them (else one list filled by atomic appends).
-fn sample_plan(gpu: &Gpu, seg: &Segments, numel: u64, uq: &[f64], writers: Option<(u64, u64)>) -> Option<SamplePlan> {
+/// `writers`: how many threads of the counting pass share a segment's candidate list,
+/// each with slots of its own, and how many of a segment's values one of their loop
+/// rounds reads.
+fn sample_plan(
+    gpu: &Gpu,
+    seg: &Segments,
+    numel: u64,
+    uq: &[f64],
+    (writers, per_round): (u64, u64),
+) -> Option<SamplePlan> {
     let len = seg.len as u64;
     let s_count = seg.count as u64;
     if uq.len() > MAX_BRACKETS || len < SAMPLE_MIN_LEN || numel > gpu.max_chunk_elements() || s_count > 64 {
@@ -427,19 +454,13 @@ fn sample_plan(gpu: &Gpu, seg: &Segments, numel: u64, uq: &[f64], writers: Optio
         bq.extend([lo, hi]);
         edges.extend([u32::from(lo == 0.0), u32::from(hi == 1.0)]);
     }
-    // A quarter more than the brackets' expected share (their sample ends vary).
-    let expected = 1.25 * width * len as f64;
-    let cap = match writers {
-        None => (expected as u64 + 4096).min(len),
-        // Each writer's share, five standard deviations more, and two chunks of its
-        // loads (values that lie together, as in sorted input, come a chunk at a
-        // time), times the writers.
-        Some((w, per_load)) => {
-            let share = expected / w as f64;
-            let slots = (share + 5.0 * share.sqrt()).ceil() as u64 + 2 * COUNT_CHUNK * per_load;
-            w * gpu.candidate_slots().map_or(slots, u64::from)
-        }
-    };
+    // Each writer's share of the candidates (a quarter more than the brackets' expected
+    // share: their sample ends vary), five standard deviations more, and two chunks of
+    // its rounds (values that lie together, as in sorted input, come a chunk at a
+    // time), times the writers.
+    let share = 1.25 * width * len as f64 / writers as f64;
+    let slots = (share + 5.0 * share.sqrt()).ceil() as u64 + 2 * COUNT_CHUNK * per_round;
+    let cap = writers * gpu.candidate_slots().map_or(slots, u64::from);
     let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
     if s_count * cap * 4 > binding.min(gpu.max_chunk_elements() * 4) || s_count * m * 4 > binding {
         return None;
@@ -812,7 +833,12 @@ fn record_count(
 ) -> Result<()> {
     let gpu = ctx.gpu;
     let seg = ctx.seg;
-    let count = gpu.pipeline(Shader::Select, "count_main");
+    let entry = match qp.ub {
+        0..=3 => "count_main_3",
+        4 => "count_main_4",
+        _ => "count_main",
+    };
+    let count = gpu.pipeline(Shader::Select, entry);
     for d in &plan.dispatches {
         if d.k_end <= d.k_first {
             continue;
@@ -830,6 +856,7 @@ fn record_count(
             tiles: tiles as u32,
             cap: sp.cap,
             vflags: lane_walk_flags(gpu, lane_group(gpu, tile)),
+            parts_total: parts as u32,
             ..*qp
         });
         gpu.dispatch(
