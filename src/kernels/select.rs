@@ -17,9 +17,11 @@
 //!   binding): the radix select on a stratified sample gives, per q, a key bracket that
 //!   very likely holds the wanted ranks; one pass over the input counts the keys below,
 //!   at and inside each bracket and keeps those strictly inside; the radix select then
-//!   reads only those candidates. A rank on a bracket's end is resolved from the counts
-//!   (ties); a rank outside every bracket, or too many candidates, sends that segment
-//!   to the radix passes over the whole input. The result is exact either way. The
+//!   reads only those candidates (each thread of the counting pass writes its own
+//!   slots of the list: no atomic per value). A rank on a bracket's end is resolved from
+//!   the counts (ties); a rank outside every bracket, or a thread with more candidates
+//!   than slots, sends that segment to the radix passes over the whole input. The
+//!   result is exact either way. The
 //!   counting pass also counts each segment's values, so that no moments pass is
 //!   needed: one pass over the input in all. Where the layout has a vec4 view and there
 //!   are at most 4 distinct q, it reads four values per load (`count_vec4`).
