@@ -32,7 +32,7 @@
 //! into the caller's encoder and returns a buffer of `num_segments × qs.len()` f32
 //! (row-major by segment), interpolated in float32. [`quantiles`] is the convenience
 //! on top: one readback of the two order statistics per (segment, q), interpolated in
-//! float64 on the host exactly as [`crate::reference::quantiles`] does.
+//! float64 on the host exactly as [`crate::reference::quantiles()`] does.
 
 use std::sync::Arc;
 
