@@ -1,7 +1,8 @@
 // The norm layers' backward pass, and the small per-segment steps of their forward.
 //
-// With x̂ = (x − mean[t]) · invstd[t] (t = the statistics segment of the element, the
-// forward's saved statistics) and g = γ[p] · dy (p = its γ/β index), the gradient of
+// With x̂ = ((x − mean[t]) − mean_lo[t]) · invstd[t] (t = the statistics segment of the
+// element, the forward's saved statistics; mean_lo is what rounding the mean to float32
+// lost, so that x − mean is exact near the mean however large it is) and g = γ[p] · dy (p = its γ/β index), the gradient of
 // a normalization over N elements per statistics segment is
 //
 //   dx = invstd[t] · (g − Σg/N − x̂ · Σ(g·x̂)/N)      (train: batch statistics)
@@ -119,6 +120,7 @@ const WEIGHTED: u32 = 2u;
 @group(0) @binding(4) var<storage, read> s_inv: array<f32>;
 @group(0) @binding(5) var<storage, read> s_gamma: array<f32>;
 @group(0) @binding(6) var<storage, read_write> s_partials: array<vec2<f32>>;
+@group(0) @binding(7) var<storage, read> s_mean_lo: array<f32>;
 
 var<workgroup> sh_sums: array<vec2<f32>, WG>;
 
@@ -143,6 +145,7 @@ fn sums_main(
             // Batch, instance and group norm: one statistics segment, no weight.
             let t = s / sp.stat_div;
             let mu = s_mean[t];
+            let lo = s_mean_lo[t];
             let inv = s_inv[t];
             if (sp.seg.inner_div >= task.lanes && sp.seg.elem_stride_lo == 1u) {
                 // Contiguous runs (NCHW): block by block, consecutive lanes on consecutive floats.
@@ -154,7 +157,7 @@ fn sums_main(
                     let n = blk_end - k0;
                     for (var j = task.lane_k; j < n; j += task.lanes) {
                         let d = sdy[off0 + j];
-                        acc += vec2<f32>(d, d * ((sx[off0 + j] - mu) * inv));
+                        acc += vec2<f32>(d, d * (((sx[off0 + j] - mu) - lo) * inv));
                     }
                     k0 = blk_end;
                 }
@@ -164,13 +167,13 @@ fn sums_main(
                     let i = base + cursor_value(sp.elem_map, cur);
                     cur = cursor_next(sp.elem_map, sp.elem_step, cur);
                     let d = sdy[i];
-                    acc += vec2<f32>(d, d * ((sx[i] - mu) * inv));
+                    acc += vec2<f32>(d, d * (((sx[i] - mu) - lo) * inv));
                 }
             } else {
                 for (var k = task.k_lo + task.lane_k; k < task.k_hi; k += task.lanes) {
                     let i = base + element_offset(sp.seg, k);
                     let d = sdy[i];
-                    acc += vec2<f32>(d, d * ((sx[i] - mu) * inv));
+                    acc += vec2<f32>(d, d * (((sx[i] - mu) - lo) * inv));
                 }
             }
         } else {
@@ -190,7 +193,7 @@ fn sums_main(
                 if ((sp.flags & WEIGHTED) != 0u) {
                     d *= s_gamma[map_index(sp.param_map, e)];
                 }
-                acc += vec2<f32>(d, d * ((sx[i] - s_mean[t]) * s_inv[t]));
+                acc += vec2<f32>(d, d * (((sx[i] - s_mean[t]) - s_mean_lo[t]) * s_inv[t]));
             }
         }
     }
@@ -234,6 +237,7 @@ fn sums_vec4(
         let base = segment_base(sp.seg, s) - sp.window_lo;
         let t = s / sp.stat_div;
         let mu = vec4<f32>(s_mean[t]);
+        let lo = vec4<f32>(s_mean_lo[t]);
         let inv = vec4<f32>(s_inv[t]);
         let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (sp.flags & 4u) != 0u, sp.flags >> 16u);
         var walk = element_walk(sp.seg, base, lw.x, lw.z);
@@ -242,7 +246,7 @@ fn sums_vec4(
             walk_next(&walk);
             let d = sdy4[i];
             sum_dy += d;
-            sum_dyx += d * ((sx4[i] - mu) * inv);
+            sum_dyx += d * (((sx4[i] - mu) - lo) * inv);
         }
     }
     let acc = vec2<f32>(dot(sum_dy, vec4<f32>(1.0)), dot(sum_dyx, vec4<f32>(1.0)));
@@ -405,11 +409,13 @@ const DX_GAMMA_PER_ELEMENT: u32 = 4u;
 @group(0) @binding(5) var<storage, read> dx_inv: array<f32>;
 @group(0) @binding(6) var<storage, read> dx_gamma: array<f32>;
 @group(0) @binding(7) var<storage, read> dx_coef: array<vec2<f32>>;
+@group(0) @binding(8) var<storage, read> dx_mean_lo: array<f32>;
 
-// One segment's constants of dx: mean and invstd of its statistics segment, the
-// coefficients (train; else 0) and γ (per segment; else 1).
+// One segment's constants of dx: mean (a float32 pair) and invstd of its statistics
+// segment, the coefficients (train; else 0) and γ (per segment; else 1).
 struct DxConstants {
     mu: f32,
+    lo: f32,
     inv: f32,
     c: vec2<f32>,
     gm: f32,
@@ -429,7 +435,7 @@ fn dx_constants(s: u32) -> DxConstants {
         gm = dx_gamma[s % xp.channels];
     }
     let inv = dx_inv[t];
-    return DxConstants(dx_mean[t], inv, c, gm, gm * inv, c.x * inv, c.y * inv);
+    return DxConstants(dx_mean[t], dx_mean_lo[t], inv, c, gm, gm * inv, c.x * inv, c.y * inv);
 }
 
 @compute @workgroup_size(256)
@@ -451,6 +457,7 @@ fn dx_main(
     let base = segment_base(xp.seg, s) - xp.window_lo;
     let dc = dx_constants(s);
     let mu = dc.mu;
+    let lo = dc.lo;
     let inv = dc.inv;
     let c = dc.c;
     let gm = dc.gm;
@@ -469,7 +476,7 @@ fn dx_main(
             let n = blk_end - k0;
             for (var j = task.lane_k; j < n; j += task.lanes) {
                 let i = off0 + j;
-                dx_out[i] = (gi * dx_dy[i] - cx) - ((dx_x[i] - mu) * inv) * cy;
+                dx_out[i] = (gi * dx_dy[i] - cx) - (((dx_x[i] - mu) - lo) * inv) * cy;
             }
             k0 = blk_end;
         }
@@ -481,7 +488,7 @@ fn dx_main(
         for (var k = task.k_lo + task.lane_k; k < task.k_hi; k += task.lanes) {
             let i = base + cursor_value(xp.elem_map, cur);
             cur = cursor_next(xp.elem_map, xp.elem_step, cur);
-            dx_out[i] = (gi * dx_dy[i] - cx) - ((dx_x[i] - mu) * inv) * cy;
+            dx_out[i] = (gi * dx_dy[i] - cx) - (((dx_x[i] - mu) - lo) * inv) * cy;
         }
         return;
     }
@@ -501,7 +508,7 @@ fn dx_main(
             g *= gm;
         }
         if (train) {
-            let xh = (dx_x[i] - mu) * inv;
+            let xh = ((dx_x[i] - mu) - lo) * inv;
             dx_out[i] = inv * ((g - c.x) - xh * c.y);
         } else {
             dx_out[i] = inv * g;
@@ -538,6 +545,7 @@ fn dx_vec4(
     let cx = vec4<f32>(dc.cx);
     let cy = vec4<f32>(dc.cy);
     let mu4 = vec4<f32>(dc.mu);
+    let lo4 = vec4<f32>(dc.lo);
     let inv4 = vec4<f32>(dc.inv);
     let train = (xp.flags & DX_TRAIN) != 0u;
     let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (xp.flags & 8u) != 0u, xp.flags >> 16u);
@@ -546,7 +554,7 @@ fn dx_vec4(
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let i = walk_offset(walk);
             walk_next(&walk);
-            dx_out4[i] = (gi * dx_dy4[i] - cx) - ((dx_x4[i] - mu4) * inv4) * cy;
+            dx_out4[i] = (gi * dx_dy4[i] - cx) - (((dx_x4[i] - mu4) - lo4) * inv4) * cy;
         }
     } else {
         for (var k = lw.x; k < lw.y; k += lw.z) {

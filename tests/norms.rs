@@ -607,8 +607,10 @@ fn offset_dominated_segments_keep_float32_accuracy() {
                 ("instance", Layer::Instance(l), g)
             },
         ];
+        let dy_data = rng.normals(numel, 0.0, 1.0);
+        let dy = arr(&shape, dy_data.clone());
         for (name, mut layer, g) in layers {
-            let (y, _) = layer.forward_saved(gpu, x.view()).unwrap();
+            let (y, saved) = layer.forward_saved(gpu, x.view()).unwrap();
             let xs = f64s(&data);
             let st = twin::norm_stats(&xs, &g);
             let want = twin::normalize(&xs, &g, &st.mean, &st.var, 1e-5, None, None);
@@ -616,6 +618,17 @@ fn offset_dominated_segments_keep_float32_accuracy() {
                 assert!(
                     (got as f64 - w).abs() <= 4e-6 * (1.0 + w.abs()),
                     "{name} norm of {offset} + N(0, {spread}), element {e}: {got} vs float64 {w}"
+                );
+            }
+            // The backward's x̂ takes the same float32 pair: a rounded mean alone moved
+            // dx by ~1e-3 of its scale here.
+            let grads = layer.backward(gpu, x.view(), dy.view(), &saved).unwrap();
+            let want = twin::backward_train(&xs, &f64s(&dy_data), &g, 1e-5, None).grad_input;
+            let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+            for (e, (&got, &w)) in grads.grad_input.iter().zip(&want).enumerate() {
+                assert!(
+                    (got as f64 - w).abs() <= 1e-5 * scale,
+                    "{name} backward of {offset} + N(0, {spread}), element {e}: dx {got} vs float64 {w} (scale {scale})"
                 );
             }
         }

@@ -194,9 +194,30 @@ pub fn reduction_chain(gpu: &Gpu, seg: &Segments, state_bytes: u64) -> Result<us
     Ok(per_thread + plan.parts_total as usize)
 }
 
+/// The forward's saved statistics, one f32 per statistics segment each:
+/// `x̂ = ((x − mean) − mean_lo)·invstd`. `mean_lo` is what rounding the mean to float32
+/// lost (the derive kernel's `center_lo`), so that `x − mean` stays exact near the mean
+/// however far it lies from zero; `None` takes it as 0.
+#[derive(Clone, Copy)]
+pub struct SavedCenter<'a> {
+    pub mean: &'a wgpu::Buffer,
+    pub mean_lo: Option<&'a wgpu::Buffer>,
+    pub invstd: &'a wgpu::Buffer,
+}
+
+impl SavedCenter<'_> {
+    /// `mean_lo`, or a zero buffer as long as `mean`.
+    fn mean_lo(&self, gpu: &Gpu) -> Result<wgpu::Buffer> {
+        match self.mean_lo {
+            Some(b) => Ok(b.clone()),
+            None => gpu.storage_buffer("backward mean_lo (zero)", self.mean.size().max(4)),
+        }
+    }
+}
+
 /// Record the fused reduction over `(dy, x)`: per segment of `red`, `Σw·dy` and
-/// `Σw·dy·x̂` with `x̂ = (x − mean[t])·invstd[t]`, `t` from `stat`, `w` from `weight`
-/// (or 1). Returns a buffer of `red.num_segments()` `vec2<f32>`.
+/// `Σw·dy·x̂` with `x̂` from `saved` (see [`SavedCenter`]) at `t` from `stat`, `w`
+/// from `weight` (or 1). Returns a buffer of `red.num_segments()` `vec2<f32>`.
 #[allow(clippy::too_many_arguments)]
 pub fn record_sums(
     gpu: &Gpu,
@@ -205,8 +226,7 @@ pub fn record_sums(
     dy: &GpuTensor,
     red: &Grouping,
     stat: StatIndex,
-    mean: &wgpu::Buffer,
-    invstd: &wgpu::Buffer,
+    saved: SavedCenter,
     weight: Option<Weight>,
 ) -> Result<wgpu::Buffer> {
     check_input(gpu, x, red)?;
@@ -244,6 +264,7 @@ pub fn record_sums(
         StatIndex::Map(m) => (0, 1, m),
     };
     let dummy = gpu.storage_buffer("backward unused", 4)?;
+    let mean_lo = saved.mean_lo(gpu)?;
     let (gamma, param_map, weight_flag) = match weight {
         Some(w) => (w.gamma, w.param_map, 2),
         None => (&dummy, stat_map, 0),
@@ -276,9 +297,10 @@ pub fn record_sums(
             (0, params.as_entire_binding()),
             (1, Gpu::binding(x.buffer(), d.window_lo * unit, d.window_len * unit)),
             (2, Gpu::binding(dy.buffer(), d.window_lo * unit, d.window_len * unit)),
-            (3, mean.as_entire_binding()),
-            (4, invstd.as_entire_binding()),
+            (3, saved.mean.as_entire_binding()),
+            (4, saved.invstd.as_entire_binding()),
             (6, partials.as_entire_binding()),
+            (7, mean_lo.as_entire_binding()),
         ];
         if !vec4 {
             // γ (sums_vec4 serves the unweighted sums only).
@@ -369,8 +391,7 @@ pub struct DxArgs<'a> {
     pub stat_div: u32,
     pub channels: u32,
     pub gamma_per_element: bool,
-    pub mean: &'a wgpu::Buffer,
-    pub invstd: &'a wgpu::Buffer,
+    pub saved: SavedCenter<'a>,
     pub gamma: Option<&'a wgpu::Buffer>,
     /// Train: the coefficients of [`record_coeffs`]; `None`: eval (`dx = invstd·γ·dy`).
     pub coeffs: Option<&'a wgpu::Buffer>,
@@ -393,6 +414,7 @@ pub fn record_dx(
         return Err(Error::InvalidParameter("grad_input cannot be written into x or grad_output".into()));
     }
     let dummy = gpu.storage_buffer("backward unused", 8)?;
+    let mean_lo = args.saved.mean_lo(gpu)?;
     let flags = args.coeffs.is_some() as u32
         | (args.gamma.is_some() as u32) << 1
         | ((args.gamma.is_some() && args.gamma_per_element) as u32) << 2;
@@ -435,10 +457,11 @@ pub fn record_dx(
                 Gpu::binding(x.buffer(), d.window_lo * unit, d.window_len * unit),
                 Gpu::binding(dy.buffer(), d.window_lo * unit, d.window_len * unit),
                 Gpu::binding(dx.buffer(), d.window_lo * unit, d.window_len * unit),
-                args.mean.as_entire_binding(),
-                args.invstd.as_entire_binding(),
+                args.saved.mean.as_entire_binding(),
+                args.saved.invstd.as_entire_binding(),
                 args.gamma.unwrap_or(&dummy).as_entire_binding(),
                 args.coeffs.unwrap_or(&dummy).as_entire_binding(),
+                mean_lo.as_entire_binding(),
             ],
             d.tiles * d.parts,
         )?;

@@ -10,7 +10,7 @@ use crate::gpu::{Gpu, GpuTensor};
 use crate::kernels::affine::{record_affine, AffineArgs, AffineMode};
 use crate::kernels::backward::{
     record_coeffs, record_dx, record_instance_running, record_param_grads, record_poison, record_sums, DxArgs,
-    StatIndex, Weight,
+    SavedCenter, StatIndex, Weight,
 };
 use crate::kernels::derive::{record_derive, DeriveRule};
 use crate::kernels::moments::{record_moments, MomentsGpu, MOMENTS_BYTES};
@@ -146,6 +146,7 @@ pub(crate) fn record_forward(
     let saved = SavedStats {
         grouping,
         mean: derived.center,
+        mean_lo: derived.center_lo,
         invstd: derived.inv_scale,
         batch_stats: !matches!(plan.stats, StatsMode::Running { .. }),
         eps: plan.eps,
@@ -242,11 +243,11 @@ pub(crate) fn record_backward(
         grads.grad_beta = Some(GpuTensor::from_buffer(db.into(), &param_shape)?);
         Ok(())
     };
-    let (mean, invstd) = (&saved.mean, &saved.invstd);
+    let center = SavedCenter { mean: &saved.mean, mean_lo: Some(&saved.mean_lo), invstd: &saved.invstd };
     if !saved.batch_stats {
         // Eval: dx = invstd·γ·dy; dγ, dβ from one unweighted reduction per channel.
         if gamma.is_some() {
-            let sums = record_sums(gpu, encoder, x, dy, &g, StatIndex::PerSegment { div: 1 }, mean, invstd, None)?;
+            let sums = record_sums(gpu, encoder, x, dy, &g, StatIndex::PerSegment { div: 1 }, center, None)?;
             let c = g.num_segments();
             set_params(&mut grads, record_param_grads(gpu, encoder, &sums, c, 1, c)?)?;
         }
@@ -255,8 +256,7 @@ pub(crate) fn record_backward(
             stat_div: 1,
             channels: g.num_segments() as u32,
             gamma_per_element: false,
-            mean,
-            invstd,
+            saved: center,
             gamma,
             coeffs: None,
         };
@@ -267,7 +267,7 @@ pub(crate) fn record_backward(
         (true, Some(gm)) => Some(Weight { gamma: gm, param_map: bs.red.param_map() }),
         _ => None,
     };
-    let sums = record_sums(gpu, encoder, x, dy, &bs.red, bs.stat, mean, invstd, weight)?;
+    let sums = record_sums(gpu, encoder, x, dy, &bs.red, bs.stat, center, weight)?;
     let coeff_gamma = if bs.weighted { None } else { gamma };
     let coeffs =
         record_coeffs(gpu, encoder, &sums, g.num_segments(), bs.sub, bs.channels, coeff_gamma, g.segment_len())?;
@@ -275,8 +275,7 @@ pub(crate) fn record_backward(
         match bs.columns {
             Some(cols) => {
                 let Grouping::Rows { len, .. } = g else { unreachable!() };
-                let col_sums =
-                    record_sums(gpu, encoder, x, dy, &cols, StatIndex::Map(div_map(len)), mean, invstd, None)?;
+                let col_sums = record_sums(gpu, encoder, x, dy, &cols, StatIndex::Map(div_map(len)), center, None)?;
                 set_params(&mut grads, record_param_grads(gpu, encoder, &col_sums, len, 1, len)?)?;
             }
             None => {
@@ -289,8 +288,7 @@ pub(crate) fn record_backward(
         stat_div: bs.sub as u32,
         channels: bs.channels as u32,
         gamma_per_element: bs.weighted,
-        mean,
-        invstd,
+        saved: center,
         gamma,
         coeffs: Some(&coeffs),
     };

@@ -64,6 +64,8 @@ use crate::segments::Grouping;
 pub struct SavedStats {
     pub(crate) grouping: Grouping,
     pub(crate) mean: wgpu::Buffer,
+    /// What rounding the mean to float32 lost (see `kernels::backward::SavedCenter`).
+    pub(crate) mean_lo: wgpu::Buffer,
     pub(crate) invstd: wgpu::Buffer,
     pub(crate) batch_stats: bool,
     pub(crate) eps: f64,
