@@ -378,10 +378,12 @@ struct HistLane {
     nb: u32,
     gl: u32,
     hrow: u32,   // the segment's first global histogram row
-    // The first eight group prefixes in registers (NOKEY past the last): a lane with
-    // at most eight groups finds its group without reading workgroup memory.
+    // The first sixteen group prefixes in registers (NOKEY past the last): a lane with
+    // at most sixteen groups finds its group without reading workgroup memory.
     pa: vec4<u32>,
     pb: vec4<u32>,
+    pc: vec4<u32>,
+    pd: vec4<u32>,
 }
 
 // Add a (non-NaN) key to the histogram of the group whose prefix it has, if any; at
@@ -393,11 +395,12 @@ fn hist_add(key: u32, l: HistLane) {
         if (hi < l.first || hi > l.last) {
             return;
         }
-        if (l.ng <= 8u) {
+        if (l.ng <= 16u) {
             // The prefixes ascend: the count of those <= hi, less one, is the group.
             let h = vec4<u32>(hi);
-            g = dot(count1(l.pa <= h), vec4<u32>(1u)) + dot(count1(l.pb <= h), vec4<u32>(1u)) - 1u;
-            if (!any(l.pa == h) && !any(l.pb == h)) {
+            let below = count1(l.pa <= h) + count1(l.pb <= h) + count1(l.pc <= h) + count1(l.pd <= h);
+            g = dot(below, vec4<u32>(1u)) - 1u;
+            if (!any((l.pa == h) | (l.pb == h) | (l.pc == h) | (l.pd == h))) {
                 return;
             }
         } else {
@@ -485,16 +488,26 @@ fn hist_main(
         }
         let base = segment_base(p.seg, s) - p.window_lo;
         var lane = HistLane(p.level, task.lane_s, task.lane_s * p.rb, ng, 0u, 0u, p.shift + p.bits, p.shift, mask, nb,
-                            p.gl, (s - p.sb0) * p.rb, vec4<u32>(NOKEY), vec4<u32>(NOKEY));
+                            p.gl, (s - p.sb0) * p.rb, vec4<u32>(NOKEY), vec4<u32>(NOKEY), vec4<u32>(NOKEY),
+                            vec4<u32>(NOKEY));
         if (p.level > 0u) {
             lane.first = sh_gp[lane.gbase];
             lane.last = sh_gp[lane.gbase + ng - 1u];
-            for (var j = 0u; j < min(ng, 8u); j++) {
+            for (var j = 0u; j < min(ng, 16u); j++) {
                 let v = sh_gp[lane.gbase + j];
-                if (j < 4u) {
-                    lane.pa[j] = v;
-                } else {
-                    lane.pb[j - 4u] = v;
+                switch (j / 4u) {
+                    case 0u: {
+                        lane.pa[j % 4u] = v;
+                    }
+                    case 1u: {
+                        lane.pb[j % 4u] = v;
+                    }
+                    case 2u: {
+                        lane.pc[j % 4u] = v;
+                    }
+                    default: {
+                        lane.pd[j % 4u] = v;
+                    }
                 }
             }
         }
@@ -720,9 +733,11 @@ fn sample_main(
     }
 }
 
-// Brackets of a segment: BRK vec4 per segment: (count, 0, 0, 0), lo[0..4], lo[4..8],
-// hi[0..4], hi[4..8]; unused brackets are [MAX, MAX] (nothing inside, never reached).
-const BRK: u32 = 5u;
+// Brackets of a segment: BRK vec4 per segment: (count, 0, 0, 0), lo in MAXB / 4 vec4,
+// then hi in as many; unused brackets are [MAX, MAX] (nothing inside, never reached).
+const MAXB: u32 = 16u; // brackets per segment (MAX_BRACKETS)
+const BRK: u32 = 1u + MAXB / 2u;
+const HI: u32 = 1u + MAXB / 4u; // the first hi vec4
 const NOKEY: u32 = 0xffffffffu;
 
 @group(0) @binding(1) var<storage, read> b_os: array<vec4<u32>>; // sample order statistics
@@ -739,7 +754,10 @@ fn bracket_main(
     if (s >= p.seg_end) {
         return;
     }
-    var lo = array<u32, 8>(NOKEY, NOKEY, NOKEY, NOKEY, NOKEY, NOKEY, NOKEY, NOKEY);
+    var lo: array<u32, MAXB>;
+    for (var j = 0u; j < MAXB; j++) {
+        lo[j] = NOKEY;
+    }
     var hi = lo;
     var nbr = 0u;
     let row = s * 2u * p.ub;
@@ -761,15 +779,15 @@ fn bracket_main(
     }
     let o = s * BRK;
     b_brk[o] = vec4<u32>(nbr, 0u, 0u, 0u);
-    b_brk[o + 1u] = vec4<u32>(lo[0], lo[1], lo[2], lo[3]);
-    b_brk[o + 2u] = vec4<u32>(lo[4], lo[5], lo[6], lo[7]);
-    b_brk[o + 3u] = vec4<u32>(hi[0], hi[1], hi[2], hi[3]);
-    b_brk[o + 4u] = vec4<u32>(hi[4], hi[5], hi[6], hi[7]);
+    for (var j = 0u; j < MAXB; j += 4u) {
+        b_brk[o + 1u + j / 4u] = vec4<u32>(lo[j], lo[j + 1u], lo[j + 2u], lo[j + 3u]);
+        b_brk[o + HI + j / 4u] = vec4<u32>(hi[j], hi[j + 1u], hi[j + 2u], hi[j + 3u]);
+    }
 }
 
-// Bracket counts per segment: 32 u32, [kind * 8 + bracket] with kinds
+// Bracket counts per segment: 4 · MAXB u32, [kind * MAXB + bracket] with kinds
 // 0: key < lo, 1: key <= lo, 2: key < hi, 3: key <= hi.
-const NCOUNT: u32 = 32u;
+const NCOUNT: u32 = 4u * MAXB;
 
 @group(0) @binding(1) var<storage, read> k_x: array<f32>;
 @group(0) @binding(2) var<storage, read> k_brk: array<vec4<u32>>;
@@ -779,7 +797,7 @@ const NCOUNT: u32 = 32u;
 // Per segment, its values that are not NaN (so that no moments pass is needed).
 @group(0) @binding(6) var<storage, read_write> k_valid: array<atomic<u32>>;
 
-var<workgroup> sh_bc: array<atomic<u32>, 2048>; // tile (<= 64) × NCOUNT
+var<workgroup> sh_bc: array<atomic<u32>, 2048>; // segments of a workgroup (<= 32) × NCOUNT
 
 // The counting passes (count_main, and count_vec4 below) hold no atomic in their
 // loops: a software adapter runs the body of every `if` whatever the lanes say, so a
@@ -870,15 +888,17 @@ fn write_candidates(at: vec4<u32>, inside: vec4<bool>, kv: vec4<u32>) {
 }
 
 // count_main: one segment per lane, four of its values per iteration (scalar loads,
-// any layout), up to eight brackets (two groups of four); count_main_4 and _3 for at
-// most four and three (`four` and `eight` are constants in each, folded away).
+// any layout), up to MAXB brackets. Entry points for at most 3, 4, 8, 12 and 16
+// brackets (`nb` a constant in each: the compares of the brackets past it are folded
+// away; a software adapter would run them all). The brackets live in sixteen
+// variables, not an array: indexed in the loop, an array would stay in memory.
 @compute @workgroup_size(256)
-fn count_main(
+fn count_main_3(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    count_main_body(wid.x + wid.y * nwg.x, lid, true, true);
+    count_main_body(wid.x + wid.y * nwg.x, lid, 3u);
 }
 
 @compute @workgroup_size(256)
@@ -887,19 +907,37 @@ fn count_main_4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    count_main_body(wid.x + wid.y * nwg.x, lid, true, false);
+    count_main_body(wid.x + wid.y * nwg.x, lid, 4u);
 }
 
 @compute @workgroup_size(256)
-fn count_main_3(
+fn count_main_8(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    count_main_body(wid.x + wid.y * nwg.x, lid, false, false);
+    count_main_body(wid.x + wid.y * nwg.x, lid, 8u);
 }
 
-fn count_main_body(w: u32, lid: u32, four: bool, eight: bool) {
+@compute @workgroup_size(256)
+fn count_main_12(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    count_main_body(wid.x + wid.y * nwg.x, lid, 12u);
+}
+
+@compute @workgroup_size(256)
+fn count_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    count_main_body(wid.x + wid.y * nwg.x, lid, 16u);
+}
+
+fn count_main_body(w: u32, lid: u32, nb: u32) {
     if (w >= p.tiles * p.parts) {
         return;
     }
@@ -914,20 +952,32 @@ fn count_main_body(w: u32, lid: u32, four: bool, eight: bool) {
     // A segment without brackets (its sample held no value) is still walked: its values
     // are counted (`k_valid`), and it goes to the radix passes over the whole input.
     if (s < p.seg_end) {
-        let two = eight && k_brk[s * BRK].x > 4u;
-        let lo_a = k_brk[s * BRK + 1u];
-        let lo_b = k_brk[s * BRK + 2u];
-        let hi_a = k_brk[s * BRK + 3u];
-        let hi_b = k_brk[s * BRK + 4u];
+        let o = s * BRK;
+        let l0 = k_brk[o + 1u];
+        let l1 = k_brk[o + 2u];
+        let l2 = k_brk[o + 3u];
+        let l3 = k_brk[o + 4u];
+        let h0 = k_brk[o + HI];
+        let h1 = k_brk[o + HI + 1u];
+        let h2 = k_brk[o + HI + 2u];
+        let h3 = k_brk[o + HI + 3u];
         // Every bracket against the four keys of an iteration (its ends splat).
-        var a0 = bracket4(vec4<u32>(lo_a.x), vec4<u32>(hi_a.x));
-        var a1 = bracket4(vec4<u32>(lo_a.y), vec4<u32>(hi_a.y));
-        var a2 = bracket4(vec4<u32>(lo_a.z), vec4<u32>(hi_a.z));
-        var a3 = bracket4(vec4<u32>(lo_a.w), vec4<u32>(hi_a.w));
-        var b0 = bracket4(vec4<u32>(lo_b.x), vec4<u32>(hi_b.x));
-        var b1 = bracket4(vec4<u32>(lo_b.y), vec4<u32>(hi_b.y));
-        var b2 = bracket4(vec4<u32>(lo_b.z), vec4<u32>(hi_b.z));
-        var b3 = bracket4(vec4<u32>(lo_b.w), vec4<u32>(hi_b.w));
+        var b0 = bracket4(vec4<u32>(l0.x), vec4<u32>(h0.x));
+        var b1 = bracket4(vec4<u32>(l0.y), vec4<u32>(h0.y));
+        var b2 = bracket4(vec4<u32>(l0.z), vec4<u32>(h0.z));
+        var b3 = bracket4(vec4<u32>(l0.w), vec4<u32>(h0.w));
+        var b4 = bracket4(vec4<u32>(l1.x), vec4<u32>(h1.x));
+        var b5 = bracket4(vec4<u32>(l1.y), vec4<u32>(h1.y));
+        var b6 = bracket4(vec4<u32>(l1.z), vec4<u32>(h1.z));
+        var b7 = bracket4(vec4<u32>(l1.w), vec4<u32>(h1.w));
+        var b8 = bracket4(vec4<u32>(l2.x), vec4<u32>(h2.x));
+        var b9 = bracket4(vec4<u32>(l2.y), vec4<u32>(h2.y));
+        var b10 = bracket4(vec4<u32>(l2.z), vec4<u32>(h2.z));
+        var b11 = bracket4(vec4<u32>(l2.w), vec4<u32>(h2.w));
+        var b12 = bracket4(vec4<u32>(l3.x), vec4<u32>(h3.x));
+        var b13 = bracket4(vec4<u32>(l3.y), vec4<u32>(h3.y));
+        var b14 = bracket4(vec4<u32>(l3.z), vec4<u32>(h3.z));
+        var b15 = bracket4(vec4<u32>(l3.w), vec4<u32>(h3.w));
         let writers = p.parts_total * task.lanes;
         let wr = (p.part_offset + task.part) * task.lanes + task.lane_k;
         let ct = p.cap / writers;
@@ -955,13 +1005,21 @@ fn count_main_body(w: u32, lid: u32, four: bool, eight: bool) {
                 nans += 4u - n_ok;
                 valid += n_ok;
                 let sk = skeys4(bv, !ok);
-                var inside = count_bracket(&a0, sk) | count_bracket(&a1, sk) | count_bracket(&a2, sk);
-                if (four) {
-                    inside |= count_bracket(&a3, sk);
+                var inside = count_bracket(&b0, sk) | count_bracket(&b1, sk) | count_bracket(&b2, sk);
+                if (nb > 3u) {
+                    inside |= count_bracket(&b3, sk);
                 }
-                if (two) {
-                    inside |= count_bracket(&b0, sk) | count_bracket(&b1, sk) | count_bracket(&b2, sk) |
-                        count_bracket(&b3, sk);
+                if (nb > 4u) {
+                    inside |= count_bracket(&b4, sk) | count_bracket(&b5, sk) | count_bracket(&b6, sk) |
+                        count_bracket(&b7, sk);
+                }
+                if (nb > 8u) {
+                    inside |= count_bracket(&b8, sk) | count_bracket(&b9, sk) | count_bracket(&b10, sk) |
+                        count_bracket(&b11, sk);
+                }
+                if (nb > 12u) {
+                    inside |= count_bracket(&b12, sk) | count_bracket(&b13, sk) | count_bracket(&b14, sk) |
+                        count_bracket(&b15, sk);
                 }
                 let at = vec4<u32>(s * p.cap + wr) + slots_of(found, inside, ct) * vec4<u32>(writers);
                 write_candidates(at, inside, ukey4(sk));
@@ -971,22 +1029,48 @@ fn count_main_body(w: u32, lid: u32, four: bool, eight: bool) {
         flush_candidates(s, found, ct, writers);
         atomicAdd(&k_valid[s], valid);
         // Per bracket, its four counts (summed over the four keys of each iteration).
-        let a = array<Bracket4, 4>(a0, a1, a2, a3);
-        let b = array<Bracket4, 4>(b0, b1, b2, b3);
-        let o = task.lane_s * NCOUNT;
-        for (var j = 0u; j < 4u; j++) {
-            atomicAdd(&sh_bc[o + j], dot(a[j].lt_lo, one) - nans);
-            atomicAdd(&sh_bc[o + 8u + j], dot(a[j].le_lo, one) - nans);
-            atomicAdd(&sh_bc[o + 16u + j], dot(a[j].lt_hi, one) - nans);
-            atomicAdd(&sh_bc[o + 24u + j], dot(a[j].le_hi, one) - nans);
+        let row = task.lane_s * NCOUNT;
+        flush_bracket(row + 0u, b0, nans);
+        flush_bracket(row + 1u, b1, nans);
+        flush_bracket(row + 2u, b2, nans);
+        if (nb > 3u) {
+            flush_bracket(row + 3u, b3, nans);
         }
-        if (two) {
-            for (var j = 0u; j < 4u; j++) {
-                atomicAdd(&sh_bc[o + 4u + j], dot(b[j].lt_lo, one) - nans);
-                atomicAdd(&sh_bc[o + 12u + j], dot(b[j].le_lo, one) - nans);
-                atomicAdd(&sh_bc[o + 20u + j], dot(b[j].lt_hi, one) - nans);
-                atomicAdd(&sh_bc[o + 28u + j], dot(b[j].le_hi, one) - nans);
-            }
+        if (nb > 4u) {
+            flush_bracket(row + 4u, b4, nans);
+        }
+        if (nb > 5u) {
+            flush_bracket(row + 5u, b5, nans);
+        }
+        if (nb > 6u) {
+            flush_bracket(row + 6u, b6, nans);
+        }
+        if (nb > 7u) {
+            flush_bracket(row + 7u, b7, nans);
+        }
+        if (nb > 8u) {
+            flush_bracket(row + 8u, b8, nans);
+        }
+        if (nb > 9u) {
+            flush_bracket(row + 9u, b9, nans);
+        }
+        if (nb > 10u) {
+            flush_bracket(row + 10u, b10, nans);
+        }
+        if (nb > 11u) {
+            flush_bracket(row + 11u, b11, nans);
+        }
+        if (nb > 12u) {
+            flush_bracket(row + 12u, b12, nans);
+        }
+        if (nb > 13u) {
+            flush_bracket(row + 13u, b13, nans);
+        }
+        if (nb > 14u) {
+            flush_bracket(row + 14u, b14, nans);
+        }
+        if (nb > 15u) {
+            flush_bracket(row + 15u, b15, nans);
         }
     }
     workgroupBarrier();
@@ -999,6 +1083,16 @@ fn count_main_body(w: u32, lid: u32, four: bool, eight: bool) {
     }
 }
 
+// One bracket's four counts (summed over the four keys of each iteration, NaN taken
+// off) into its column `at` of a segment's row of the workgroup's counts.
+fn flush_bracket(at: u32, b: Bracket4, nans: u32) {
+    let one = vec4<u32>(1u);
+    atomicAdd(&sh_bc[at], dot(b.lt_lo, one) - nans);
+    atomicAdd(&sh_bc[at + MAXB], dot(b.le_lo, one) - nans);
+    atomicAdd(&sh_bc[at + 2u * MAXB], dot(b.lt_hi, one) - nans);
+    atomicAdd(&sh_bc[at + 3u * MAXB], dot(b.le_hi, one) - nans);
+}
+
 // count_main over a vec4 view of the input (see Segments::vec4_view on the host), for
 // at most four brackets per segment: four neighbouring segments (`_columns`) or four
 // neighbouring elements of one segment per load.
@@ -1006,7 +1100,7 @@ fn count_main_body(w: u32, lid: u32, four: bool, eight: bool) {
 
 // One segment's brackets (lo, hi), four as a vec4 each.
 fn brackets_of(s: u32) -> array<vec4<u32>, 2> {
-    return array<vec4<u32>, 2>(k_brk[s * BRK + 1u], k_brk[s * BRK + 3u]);
+    return array<vec4<u32>, 2>(k_brk[s * BRK + 1u], k_brk[s * BRK + HI]);
 }
 
 // Component c's four counts of the four brackets, NaN taken off.
@@ -1026,7 +1120,7 @@ fn flush_counts(row: u32, c: array<vec4<u32>, 4>) {
     let o = row * NCOUNT;
     for (var kind = 0u; kind < 4u; kind++) {
         for (var j = 0u; j < 4u; j++) {
-            atomicAdd(&sh_bc[o + kind * 8u + j], c[kind][j]);
+            atomicAdd(&sh_bc[o + kind * MAXB + j], c[kind][j]);
         }
     }
 }
@@ -1237,9 +1331,9 @@ fn resolve_main(
         let rank = r_slots[base + r].rank;
         var found = false;
         for (var g = 0u; g < nbr; g++) {
-            if (rank >= r_bcount[cb + g] && rank < r_bcount[cb + 24u + g]) {
+            if (rank >= r_bcount[cb + g] && rank < r_bcount[cb + 3u * MAXB + g]) {
                 found = true;
-                let inner = rank >= r_bcount[cb + 8u + g] && rank < r_bcount[cb + 16u + g];
+                let inner = rank >= r_bcount[cb + MAXB + g] && rank < r_bcount[cb + 2u * MAXB + g];
                 if (inner && overflow) {
                     found = false;
                 }
@@ -1260,9 +1354,9 @@ fn resolve_main(
         var inside_below = 0u;
         for (var g = 0u; g < nbr; g++) {
             let lt_lo = r_bcount[cb + g];
-            let le_lo = r_bcount[cb + 8u + g];
-            let lt_hi = r_bcount[cb + 16u + g];
-            let le_hi = r_bcount[cb + 24u + g];
+            let le_lo = r_bcount[cb + MAXB + g];
+            let lt_hi = r_bcount[cb + 2u * MAXB + g];
+            let le_hi = r_bcount[cb + 3u * MAXB + g];
             if (sl.rank >= lt_lo && sl.rank < le_hi) {
                 if (sl.rank < le_lo) {
                     sl.prefix = brk_key(s, 1u, g);
@@ -1271,7 +1365,7 @@ fn resolve_main(
                     sl.rank = sl.rank - le_lo + inside_below;
                     any_inner = true;
                 } else {
-                    sl.prefix = brk_key(s, 3u, g);
+                    sl.prefix = brk_key(s, HI, g);
                     sl.done = 1u;
                 }
                 break;

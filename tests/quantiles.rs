@@ -364,7 +364,20 @@ fn large_segments() {
 #[test]
 fn long_segments_few_quantiles() {
     let mut rng = Rng::new(23);
-    let qsets: [&[f64]; 4] = [&[0.25, 0.5, 0.75], &[0.0, 1.0], &[0.5], &[0.0, 0.001, 0.1, 0.5, 0.5, 0.9, 0.999, 1.0]];
+    // Up to 3, 4, 8, 12 and 16 distinct q: each counting entry point; 17: the radix passes.
+    let deciles: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
+    let sixteen: Vec<f64> = (1..=16).map(|i| i as f64 / 17.0).collect();
+    let seventeen: Vec<f64> = (0..=16).map(|i| i as f64 / 16.0).collect();
+    let qsets: [&[f64]; 8] = [
+        &[0.25, 0.5, 0.75],
+        &[0.0, 1.0],
+        &[0.5],
+        &[0.0, 0.001, 0.1, 0.5, 0.5, 0.9, 0.999, 1.0],
+        &[0.1, 0.2, 0.3, 0.4],
+        &deciles,
+        &sixteen,
+        &seventeen,
+    ];
     let rows = 70_001;
     // Three columns: float loads; four: the vec4 counting pass, four columns per load.
     for cols in [3, 4] {
@@ -451,6 +464,7 @@ fn long_segments_few_quantiles() {
 fn candidate_slots_run_out() {
     let gpu = own_gpu();
     let mut rng = Rng::new(31);
+    let deciles: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
     for g in [
         Grouping::Columns { rows: 70_001, cols: 4 },
         Grouping::Rows { rows: 2, len: 100_000 },
@@ -462,7 +476,7 @@ fn candidate_slots_run_out() {
         for slots in [1, 3, 40] {
             gpu.set_candidate_slots(Some(slots));
             for (what, data) in [("normal", &normal), ("sorted", &sorted)] {
-                for qs in [&[0.25, 0.5, 0.75][..], &[0.5]] {
+                for qs in [&[0.25, 0.5, 0.75][..], &[0.5], &deciles] {
                     check_on(&gpu, &format!("{what}, {slots} slots"), &g, data, qs);
                 }
             }

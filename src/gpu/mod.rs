@@ -333,7 +333,7 @@ impl Gpu {
     /// Give each thread of the quantiles' vec4 counting pass `n` candidate slots
     /// instead of what its share needs, so that tests reach the path where a thread
     /// runs out of slots (its segment then goes to the radix passes over the whole
-    /// input). `None` restores the computed share.
+    /// input). `None` restores the computed share; `Some(0)` counts as 1.
     pub fn set_candidate_slots(&self, n: Option<u32>) {
         *self.candidate_slots.lock().unwrap_or_else(|p| p.into_inner()) = n;
     }

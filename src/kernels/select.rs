@@ -13,7 +13,7 @@
 //!   per-(segment, group) histograms with u32 atomics in workgroup memory, added into
 //!   a global histogram (so windows of inputs beyond one binding add up), then a scan
 //!   that picks every rank's digit. Narrower digits for shorter segments.
-//! - **sample and bracket** (long segments, at most 8 distinct q, input within one
+//! - **sample and bracket** (long segments, at most 16 distinct q, input within one
 //!   binding): the radix select on a stratified sample gives, per q, a key bracket that
 //!   very likely holds the wanted ranks; one pass over the input counts the keys below,
 //!   at and inside each bracket and keeps those strictly inside; the radix select then
@@ -56,8 +56,11 @@ const MAX_BITS: u32 = 11;
 /// Elements a thread should at least get before another workgroup is added.
 const MIN_PER_THREAD: u64 = 32;
 const WG: u32 = 256;
-/// The fast path's limit on unique q per call (brackets per segment in `count_main`).
-const MAX_BRACKETS: usize = 8;
+/// The fast path's limit on unique q per call (brackets per segment, `MAXB` in
+/// select.wgsl).
+const MAX_BRACKETS: usize = 16;
+/// Segments of one counting workgroup (its counts: 2048 / (4 · MAX_BRACKETS) rows).
+const COUNT_SEGMENTS: u32 = 2048 / (4 * MAX_BRACKETS as u32);
 /// Shortest segment for the fast path (its sample has at least 4096 elements).
 const SAMPLE_MIN_LEN: u64 = 1 << 16;
 /// Longest segment ranked by counting (one thread per segment, len² compares).
@@ -65,7 +68,7 @@ const SMALL_LEN: u32 = 64;
 /// Loads a lane group of the vec4 counting pass takes in a row (`CHUNK` in select.wgsl).
 const COUNT_CHUNK: u64 = 16;
 /// Bytes of one segment's brackets (`BRK` vec4 in select.wgsl).
-const BRK_BYTES: u64 = 5 * 16;
+const BRK_BYTES: u64 = (1 + MAX_BRACKETS as u64 / 2) * 16;
 
 /// The WGSL `SelectParams` struct.
 #[repr(C)]
@@ -418,7 +421,7 @@ fn count_main_writers(gpu: &Gpu, seg: &Segments) -> Option<u64> {
             return None;
         }
         let segs = (d.seg_end - d.seg_first) as u64;
-        let (tile, _, parts) = shape(gpu.reduce_workgroups(), seg, 64, segs, seg.len as u64);
+        let (tile, _, parts) = shape(gpu.reduce_workgroups(), seg, COUNT_SEGMENTS, segs, seg.len as u64);
         writers = writers.max(parts * (WG / tile) as u64);
     }
     Some(writers)
@@ -440,8 +443,11 @@ fn sample_plan(
     if uq.len() > MAX_BRACKETS || len < SAMPLE_MIN_LEN || numel > gpu.max_chunk_elements() || s_count > 64 {
         return None;
     }
-    // The sample's cost grows with m, the candidates' with 1/sqrt(m): balance them.
-    let m = ((6.0 * len as f64).powf(2.0 / 3.0) as u64).clamp(4096, 1 << 18).min(len / 8);
+    // The sample's cost grows with m, the candidates' with their brackets' width
+    // Σ 8·sqrt(q(1 − q)/m): balance them (measured with the quartiles, whose width sum
+    // is 10.9, at m = (6·len)^(2/3); more or wider brackets want a larger sample).
+    let spread: f64 = uq.iter().map(|&q| 8.0 * (q * (1.0 - q)).sqrt()).sum::<f64>().max(1.0) / 10.9;
+    let m = ((6.0 * spread * len as f64).powf(2.0 / 3.0) as u64).clamp(4096, 1 << 18).min(len / 8);
     let mf = m as f64;
     let mut bq = Vec::with_capacity(2 * uq.len());
     let mut edges = Vec::with_capacity(2 * uq.len());
@@ -462,7 +468,7 @@ fn sample_plan(
     // time), times the writers.
     let share = 1.25 * width * len as f64 / writers as f64;
     let slots = (share + 5.0 * share.sqrt()).ceil() as u64 + 2 * COUNT_CHUNK * per_round;
-    let cap = writers * gpu.candidate_slots().map_or(slots, u64::from);
+    let cap = writers * gpu.candidate_slots().map_or(slots, |n| u64::from(n.max(1)));
     let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
     if s_count * cap * 4 > binding.min(gpu.max_chunk_elements() * 4) || s_count * m * 4 > binding {
         return None;
@@ -646,7 +652,7 @@ fn record_select(
 
 /// The counting pass's vec4 view, its plan and whether its components are segments:
 /// when the layout has a vec4 view, there are at most 4 brackets per segment, and a
-/// workgroup covers at most 64 segments (the rows of its counts, `sh_bc`).
+/// workgroup covers at most `COUNT_SEGMENTS` segments (the rows of its counts, `sh_bc`).
 fn count_view(gpu: &Gpu, seg: &Segments, unique_q: usize) -> Option<CountView> {
     if unique_q > 4 {
         return None;
@@ -660,7 +666,7 @@ fn count_view(gpu: &Gpu, seg: &Segments, unique_q: usize) -> Option<CountView> {
     let plan = plan::plan_reduction(&view, &limits).ok()?;
     let segments_per_workgroup = plan.tile_width * if by_segment { 4 } else { 1 };
     let writers = plan.parts_total as u64 * (WG / plan.tile_width) as u64;
-    (segments_per_workgroup <= 64).then_some(CountView { view, by_segment, plan, writers })
+    (segments_per_workgroup <= COUNT_SEGMENTS).then_some(CountView { view, by_segment, plan, writers })
 }
 
 /// The counting pass through a vec4 view: the view, whether its components are four
@@ -780,7 +786,7 @@ fn record_brackets(
     )?;
 
     // One pass over the input: bracket counts and candidates.
-    let bcount = gpu.storage_buffer("quantile bracket counts", s_count * 32 * 4)?;
+    let bcount = gpu.storage_buffer("quantile bracket counts", s_count * 4 * MAX_BRACKETS as u64 * 4)?;
     let ccount = gpu.storage_buffer("quantile candidate counts", s_count * 4)?;
     let cand = gpu.storage_buffer("quantile candidates", s_count * sp.cap as u64 * 4)?;
     encoder.clear_buffer(&bcount, 0, None);
@@ -838,6 +844,8 @@ fn record_count(
     let entry = match qp.ub {
         0..=3 => "count_main_3",
         4 => "count_main_4",
+        5..=8 => "count_main_8",
+        9..=12 => "count_main_12",
         _ => "count_main",
     };
     let count = gpu.pipeline(Shader::Select, entry);
@@ -846,7 +854,8 @@ fn record_count(
             continue;
         }
         let segs = (d.seg_end - d.seg_first) as u64;
-        let (tile, tiles, parts) = shape(gpu.reduce_workgroups(), &seg, 64, segs, (d.k_end - d.k_first) as u64);
+        let (tile, tiles, parts) =
+            shape(gpu.reduce_workgroups(), &seg, COUNT_SEGMENTS, segs, (d.k_end - d.k_first) as u64);
         let params = gpu.uniform(&SelectParams {
             window_lo: d.window_lo as u32,
             seg_first: d.seg_first,
