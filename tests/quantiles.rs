@@ -399,6 +399,14 @@ fn long_segments_few_quantiles() {
             }
         }
     }
+    // More segments than one counting workgroup holds (67 columns: float loads; 68
+    // rows: vec4 loads).
+    for g in [Grouping::Columns { rows: 1 << 16, cols: 67 }, Grouping::Rows { rows: 68, len: 1 << 16 }] {
+        let data = rng.normals(g.numel(), -1.0, 3.0);
+        for qs in [&[0.25, 0.5, 0.75][..], &deciles] {
+            check("many long segments", &g, &data, qs);
+        }
+    }
     // Per segment: sparse values among NaN (the sample sees few or none of them: the
     // whole-segment fallback), spread values (candidates), an all-NaN segment, and a
     // segment with ties, in one call.

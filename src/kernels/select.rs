@@ -62,7 +62,7 @@ const MAX_BRACKETS: usize = 16;
 /// Segments of one counting workgroup (its counts: 2048 / (4 · MAX_BRACKETS) rows).
 const COUNT_SEGMENTS: u32 = 2048 / (4 * MAX_BRACKETS as u32);
 /// Shortest segment for the fast path (its sample has at least 4096 elements).
-const SAMPLE_MIN_LEN: u64 = 1 << 16;
+const SAMPLE_MIN_LEN: u64 = 1 << 13;
 /// Longest segment ranked by counting (one thread per segment, len² compares).
 const SMALL_LEN: u32 = 64;
 /// Loads a lane group of the vec4 counting pass takes in a row (`CHUNK` in select.wgsl).
@@ -286,7 +286,11 @@ struct Source<'a> {
 /// Workgroup shape of an element pass over `seg`: segments per workgroup (`tile`),
 /// and how many workgroups split the elements of one dispatch.
 fn shape(target_workgroups: u32, seg: &Segments, tile_cap: u32, segs: u64, k: u64) -> (u32, u64, u64) {
-    let tile = prev_pow2(preferred_tile(seg).min(tile_cap.max(1)));
+    shape_with_tile(target_workgroups, prev_pow2(preferred_tile(seg).min(tile_cap.max(1))), segs, k)
+}
+
+/// [`shape`] for a given tile.
+fn shape_with_tile(target_workgroups: u32, tile: u32, segs: u64, k: u64) -> (u32, u64, u64) {
     let tiles = segs.div_ceil(tile as u64);
     let lanes = (WG / tile) as u64;
     let want = (target_workgroups as u64 / tiles).max(1);
@@ -323,9 +327,24 @@ impl Ctx<'_> {
                     continue;
                 }
                 // Few workgroups on a software adapter: each clears and flushes a
-                // workgroup histogram.
-                let (tile, tiles, parts) =
-                    shape(gpu.reduce_workgroups(), &src.seg, tile_cap, end - first, (d.k_end - d.k_first) as u64);
+                // workgroup histogram. Segments too short to fill one (fewer keys than
+                // 16 a bin) count straight into the global histograms instead, and so
+                // does the whole-input fallback of the sampling path (mode 1: most
+                // often no segment at all, whose workgroups then only look).
+                let per_segment = (d.k_end - d.k_first) as u64;
+                let global = per_segment < 16 * (nb * groups_cap) as u64 || src.mode == 1;
+                let (tile, tiles, parts) = if src.mode == 1 {
+                    let cap = (GROUP_CAP / rb).min(WG);
+                    shape(gpu.reduce_workgroups(), &src.seg, cap, end - first, per_segment)
+                } else if global && gpu.is_software() && !src.seg.segments_interleaved() {
+                    // And, on a software adapter (which pays for every barrier of every
+                    // workgroup), many short segments to a workgroup, a long run of
+                    // keys to a lane.
+                    let tile = (WG as u64 * 128 / per_segment.max(1)).clamp(1, (GROUP_CAP / rb).min(WG) as u64);
+                    shape_with_tile(gpu.reduce_workgroups(), prev_pow2(tile as u32), end - first, per_segment)
+                } else {
+                    shape(gpu.reduce_workgroups(), &src.seg, tile_cap, end - first, per_segment)
+                };
                 let params = gpu.uniform(&SelectParams {
                     seg: src.seg.into(),
                     window_lo: d.window_lo as u32,
@@ -340,7 +359,7 @@ impl Ctx<'_> {
                     shift,
                     bits,
                     level,
-                    gl: groups_cap.min(LOCAL_BINS / (tile * nb)),
+                    gl: if global { 0 } else { groups_cap.min(LOCAL_BINS / (tile * nb)) },
                     mode: src.mode,
                     use_limit: src.limit.is_some() as u32,
                     keys: src.limit.is_some() as u32,
@@ -403,8 +422,8 @@ struct SamplePlan {
 fn sampling_plan(gpu: &Gpu, seg: &Segments, numel: u64, uq: &[f64]) -> Option<(SamplePlan, Option<CountView>)> {
     let view = count_view(gpu, seg, uq.len());
     let writers = match &view {
-        Some(v) => (v.writers, if v.by_segment { 1 } else { 4 }),
-        None => (count_main_writers(gpu, seg)?, 4),
+        Some(v) => (v.writers, if v.by_segment { 1 } else { 4 }, v.view.len as u64),
+        None => (count_main_writers(gpu, seg)?, 4, (seg.len as u64).div_ceil(4)),
     };
     let sp = sample_plan(gpu, seg, numel, uq, writers)?;
     Some((sp, view))
@@ -429,18 +448,18 @@ fn count_main_writers(gpu: &Gpu, seg: &Segments) -> Option<u64> {
 
 /// Long segments and a few q: sample, bracket, one counting pass, candidates only.
 /// `writers`: how many threads of the counting pass share a segment's candidate list,
-/// each with slots of its own, and how many of a segment's values one of their loop
-/// rounds reads.
+/// each with slots of its own, how many of a segment's values one of their loop rounds
+/// reads, and how many rounds a segment takes.
 fn sample_plan(
     gpu: &Gpu,
     seg: &Segments,
     numel: u64,
     uq: &[f64],
-    (writers, per_round): (u64, u64),
+    (writers, per_round, rounds): (u64, u64, u64),
 ) -> Option<SamplePlan> {
     let len = seg.len as u64;
     let s_count = seg.count as u64;
-    if uq.len() > MAX_BRACKETS || len < SAMPLE_MIN_LEN || numel > gpu.max_chunk_elements() || s_count > 64 {
+    if uq.len() > MAX_BRACKETS || len < SAMPLE_MIN_LEN || numel > gpu.max_chunk_elements() || s_count > 4096 {
         return None;
     }
     // The sample's cost grows with m, the candidates' with their brackets' width
@@ -468,6 +487,8 @@ fn sample_plan(
     // time), times the writers.
     let share = 1.25 * width * len as f64 / writers as f64;
     let slots = (share + 5.0 * share.sqrt()).ceil() as u64 + 2 * COUNT_CHUNK * per_round;
+    // No more than a writer's values (its chunks), which short segments reach.
+    let slots = slots.min(rounds.div_ceil(writers * COUNT_CHUNK) * COUNT_CHUNK * per_round);
     let cap = writers * gpu.candidate_slots().map_or(slots, |n| u64::from(n.max(1)));
     let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
     if s_count * cap * 4 > binding.min(gpu.max_chunk_elements() * 4) || s_count * m * 4 > binding {
@@ -565,7 +586,6 @@ fn record_select(
         let sched = digit_schedule(seg.len as u64, rb as usize);
         let b_max = 1u64 << sched.iter().max().copied().unwrap_or(4);
         let s_batch = (HIST_CAP / (rb * b_max)).clamp(1, s_count);
-        let sampling = sampling.as_ref().filter(|_| s_batch == s_count);
         let hist = gpu.storage_buffer("quantile histograms", s_batch * rb * b_max * 4)?;
         let qp = SelectParams {
             r0: (2 * u0) as u32,
@@ -575,29 +595,43 @@ fn record_select(
             ub: ub as u32,
             ..ctx.base
         };
+        // Ranks and slots of segments [sb0, sb1) from the counts (the sampling path
+        // records it after its counting pass, which may be what fills the counts).
+        let record_init = |encoder: &mut wgpu::CommandEncoder, (sb0, sb1): (u64, u64)| -> Result<()> {
+            let params =
+                gpu.uniform(&SelectParams { sb0: sb0 as u32, seg_first: sb0 as u32, seg_end: sb1 as u32, ..qp });
+            gpu.dispatch(
+                encoder,
+                &init,
+                &[
+                    params.as_entire_binding(),
+                    counts.as_entire_binding(),
+                    qinfo.as_entire_binding(),
+                    ctx.slots.as_entire_binding(),
+                    fracs.as_entire_binding(),
+                    ctx.hdr.as_entire_binding(),
+                    ctx.gprefix.as_entire_binding(),
+                ],
+                per_item(sb1 - sb0)?,
+            )
+        };
+        // The sampling path: sample, brackets, one counting pass and the resolution of
+        // every segment at once; only its radix passes over the candidates go by
+        // histogram batch.
+        let sampled = match sampling.as_ref() {
+            Some(sp) => {
+                let counting = Counting { view: vec4_count.as_ref(), counts: counted.then_some(&counts) };
+                let init_all = |encoder: &mut wgpu::CommandEncoder| record_init(encoder, (0, s_count));
+                let (cand, ccount) = record_brackets(&ctx, encoder, input, &plan, &qp, sp, &counting, &init_all)?;
+                let cand_seg = Grouping::Rows { rows: s_count as usize, len: sp.cap as usize }.segments();
+                let cand_plan = plan::plan_reduction(&cand_seg, &plan_limits(gpu))?;
+                Some((cand, ccount, cand_seg, cand_plan))
+            }
+            None => None,
+        };
         let mut sb0 = 0;
         while sb0 < s_count {
             let sb1 = (sb0 + s_batch).min(s_count);
-            // Ranks and slots from the counts (the sampling path records it after its
-            // counting pass, which may be what fills the counts).
-            let record_init = |encoder: &mut wgpu::CommandEncoder| -> Result<()> {
-                let params =
-                    gpu.uniform(&SelectParams { sb0: sb0 as u32, seg_first: sb0 as u32, seg_end: sb1 as u32, ..qp });
-                gpu.dispatch(
-                    encoder,
-                    &init,
-                    &[
-                        params.as_entire_binding(),
-                        counts.as_entire_binding(),
-                        qinfo.as_entire_binding(),
-                        ctx.slots.as_entire_binding(),
-                        fracs.as_entire_binding(),
-                        ctx.hdr.as_entire_binding(),
-                        ctx.gprefix.as_entire_binding(),
-                    ],
-                    per_item(sb1 - sb0)?,
-                )
-            };
             let passes = |encoder: &mut wgpu::CommandEncoder, sources: &[Source]| -> Result<()> {
                 let mut consumed = 0;
                 for (level, &bits) in sched.iter().enumerate() {
@@ -608,24 +642,19 @@ fn record_select(
             };
             let whole = Source { buffer: input.buffer(), seg, plan: &plan, mode: 0, limit: None };
             if small {
-                record_init(encoder)?;
+                record_init(encoder, (sb0, sb1))?;
                 record_small(&ctx, encoder, input, &plan, &qp, (sb0, sb1))?;
                 sb0 = sb1;
                 continue;
             }
-            match sampling {
+            match &sampled {
                 None => {
-                    record_init(encoder)?;
+                    record_init(encoder, (sb0, sb1))?;
                     passes(encoder, &[whole])?
                 }
-                Some(sp) => {
-                    let counting = Counting { view: vec4_count.as_ref(), counts: counted.then_some(&counts) };
-                    let (cand, ccount) =
-                        record_brackets(&ctx, encoder, input, &plan, &qp, sp, &counting, &record_init)?;
-                    let cand_seg = Grouping::Rows { rows: s_count as usize, len: sp.cap as usize }.segments();
-                    let cand_plan = plan::plan_reduction(&cand_seg, &plan_limits(gpu))?;
+                Some((cand, ccount, cand_seg, cand_plan)) => {
                     let candidates =
-                        Source { buffer: &cand, seg: cand_seg, plan: &cand_plan, mode: 0, limit: Some(&ccount) };
+                        Source { buffer: cand, seg: *cand_seg, plan: cand_plan, mode: 0, limit: Some(ccount) };
                     passes(encoder, &[candidates, Source { mode: 1, ..whole }])?;
                 }
             }
