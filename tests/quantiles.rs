@@ -12,7 +12,7 @@ mod common;
 
 use common::{gpu, own_gpu, sprinkle_nan, Rng};
 use gpunorm::kernels::moments::record_moments;
-use gpunorm::kernels::select::{quantiles, record_quantiles};
+use gpunorm::kernels::select::{input_passes, quantiles, record_quantiles};
 use gpunorm::reference::quantiles::{quantile_sorted, rank};
 use gpunorm::{reference, Error, Gpu, GpuTensor, Grouping};
 
@@ -404,6 +404,7 @@ fn long_segments_few_quantiles() {
     for g in [Grouping::Columns { rows: 1 << 16, cols: 67 }, Grouping::Rows { rows: 68, len: 1 << 16 }] {
         let data = rng.normals(g.numel(), -1.0, 3.0);
         for qs in [&[0.25, 0.5, 0.75][..], &deciles] {
+            assert_eq!(input_passes(gpu(), &g, qs), 1, "{g:?} takes the one-pass path");
             check("many long segments", &g, &data, qs);
         }
     }
@@ -458,6 +459,29 @@ fn long_segments_few_quantiles() {
         sprinkle_nan(&mut data, 0.02, &mut rng);
         for qs in qsets {
             check("signed specials", &g, &data, qs);
+        }
+    }
+}
+
+/// Segments from 8192 values take the sample-and-bracket path too, with a small sample
+/// (wide brackets, many candidates): every layout, NaN mixed in, ties and sorted.
+#[test]
+fn medium_segments_few_quantiles() {
+    let mut rng = Rng::new(37);
+    let deciles: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
+    for n in [8192, 10_007] {
+        for g in layouts(n) {
+            let mut normal = rng.normals(g.numel(), 3.0, 2.0);
+            sprinkle_nan(&mut normal, 0.05, &mut rng);
+            let ties: Vec<f32> = (0..g.numel()).map(|_| [1.5f32, -2.0, 7.0][rng.below(3)]).collect();
+            let mut sorted = rng.normals(g.numel(), 0.0, 1.0);
+            sorted.sort_by(f32::total_cmp);
+            for (what, data) in [("normal", &normal), ("ties", &ties), ("sorted", &sorted)] {
+                for qs in [&[0.25, 0.5, 0.75][..], &deciles] {
+                    assert_eq!(input_passes(gpu(), &g, qs), 1, "{g:?} takes the one-pass path");
+                    check(&format!("{what} n={n}"), &g, data, qs);
+                }
+            }
         }
     }
 }
