@@ -889,6 +889,66 @@ fn shards_on_several_devices_merge() {
     assert!(matches!(sync::merge_shards(&[parts[0].clone(), parts[1][..2].to_vec()]), Err(Error::Shape(_))));
 }
 
+/// SyncBatchNorm backward: each shard's gradient sums merge into the whole batch's, and
+/// each shard's backward with them gives its slice of the gradient one device computes
+/// over all the data, and the whole batch's dγ and dβ.
+#[test]
+fn shards_backward_matches_one_device() {
+    let gpu = gpu();
+    let mut rng = Rng::new(73);
+    let (c, sp) = (3, 11);
+    let sizes = [5usize, 1, 9, 3];
+    let total: usize = sizes.iter().sum();
+    let xs: Vec<Vec<f32>> = sizes.iter().map(|&n| rng.normals(n * c * sp, 4.0, 3.0)).collect();
+    let dys: Vec<Vec<f32>> = sizes.iter().map(|&n| rng.normals(n * c * sp, 0.5, 1.0)).collect();
+    let (gamma, beta) = (vec![1.5f32, -0.5, 2.0], vec![0.1f32, 0.2, -0.3]);
+    let shard = |i: usize, v: &[Vec<f32>]| arr(&[sizes[i], c, sp], v[i].clone());
+    let parts: Vec<_> =
+        (0..sizes.len()).map(|i| sync::channel_moments(gpu, shard(i, &xs).view(), false).unwrap()).collect();
+    let merged = sync::merge_shards(&parts).unwrap();
+    let mut layers = Vec::new();
+    let mut grad_parts = Vec::new();
+    for i in 0..sizes.len() {
+        let mut bn = BatchNorm::new(gpu, c, BatchNormConfig::default()).unwrap();
+        bn.set_gamma_beta(gpu, &gamma, &beta).unwrap();
+        let (_, saved) = bn.forward_with_moments(gpu, shard(i, &xs).view(), &merged).unwrap();
+        grad_parts.push(sync::channel_grad_sums(gpu, shard(i, &xs).view(), shard(i, &dys).view(), &saved).unwrap());
+        layers.push((bn, saved));
+    }
+    let sums = sync::merge_grad_sums(&grad_parts).unwrap();
+    assert!(sums.iter().all(|s| s.count as usize == total * sp));
+    // The float64 twin over the whole batch.
+    let all_x: Vec<f32> = xs.iter().flatten().copied().collect();
+    let all_dy: Vec<f32> = dys.iter().flatten().copied().collect();
+    let g = Grouping::Channels { n: total, c, spatial: sp, channels_last: false };
+    let want = twin::backward_train(&f64s(&all_x), &f64s(&all_dy), &g, 1e-5, Some(&f64s(&gamma)));
+    let scale = want.grad_input.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    let mut offset = 0;
+    for (i, (bn, saved)) in layers.iter().enumerate() {
+        let grads = bn.backward_with_sums(gpu, shard(i, &xs).view(), shard(i, &dys).view(), saved, &sums).unwrap();
+        let len = sizes[i] * c * sp;
+        for (e, (&got, &w)) in grads.grad_input.iter().zip(&want.grad_input[offset..offset + len]).enumerate() {
+            assert!((got as f64 - w).abs() <= 1e-5 * scale, "shard {i} dx[{e}]: {got} vs float64 {w}");
+        }
+        offset += len;
+        assert_close("shard dgamma", grads.grad_gamma.unwrap().as_slice().unwrap(), &want.grad_gamma, 1e-4, 1e-4);
+        assert_close("shard dbeta", grads.grad_beta.unwrap().as_slice().unwrap(), &want.grad_beta, 1e-4, 1e-4);
+    }
+    // Sums of another layer width, or counting different values per channel, are refused.
+    let (bn, saved) = &layers[0];
+    let x0 = shard(0, &xs);
+    let dy0 = shard(0, &dys);
+    assert!(matches!(bn.backward_with_sums(gpu, x0.view(), dy0.view(), saved, &sums[..2]), Err(Error::Shape(_))));
+    let mut uneven = sums.clone();
+    uneven[1].count += 1;
+    assert!(matches!(
+        bn.backward_with_sums(gpu, x0.view(), dy0.view(), saved, &uneven),
+        Err(Error::InvalidParameter(_))
+    ));
+    assert!(matches!(sync::merge_grad_sums(&[]), Err(Error::InvalidParameter(_))));
+    assert!(matches!(sync::merge_grad_sums(&[sums.clone(), sums[..1].to_vec()]), Err(Error::Shape(_))));
+}
+
 /// `Verify::Always` reports a wrong GPU result with the worst element: here the
 /// backward is handed the statistics of another input, which the twin does not use.
 #[test]

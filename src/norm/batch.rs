@@ -287,7 +287,41 @@ impl BatchNorm {
         grad_output: ArrayViewD<f32>,
         saved: &SavedStats,
     ) -> Result<Grads> {
-        core::backward_host(gpu, &self.state, x, grad_output, saved)
+        core::backward_host(gpu, &self.state, x, grad_output, saved, None)
+    }
+
+    /// The backward of a batch split across shards (SyncBatchNorm, see [`super::sync`]):
+    /// this shard's `x`, `grad_output` and `saved` (from
+    /// [`BatchNorm::forward_with_moments`] in training) with the whole batch's merged
+    /// gradient sums. Gives this shard's part of the gradient one device would compute
+    /// over the whole batch, and the whole batch's dγ and dβ.
+    pub fn backward_with_sums(
+        &self,
+        gpu: &Gpu,
+        x: ArrayViewD<f32>,
+        grad_output: ArrayViewD<f32>,
+        saved: &SavedStats,
+        sums: &[super::sync::GradSums],
+    ) -> Result<Grads> {
+        if sums.len() != self.num_features {
+            return Err(Error::Shape(format!(
+                "{} channels of gradient sums given, the layer has {} channels",
+                sums.len(),
+                self.num_features
+            )));
+        }
+        let count = sums.first().map_or(0, |s| s.count);
+        if count == 0 || sums.iter().any(|s| s.count != count) {
+            return Err(Error::InvalidParameter(format!(
+                "merged gradient sums must count the same positive number of values in every channel, got {:?}",
+                sums.iter().map(|s| s.count).collect::<Vec<_>>()
+            )));
+        }
+        let flat: Vec<f32> = sums.iter().flat_map(|s| [s.sum_dy as f32, s.sum_dy_xhat as f32]).collect();
+        let buf = gpu.storage_buffer("merged gradient sums", flat.len() as u64 * 4)?;
+        gpu.queue().write_buffer(&buf, 0, bytemuck::cast_slice(&flat));
+        let merged = core::MergedSums { sums: buf, count: count as usize };
+        core::backward_host(gpu, &self.state, x, grad_output, saved, Some(&merged))
     }
 
     /// Record the backward pass into `encoder`.
@@ -299,7 +333,7 @@ impl BatchNorm {
         grad_output: &GpuTensor,
         saved: &SavedStats,
     ) -> Result<GpuGrads> {
-        core::record_backward(gpu, encoder, &self.state, x, grad_output, saved)
+        core::record_backward(gpu, encoder, &self.state, x, grad_output, saved, None)
     }
 }
 

@@ -213,7 +213,16 @@ pub(crate) fn backward_shape(g: &Grouping) -> Result<BackwardShape> {
     })
 }
 
+/// Gradient sums of a whole batch split across shards (SyncBatchNorm): per channel
+/// `(Σdy, Σdy·x̂)` as `vec2<f32>`, and the values per channel over all shards.
+pub(crate) struct MergedSums {
+    pub(crate) sums: wgpu::Buffer,
+    pub(crate) count: usize,
+}
+
 /// Record the backward pass: `dx`, and dγ/dβ when the layer has an affine transform.
+/// `merged` replaces this batch's own gradient sums with a whole batch's (batch norm
+/// with batch statistics only).
 pub(crate) fn record_backward(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -221,6 +230,7 @@ pub(crate) fn record_backward(
     x: &GpuTensor,
     dy: &GpuTensor,
     saved: &SavedStats,
+    merged: Option<&MergedSums>,
 ) -> Result<GpuGrads> {
     state.check_device(gpu)?;
     for (name, t) in [("input", x), ("grad_output", dy)] {
@@ -244,6 +254,11 @@ pub(crate) fn record_backward(
         Ok(())
     };
     let center = SavedCenter { mean: &saved.mean, mean_lo: Some(&saved.mean_lo), invstd: &saved.invstd };
+    if merged.is_some() && !saved.batch_stats {
+        return Err(Error::InvalidParameter(
+            "merged gradient sums need a forward with batch statistics (training)".into(),
+        ));
+    }
     if !saved.batch_stats {
         // Eval: dx = invstd·γ·dy; dγ, dβ from one unweighted reduction per channel.
         if gamma.is_some() {
@@ -267,10 +282,13 @@ pub(crate) fn record_backward(
         (true, Some(gm)) => Some(Weight { gamma: gm, param_map: bs.red.param_map() }),
         _ => None,
     };
-    let sums = record_sums(gpu, encoder, x, dy, &bs.red, bs.stat, center, weight)?;
+    let (sums, count) = match merged {
+        Some(m) if matches!(g, Grouping::Channels { .. }) => (m.sums.clone(), m.count),
+        Some(_) => return Err(Error::InvalidParameter("merged gradient sums serve batch norm's backward only".into())),
+        None => (record_sums(gpu, encoder, x, dy, &bs.red, bs.stat, center, weight)?, g.segment_len()),
+    };
     let coeff_gamma = if bs.weighted { None } else { gamma };
-    let coeffs =
-        record_coeffs(gpu, encoder, &sums, g.num_segments(), bs.sub, bs.channels, coeff_gamma, g.segment_len())?;
+    let coeffs = record_coeffs(gpu, encoder, &sums, g.num_segments(), bs.sub, bs.channels, coeff_gamma, count)?;
     if gamma.is_some() {
         match bs.columns {
             Some(cols) => {
@@ -345,15 +363,17 @@ pub(crate) fn backward_host(
     x: ArrayViewD<f32>,
     dy: ArrayViewD<f32>,
     saved: &SavedStats,
+    merged: Option<&MergedSums>,
 ) -> Result<Grads> {
     state.check_device(gpu)?;
     let xt = GpuTensor::from_array(gpu, x.view())?;
     let dyt = GpuTensor::from_array(gpu, dy.view())?;
     let mut encoder = gpu.encoder();
-    let grads = record_backward(gpu, &mut encoder, state, &xt, &dyt, saved)?;
+    let grads = record_backward(gpu, &mut encoder, state, &xt, &dyt, saved, merged)?;
     gpu.submit_and_wait(encoder)?;
     let host = grads.to_host(gpu)?;
-    if gpu.verify() == Verify::Always {
+    // (With merged sums the reference would need every shard's data: not verified here.)
+    if gpu.verify() == Verify::Always && merged.is_none() {
         let xs: Vec<f32> = x.iter().copied().collect();
         let dys: Vec<f32> = dy.iter().copied().collect();
         let gamma = state.affine_host(gpu)?.map(|(g, _)| host_f64(&g));

@@ -199,7 +199,7 @@ impl InstanceNorm {
         grad_output: ArrayViewD<f32>,
         saved: &SavedStats,
     ) -> Result<Grads> {
-        core::backward_host(gpu, &self.state, x, grad_output, saved)
+        core::backward_host(gpu, &self.state, x, grad_output, saved, None)
     }
 
     pub fn backward_gpu(
@@ -210,6 +210,6 @@ impl InstanceNorm {
         grad_output: &GpuTensor,
         saved: &SavedStats,
     ) -> Result<GpuGrads> {
-        core::record_backward(gpu, encoder, &self.state, x, grad_output, saved)
+        core::record_backward(gpu, encoder, &self.state, x, grad_output, saved, None)
     }
 }

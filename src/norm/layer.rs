@@ -132,7 +132,7 @@ impl LayerNorm {
         grad_output: ArrayViewD<f32>,
         saved: &SavedStats,
     ) -> Result<Grads> {
-        let mut g = core::backward_host(gpu, &self.state, x, grad_output, saved)?;
+        let mut g = core::backward_host(gpu, &self.state, x, grad_output, saved, None)?;
         // dγ/dβ have the normalized shape.
         for t in [&mut g.grad_gamma, &mut g.grad_beta].into_iter().flatten() {
             *t = t
@@ -151,7 +151,7 @@ impl LayerNorm {
         grad_output: &GpuTensor,
         saved: &SavedStats,
     ) -> Result<GpuGrads> {
-        let mut g = core::record_backward(gpu, encoder, &self.state, x, grad_output, saved)?;
+        let mut g = core::record_backward(gpu, encoder, &self.state, x, grad_output, saved, None)?;
         for t in [&mut g.grad_gamma, &mut g.grad_beta].into_iter().flatten() {
             *t = t.reshaped(&self.normalized_shape)?;
         }

@@ -19,12 +19,19 @@
 //! }
 //! # Ok::<(), gpunorm::Error>(())
 //! ```
+//!
+//! The backward goes the same way: each shard reads back its per-channel gradient sums
+//! ([`channel_grad_sums`]: its values, Σdy and Σdy·x̂), the sums add up over the shards
+//! ([`merge_grad_sums`], the second all-reduce), and each shard's
+//! [`super::BatchNorm::backward_with_sums`] gives its part of the gradient one device
+//! would compute over the whole batch, and the whole batch's dγ and dβ.
 
 use ndarray::ArrayViewD;
 
-use super::channel_dims;
+use super::{channel_dims, SavedStats};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor};
+use crate::kernels::backward::{record_sums, SavedCenter, StatIndex};
 use crate::kernels::moments::{download_moments, record_moments};
 use crate::segments::Grouping;
 use crate::stats::{merge_all, verify_moments, Moments};
@@ -80,6 +87,80 @@ pub fn merge_shards(shards: &[Vec<Moments>]) -> Result<Vec<Moments>> {
             )));
         }
         merged = merge_all(&merged, s);
+    }
+    Ok(merged)
+}
+
+/// One shard's (or, merged, a whole batch's) gradient sums of one channel for a
+/// synchronized batch-norm backward.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GradSums {
+    /// Values of the channel.
+    pub count: u64,
+    /// Σ dy.
+    pub sum_dy: f64,
+    /// Σ dy·x̂, x̂ from the forward's (merged) statistics.
+    pub sum_dy_xhat: f64,
+}
+
+/// Per-channel gradient sums of one shard: `x` and `grad_output` of its part of the
+/// batch, `saved` from its [`super::BatchNorm::forward_with_moments`] in training.
+pub fn channel_grad_sums(
+    gpu: &Gpu,
+    x: ArrayViewD<f32>,
+    grad_output: ArrayViewD<f32>,
+    saved: &SavedStats,
+) -> Result<Vec<GradSums>> {
+    let g = saved.grouping;
+    let Grouping::Channels { n, spatial, .. } = g else {
+        return Err(Error::InvalidParameter("gradient sums: statistics of a batch-norm forward expected".into()));
+    };
+    if !saved.batch_stats {
+        return Err(Error::InvalidParameter(
+            "gradient sums: the forward used running statistics; a synchronized backward needs batch statistics".into(),
+        ));
+    }
+    for (name, a) in [("input", &x), ("grad_output", &grad_output)] {
+        if a.shape() != saved.shape.as_slice() {
+            return Err(Error::Shape(format!(
+                "gradient sums: {name} of shape {:?} does not match the forward's input shape {:?}",
+                a.shape(),
+                saved.shape
+            )));
+        }
+    }
+    let xt = GpuTensor::from_array(gpu, x)?;
+    let dyt = GpuTensor::from_array(gpu, grad_output)?;
+    let center = SavedCenter { mean: &saved.mean, mean_lo: Some(&saved.mean_lo), invstd: &saved.invstd };
+    let mut encoder = gpu.encoder();
+    let sums = record_sums(gpu, &mut encoder, &xt, &dyt, &g, StatIndex::PerSegment { div: 1 }, center, None)?;
+    gpu.submit_and_wait(encoder)?;
+    let raw = super::download(gpu, &sums, 2 * g.num_segments())?;
+    Ok(raw
+        .chunks(2)
+        .map(|s| GradSums { count: (n * spatial) as u64, sum_dy: s[0] as f64, sum_dy_xhat: s[1] as f64 })
+        .collect())
+}
+
+/// Add the per-channel gradient sums of several shards.
+pub fn merge_grad_sums(shards: &[Vec<GradSums>]) -> Result<Vec<GradSums>> {
+    let Some(first) = shards.first() else {
+        return Err(Error::InvalidParameter("no shard gradient sums to merge".into()));
+    };
+    let mut merged = first.clone();
+    for (i, s) in shards.iter().enumerate().skip(1) {
+        if s.len() != merged.len() {
+            return Err(Error::Shape(format!(
+                "shard {i} has gradient sums for {} channels, shard 0 for {}",
+                s.len(),
+                merged.len()
+            )));
+        }
+        for (m, x) in merged.iter_mut().zip(s) {
+            m.count += x.count;
+            m.sum_dy += x.sum_dy;
+            m.sum_dy_xhat += x.sum_dy_xhat;
+        }
     }
     Ok(merged)
 }
