@@ -887,54 +887,23 @@ fn write_candidates(at: vec4<u32>, inside: vec4<bool>, kv: vec4<u32>) {
     }
 }
 
+// Pipeline constants of the counting passes (`Gpu::pipeline_with`): the brackets a call
+// counts at most (3, 4, 8, 12 or MAXB), and for count_vec4 whether a vec4's components
+// are four segments. Constants, so that the compares of the brackets past them fold
+// away (a software adapter would run them all).
+override COUNT_BRACKETS: u32 = 16u;
+override COUNT_COLUMNS: bool = false;
+
 // count_main: one segment per lane, four of its values per iteration (scalar loads,
-// any layout), up to MAXB brackets. Entry points for at most 3, 4, 8, 12 and 16
-// brackets (`nb` a constant in each: the compares of the brackets past it are folded
-// away; a software adapter would run them all). The brackets live in sixteen
-// variables, not an array: indexed in the loop, an array would stay in memory.
-@compute @workgroup_size(256)
-fn count_main_3(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    count_main_body(wid.x + wid.y * nwg.x, lid, 3u);
-}
-
-@compute @workgroup_size(256)
-fn count_main_4(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    count_main_body(wid.x + wid.y * nwg.x, lid, 4u);
-}
-
-@compute @workgroup_size(256)
-fn count_main_8(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    count_main_body(wid.x + wid.y * nwg.x, lid, 8u);
-}
-
-@compute @workgroup_size(256)
-fn count_main_12(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    count_main_body(wid.x + wid.y * nwg.x, lid, 12u);
-}
-
+// any layout), up to COUNT_BRACKETS brackets. The brackets live in sixteen variables,
+// not an array: indexed in the loop, an array would stay in memory.
 @compute @workgroup_size(256)
 fn count_main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    count_main_body(wid.x + wid.y * nwg.x, lid, 16u);
+    count_main_body(wid.x + wid.y * nwg.x, lid, COUNT_BRACKETS);
 }
 
 fn count_main_body(w: u32, lid: u32, nb: u32) {
@@ -1125,43 +1094,15 @@ fn flush_counts(row: u32, c: array<vec4<u32>, 4>) {
     }
 }
 
-// Entry points: up to four brackets per segment or up to three (bracket 3's compares
-// left out), and the components four segments or one: `four` and `by_segment` are
-// constants in each, folded away.
+// Up to four brackets per segment (COUNT_BRACKETS), the components four segments or one
+// (COUNT_COLUMNS).
 @compute @workgroup_size(256)
 fn count_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    count_vec4_body(wid.x + wid.y * nwg.x, lid, true, false);
-}
-
-@compute @workgroup_size(256)
-fn count_vec4_3(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    count_vec4_body(wid.x + wid.y * nwg.x, lid, false, false);
-}
-
-@compute @workgroup_size(256)
-fn count_vec4_columns(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    count_vec4_body(wid.x + wid.y * nwg.x, lid, true, true);
-}
-
-@compute @workgroup_size(256)
-fn count_vec4_columns_3(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    count_vec4_body(wid.x + wid.y * nwg.x, lid, false, true);
+    count_vec4_body(wid.x + wid.y * nwg.x, lid, COUNT_BRACKETS > 3u, COUNT_COLUMNS);
 }
 
 fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {

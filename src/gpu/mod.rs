@@ -66,6 +66,9 @@ pub fn parse_backends(s: &str) -> Result<Option<wgpu::Backends>> {
     Ok(Some(out))
 }
 
+/// A cached pipeline: shader, entry point and pipeline constants (`name=value,...`).
+type PipelineKey = (Shader, &'static str, String);
+
 /// A GPU device with gpunorm's pipelines.
 pub struct Gpu {
     /// Unique per context in this process: what tensors and layers check they belong to.
@@ -76,7 +79,7 @@ pub struct Gpu {
     limits: wgpu::Limits,
     features: wgpu::Features,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<(Shader, &'static str), Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     errors: Arc<Mutex<Vec<String>>>,
     max_chunk_elements: Mutex<Option<u64>>,
     max_workgroups_per_dim: Mutex<Option<u32>>,
@@ -356,8 +359,21 @@ impl Gpu {
 
     /// The cached pipeline for an entry point of a shader (created on first use).
     pub fn pipeline(&self, shader: Shader, entry: &'static str) -> Arc<wgpu::ComputePipeline> {
+        self.pipeline_with(shader, entry, &[])
+    }
+
+    /// [`Gpu::pipeline`] with values for the shader's pipeline-overridable constants
+    /// (WGSL `override`): one kernel specialized per value, its branches on them folded
+    /// away by the driver's compiler (a software adapter would run them all).
+    pub fn pipeline_with(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        constants: &[(&str, f64)],
+    ) -> Arc<wgpu::ComputePipeline> {
+        let key = (shader, entry, constants.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(","));
         let mut pipelines = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = pipelines.get(&(shader, entry)) {
+        if let Some(p) = pipelines.get(&key) {
             return p.clone();
         }
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
@@ -377,22 +393,28 @@ impl Gpu {
             // add is pure cost: on GL, where it is a polyfill in the shader, it took
             // ~50 ms per radix histogram dispatch on llvmpipe.
             compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
                 zero_initialize_workgroup_memory: false,
-                ..Default::default()
             },
             cache: None,
         }));
-        pipelines.insert((shader, entry), pipeline.clone());
+        pipelines.insert(key, pipeline.clone());
         pipeline
     }
 
     /// The entry point of a cached pipeline (for profiles).
     fn entry_name(&self, pipeline: &wgpu::ComputePipeline) -> String {
         let pipelines = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        pipelines
-            .iter()
-            .find(|(_, p)| std::ptr::eq(p.as_ref(), pipeline))
-            .map_or_else(|| "?".to_string(), |((_, entry), _)| entry.to_string())
+        pipelines.iter().find(|(_, p)| std::ptr::eq(p.as_ref(), pipeline)).map_or_else(
+            || "?".to_string(),
+            |((_, entry, constants), _)| {
+                if constants.is_empty() {
+                    entry.to_string()
+                } else {
+                    format!("{entry}[{constants}]")
+                }
+            },
+        )
     }
 
     /// A storage buffer of `size` bytes (at least 4).

@@ -870,14 +870,15 @@ fn record_count(
 ) -> Result<()> {
     let gpu = ctx.gpu;
     let seg = ctx.seg;
-    let entry = match qp.ub {
-        0..=3 => "count_main_3",
-        4 => "count_main_4",
-        5..=8 => "count_main_8",
-        9..=12 => "count_main_12",
-        _ => "count_main",
+    // Specialized for 3, 4, 8, 12 or 16 brackets (a few pipelines, not one per count).
+    let brackets = match qp.ub {
+        0..=3 => 3,
+        4 => 4,
+        5..=8 => 8,
+        9..=12 => 12,
+        _ => MAX_BRACKETS,
     };
-    let count = gpu.pipeline(Shader::Select, entry);
+    let count = gpu.pipeline_with(Shader::Select, "count_main", &[("COUNT_BRACKETS", brackets as f64)]);
     for d in &plan.dispatches {
         if d.k_end <= d.k_first {
             continue;
@@ -932,13 +933,8 @@ fn record_count_vec4(
     let gpu = ctx.gpu;
     let (view, by_segment, plan) = (cv.view, cv.by_segment, &cv.plan);
     let vflags = lane_walk_flags(gpu, lane_group(gpu, plan.tile_width));
-    let entry = match (by_segment, qp.ub <= 3) {
-        (false, false) => "count_vec4",
-        (false, true) => "count_vec4_3",
-        (true, false) => "count_vec4_columns",
-        (true, true) => "count_vec4_columns_3",
-    };
-    let pipeline = gpu.pipeline(Shader::Select, entry);
+    let constants = [("COUNT_BRACKETS", qp.ub.max(3) as f64), ("COUNT_COLUMNS", by_segment as u32 as f64)];
+    let pipeline = gpu.pipeline_with(Shader::Select, "count_vec4", &constants);
     for d in &plan.dispatches {
         if d.k_end <= d.k_first {
             continue;
