@@ -140,12 +140,15 @@ pub fn check_qs(qs: &[f64]) -> Result<()> {
     }
 }
 
-/// Digit widths of the radix passes for segments of `len` elements and `slots` wanted
-/// ranks: wide digits (few passes over the input) for long segments, narrow ones for
-/// short segments, whose histograms (a bucket row per slot group, up to `slots` of
-/// them after the first pass) would otherwise outweigh their data.
-fn digit_schedule(len: u64, slots: usize) -> Vec<u32> {
-    let want = (4 * len / slots.max(1) as u64).max(2).ilog2().clamp(4, MAX_BITS);
+/// Digit widths of the radix passes for `segments` segments of `len` elements and
+/// `slots` wanted ranks: wide digits (few passes over the input) for long segments,
+/// narrow ones for short segments, whose histograms (a bucket row per slot group, up
+/// to `slots` of them after the first pass) would otherwise outweigh their data; and
+/// narrow enough, where 4 bits are, that one batch of histograms (`HIST_CAP` bins)
+/// holds every segment: each further batch reads the input again.
+fn digit_schedule(len: u64, slots: usize, segments: u64) -> Vec<u32> {
+    let one_batch = (HIST_CAP / (slots.max(1) as u64 * segments.max(1))).max(1).ilog2().max(4);
+    let want = (4 * len / slots.max(1) as u64).max(2).ilog2().clamp(4, MAX_BITS).min(one_batch);
     let passes = 32u32.div_ceil(want);
     (0..passes).map(|i| 32 / passes + u32::from(i < 32 % passes)).collect()
 }
@@ -214,7 +217,7 @@ pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
     1 + (0..batches)
         .map(|b| {
             let ub = (uq.len() - b * MAX_BATCH_Q).min(MAX_BATCH_Q);
-            digit_schedule(seg.len as u64, 2 * ub).len() as u32
+            digit_schedule(seg.len as u64, 2 * ub, seg.count as u64).len() as u32
         })
         .sum::<u32>()
 }
@@ -326,24 +329,24 @@ impl Ctx<'_> {
                 if first >= end || d.k_end <= d.k_first {
                     continue;
                 }
-                // Few workgroups on a software adapter: each clears and flushes a
-                // workgroup histogram. Segments too short to fill one (fewer keys than
-                // 16 a bin) count straight into the global histograms instead, and so
-                // does the whole-input fallback of the sampling path (mode 1: most
-                // often no segment at all, whose workgroups then only look).
+                // A workgroup histogram pays where a workgroup bins many keys a bin on a
+                // GPU (contention on the global one). Elsewhere the keys go straight to
+                // the global histograms: segments too short to fill one (fewer than 16
+                // keys a bin), the whole-input fallback of the sampling path (mode 1:
+                // most often no segment at all, whose workgroups then only look), and
+                // everything on a software adapter, which has no contention to save
+                // but pays for every barrier of every workgroup: there many segments
+                // go to a workgroup and a long run of keys to a lane.
                 let per_segment = (d.k_end - d.k_first) as u64;
-                let global = per_segment < 16 * (nb * groups_cap) as u64 || src.mode == 1;
-                let (tile, tiles, parts) = if src.mode == 1 {
-                    let cap = (GROUP_CAP / rb).min(WG);
-                    shape(gpu.reduce_workgroups(), &src.seg, cap, end - first, per_segment)
-                } else if global && gpu.is_software() && !src.seg.segments_interleaved() {
-                    // And, on a software adapter (which pays for every barrier of every
-                    // workgroup), many short segments to a workgroup, a long run of
-                    // keys to a lane.
-                    let tile = (WG as u64 * 128 / per_segment.max(1)).clamp(1, (GROUP_CAP / rb).min(WG) as u64);
+                let software = gpu.is_software();
+                let global = software || src.mode == 1 || per_segment < 16 * (nb * groups_cap) as u64;
+                let global_cap = (GROUP_CAP / rb).min(WG);
+                let (tile, tiles, parts) = if global && software && !src.seg.segments_interleaved() {
+                    let tile = (WG as u64 * 256 / per_segment.max(1)).clamp(1, global_cap as u64);
                     shape_with_tile(gpu.reduce_workgroups(), prev_pow2(tile as u32), end - first, per_segment)
                 } else {
-                    shape(gpu.reduce_workgroups(), &src.seg, tile_cap, end - first, per_segment)
+                    let cap = if global { global_cap } else { tile_cap };
+                    shape(gpu.reduce_workgroups(), &src.seg, cap, end - first, per_segment)
                 };
                 let params = gpu.uniform(&SelectParams {
                     seg: src.seg.into(),
@@ -583,7 +586,7 @@ fn record_select(
         let u0 = qb * MAX_BATCH_Q as u64;
         let ub = (u_total - u0).min(MAX_BATCH_Q as u64);
         let rb = 2 * ub;
-        let sched = digit_schedule(seg.len as u64, rb as usize);
+        let sched = digit_schedule(seg.len as u64, rb as usize, s_count);
         let b_max = 1u64 << sched.iter().max().copied().unwrap_or(4);
         let s_batch = (HIST_CAP / (rb * b_max)).clamp(1, s_count);
         let hist = gpu.storage_buffer("quantile histograms", s_batch * rb * b_max * 4)?;
@@ -1051,9 +1054,14 @@ mod tests {
     fn schedules_cover_32_bits() {
         for len in [1, 10, 100, 1000, 100_000, 10_000_000] {
             for slots in [2, 6, 256] {
-                let s = digit_schedule(len, slots);
-                assert_eq!(s.iter().sum::<u32>(), 32);
-                assert!(s.iter().all(|&b| (4..=MAX_BITS).contains(&b)));
+                for segments in [1, 1000, 1 << 20] {
+                    let s = digit_schedule(len, slots, segments);
+                    assert_eq!(s.iter().sum::<u32>(), 32);
+                    assert!(s.iter().all(|&b| (4..=MAX_BITS).contains(&b)));
+                    // One batch of histograms holds every segment where 4-bit digits let it.
+                    let bins = (slots as u64 * segments) << s.iter().max().unwrap();
+                    assert!(bins <= HIST_CAP || s.iter().all(|&b| b == 4), "{len} {slots} {segments}: {s:?}");
+                }
             }
         }
     }
