@@ -74,19 +74,25 @@ pub fn record_channel_moments(
 
 /// Merge the per-channel states of several shards (in order; exact up to rounding).
 pub fn merge_shards(shards: &[Vec<Moments>]) -> Result<Vec<Moments>> {
+    fold_shards(shards, "statistics", merge_all)
+}
+
+/// Fold the per-channel lists of several shards in order with `merge`, after checking
+/// that they all have as many channels (`what` names the lists in errors).
+fn fold_shards<T: Clone>(shards: &[Vec<T>], what: &str, merge: impl Fn(&[T], &[T]) -> Vec<T>) -> Result<Vec<T>> {
     let Some(first) = shards.first() else {
-        return Err(Error::InvalidParameter("no shard statistics to merge".into()));
+        return Err(Error::InvalidParameter(format!("no shard {what} to merge")));
     };
     let mut merged = first.clone();
     for (i, s) in shards.iter().enumerate().skip(1) {
         if s.len() != merged.len() {
             return Err(Error::Shape(format!(
-                "shard {i} has statistics for {} channels, shard 0 for {}",
+                "shard {i} has {what} for {} channels, shard 0 for {}",
                 s.len(),
                 merged.len()
             )));
         }
-        merged = merge_all(&merged, s);
+        merged = merge(&merged, s);
     }
     Ok(merged)
 }
@@ -144,23 +150,14 @@ pub fn channel_grad_sums(
 
 /// Add the per-channel gradient sums of several shards.
 pub fn merge_grad_sums(shards: &[Vec<GradSums>]) -> Result<Vec<GradSums>> {
-    let Some(first) = shards.first() else {
-        return Err(Error::InvalidParameter("no shard gradient sums to merge".into()));
-    };
-    let mut merged = first.clone();
-    for (i, s) in shards.iter().enumerate().skip(1) {
-        if s.len() != merged.len() {
-            return Err(Error::Shape(format!(
-                "shard {i} has gradient sums for {} channels, shard 0 for {}",
-                s.len(),
-                merged.len()
-            )));
-        }
-        for (m, x) in merged.iter_mut().zip(s) {
-            m.count += x.count;
-            m.sum_dy += x.sum_dy;
-            m.sum_dy_xhat += x.sum_dy_xhat;
-        }
-    }
-    Ok(merged)
+    fold_shards(shards, "gradient sums", |a, b| {
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| GradSums {
+                count: a.count + b.count,
+                sum_dy: a.sum_dy + b.sum_dy,
+                sum_dy_xhat: a.sum_dy_xhat + b.sum_dy_xhat,
+            })
+            .collect()
+    })
 }
