@@ -378,8 +378,11 @@ struct HistLane {
     nb: u32,
     gl: u32,
     hrow: u32,   // the segment's first global histogram row
-    // The first sixteen group prefixes in registers (NOKEY past the last): a lane with
-    // at most sixteen groups finds its group without reading workgroup memory.
+    // Every `stride`-th group prefix in registers, sixteen at most (NOKEY past the
+    // last): a lane with at most sixteen groups (stride 1) finds its group without
+    // reading workgroup memory; with more, the registers narrow the search in
+    // workgroup memory to `stride` groups.
+    stride: u32,
     pa: vec4<u32>,
     pb: vec4<u32>,
     pc: vec4<u32>,
@@ -395,17 +398,19 @@ fn hist_add(key: u32, l: HistLane) {
         if (hi < l.first || hi > l.last) {
             return;
         }
-        if (l.ng <= 16u) {
-            // The prefixes ascend: the count of those <= hi, less one, is the group.
-            let h = vec4<u32>(hi);
-            let below = count1(l.pa <= h) + count1(l.pb <= h) + count1(l.pc <= h) + count1(l.pd <= h);
-            g = dot(below, vec4<u32>(1u)) - 1u;
+        // The prefixes ascend: the count of those <= hi, less one, is the group (or,
+        // with a stride, the block of groups it lies in).
+        let h = vec4<u32>(hi);
+        let below = count1(l.pa <= h) + count1(l.pb <= h) + count1(l.pc <= h) + count1(l.pd <= h);
+        g = dot(below, vec4<u32>(1u)) - 1u;
+        if (l.stride == 1u) {
             if (!any((l.pa == h) | (l.pb == h) | (l.pc == h) | (l.pd == h))) {
                 return;
             }
         } else {
-            // The last group whose prefix is <= hi.
-            var n = l.ng;
+            // The last group of the block whose prefix is <= hi.
+            g *= l.stride;
+            var n = min(l.stride, l.ng - g);
             while (n > 1u) {
                 let half = n / 2u;
                 if (sh_gp[l.gbase + g + half] <= hi) {
@@ -488,13 +493,14 @@ fn hist_main(
         }
         let base = segment_base(p.seg, s) - p.window_lo;
         var lane = HistLane(p.level, task.lane_s, task.lane_s * p.rb, ng, 0u, 0u, p.shift + p.bits, p.shift, mask, nb,
-                            p.gl, (s - p.sb0) * p.rb, vec4<u32>(NOKEY), vec4<u32>(NOKEY), vec4<u32>(NOKEY),
-                            vec4<u32>(NOKEY));
+                            p.gl, (s - p.sb0) * p.rb, 1u, vec4<u32>(NOKEY), vec4<u32>(NOKEY),
+                            vec4<u32>(NOKEY), vec4<u32>(NOKEY));
         if (p.level > 0u) {
             lane.first = sh_gp[lane.gbase];
             lane.last = sh_gp[lane.gbase + ng - 1u];
-            for (var j = 0u; j < min(ng, 16u); j++) {
-                let v = sh_gp[lane.gbase + j];
+            lane.stride = (ng + 15u) / 16u;
+            for (var j = 0u; j * lane.stride < ng; j++) {
+                let v = sh_gp[lane.gbase + j * lane.stride];
                 switch (j / 4u) {
                     case 0u: {
                         lane.pa[j % 4u] = v;
