@@ -2,8 +2,9 @@
 //
 // With x̂ = ((x − mean[t]) − mean_lo[t]) · invstd[t] (t = the statistics segment of the
 // element, the forward's saved statistics; mean_lo is what rounding the mean to float32
-// lost, so that x − mean is exact near the mean however large it is) and g = γ[p] · dy (p = its γ/β index), the gradient of
-// a normalization over N elements per statistics segment is
+// lost, so that x − mean is exact near the mean however large it is) and g = γ[p] · dy
+// (p = its γ/β index), the gradient of a normalization over N elements per statistics
+// segment is
 //
 //   dx = invstd[t] · (g − Σg/N − x̂ · Σ(g·x̂)/N)      (train: batch statistics)
 //   dx = invstd[t] · g                                (eval: running statistics)

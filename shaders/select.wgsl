@@ -51,16 +51,17 @@ struct SelectParams {
     ub: u32,          // unique q of this q batch
     nq: u32,          // requested q (output columns)
     mode: u32,        // hist_main: only segments in this mode (0: input/candidates, 1: fallback)
-    use_limit: u32,   // hist_main: segment s has only limit[s] elements (candidate lists)
+    use_limit: u32,   // hist_main: the input is candidate lists (keys, 0 in a free slot):
+                      // segment s has only limit[s] elements
     sample_m: u32,    // sample_main: sample elements per segment
     cap: u32,         // candidate capacity per segment
     seed: u32,        // sample_main: random stream
     vflags: u32,      // element passes: 2 software adapter (lane groups of vflags >> 16)
-    comp_end: u32,    // count_vec4 (flag 1): one past the last segment
-    part_offset: u32, // count_vec4: the dispatch's first part of its segments (candidate writers)
-    parts_total: u32, // count_vec4: parts per segment, all dispatches
-    keys: u32,        // hist_main: the input holds keys, 0 for none (candidate lists)
+    comp_end: u32,    // count_vec4 (COUNT_COLUMNS): one past the last segment
+    part_offset: u32, // counting passes: the dispatch's first part (candidate writers)
+    parts_total: u32, // counting passes: parts per segment, all dispatches
     sample_frac: u32, // sample_main: (len mod m) · 2^32 / m, the strata's fractional width
+    _pad0: u32,
     _pad1: u32,
     _pad2: u32,
     _pad3: u32,
@@ -520,7 +521,7 @@ fn hist_main(
         // Four of the lane's elements (k, k + lanes, ...) per iteration, from an
         // `ElementWalk`.
         let lw = lane_walk(task.k_lo, k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
-        let as_keys = vec4<bool>(p.keys != 0u);
+        let as_keys = vec4<bool>(p.use_limit != 0u);
         var walk = element_walk(p.seg, base, lw.x, lw.z);
         for (var k = lw.x; k < lw.y; k += 4u * lw.z) {
             let q = walk_quad(&walk, k, lw.z, lw.y);
@@ -1004,48 +1005,9 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
         flush_candidates(s, found, ct, writers);
         atomicAdd(&k_valid[s], valid);
         // Per bracket, its four counts (summed over the four keys of each iteration).
-        let row = task.lane_s * NCOUNT;
-        flush_bracket(row + 0u, b0, nans);
-        flush_bracket(row + 1u, b1, nans);
-        flush_bracket(row + 2u, b2, nans);
-        if (nb > 3u) {
-            flush_bracket(row + 3u, b3, nans);
-        }
-        if (nb > 4u) {
-            flush_bracket(row + 4u, b4, nans);
-        }
-        if (nb > 5u) {
-            flush_bracket(row + 5u, b5, nans);
-        }
-        if (nb > 6u) {
-            flush_bracket(row + 6u, b6, nans);
-        }
-        if (nb > 7u) {
-            flush_bracket(row + 7u, b7, nans);
-        }
-        if (nb > 8u) {
-            flush_bracket(row + 8u, b8, nans);
-        }
-        if (nb > 9u) {
-            flush_bracket(row + 9u, b9, nans);
-        }
-        if (nb > 10u) {
-            flush_bracket(row + 10u, b10, nans);
-        }
-        if (nb > 11u) {
-            flush_bracket(row + 11u, b11, nans);
-        }
-        if (nb > 12u) {
-            flush_bracket(row + 12u, b12, nans);
-        }
-        if (nb > 13u) {
-            flush_bracket(row + 13u, b13, nans);
-        }
-        if (nb > 14u) {
-            flush_bracket(row + 14u, b14, nans);
-        }
-        if (nb > 15u) {
-            flush_bracket(row + 15u, b15, nans);
+        let all = array<Bracket4, MAXB>(b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15);
+        for (var j = 0u; j < nb; j++) {
+            flush_bracket(task.lane_s * NCOUNT + j, all[j], vec4<u32>(1u), nans);
         }
     }
     workgroupBarrier();
@@ -1058,46 +1020,24 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
     }
 }
 
-// One bracket's four counts (summed over the four keys of each iteration, NaN taken
-// off) into its column `at` of a segment's row of the workgroup's counts.
-fn flush_bracket(at: u32, b: Bracket4, nans: u32) {
-    let one = vec4<u32>(1u);
-    atomicAdd(&sh_bc[at], dot(b.lt_lo, one) - nans);
-    atomicAdd(&sh_bc[at + MAXB], dot(b.le_lo, one) - nans);
-    atomicAdd(&sh_bc[at + 2u * MAXB], dot(b.lt_hi, one) - nans);
-    atomicAdd(&sh_bc[at + 3u * MAXB], dot(b.le_hi, one) - nans);
+// One bracket's four counts into its column `at` of a segment's row of the
+// workgroup's counts: the components `pick` selects (1 each) summed, their `nans` NaN
+// taken off (counted below every bracket).
+fn flush_bracket(at: u32, b: Bracket4, pick: vec4<u32>, nans: u32) {
+    atomicAdd(&sh_bc[at], dot(b.lt_lo, pick) - nans);
+    atomicAdd(&sh_bc[at + MAXB], dot(b.le_lo, pick) - nans);
+    atomicAdd(&sh_bc[at + 2u * MAXB], dot(b.lt_hi, pick) - nans);
+    atomicAdd(&sh_bc[at + 3u * MAXB], dot(b.le_hi, pick) - nans);
 }
 
 // count_main over a vec4 view of the input (see Segments::vec4_view on the host), for
-// at most four brackets per segment: four neighbouring segments (`_columns`) or four
-// neighbouring elements of one segment per load.
+// at most four brackets per segment: four neighbouring segments (COUNT_COLUMNS) or
+// four neighbouring elements of one segment per load.
 @group(0) @binding(1) var<storage, read> k_x4: array<vec4<f32>>;
 
 // One segment's brackets (lo, hi), four as a vec4 each.
 fn brackets_of(s: u32) -> array<vec4<u32>, 2> {
     return array<vec4<u32>, 2>(k_brk[s * BRK + 1u], k_brk[s * BRK + HI]);
-}
-
-// Component c's four counts of the four brackets, NaN taken off.
-fn counts_of(b: array<Bracket4, 4>, c: u32, nans: u32) -> array<vec4<u32>, 4> {
-    let n = vec4<u32>(nans);
-    return array<vec4<u32>, 4>(
-        vec4<u32>(b[0].lt_lo[c], b[1].lt_lo[c], b[2].lt_lo[c], b[3].lt_lo[c]) - n,
-        vec4<u32>(b[0].le_lo[c], b[1].le_lo[c], b[2].le_lo[c], b[3].le_lo[c]) - n,
-        vec4<u32>(b[0].lt_hi[c], b[1].lt_hi[c], b[2].lt_hi[c], b[3].lt_hi[c]) - n,
-        vec4<u32>(b[0].le_hi[c], b[1].le_hi[c], b[2].le_hi[c], b[3].le_hi[c]) - n,
-    );
-}
-
-// Add one segment's counts (kinds as NCOUNT orders them) to its row of the
-// workgroup's counts.
-fn flush_counts(row: u32, c: array<vec4<u32>, 4>) {
-    let o = row * NCOUNT;
-    for (var kind = 0u; kind < 4u; kind++) {
-        for (var j = 0u; j < 4u; j++) {
-            atomicAdd(&sh_bc[o + kind * MAXB + j], c[kind][j]);
-        }
-    }
 }
 
 // Up to four brackets per segment (COUNT_BRACKETS), the components four segments or one
@@ -1187,24 +1127,23 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
         }
         let b = array<Bracket4, 4>(b0, b1, b2, b3);
         if (by_segment) {
+            // Each component its own segment's row.
             for (var j = 0u; j < 4u; j++) {
                 if (real[j]) {
-                    flush_counts(4u * task.lane_s + j, counts_of(b, j, nans[j]));
+                    let pick = count1(vec4<u32>(j) == vec4<u32>(0u, 1u, 2u, 3u));
+                    for (var i = 0u; i < 4u; i++) {
+                        flush_bracket((4u * task.lane_s + j) * NCOUNT + i, b[i], pick, nans[j]);
+                    }
                     flush_candidates(sc[j], found[j], ct, writers);
                     atomicAdd(&k_valid[sc[j]], loads - nans[j]);
                 }
             }
         } else {
             // One segment: its components' counts add up.
-            let nan_total = nans.x + nans.y + nans.z + nans.w;
-            var c = counts_of(b, 0u, nans.x);
-            for (var j = 1u; j < 4u; j++) {
-                let cj = counts_of(b, j, nans[j]);
-                for (var kind = 0u; kind < 4u; kind++) {
-                    c[kind] += cj[kind];
-                }
+            let nan_total = dot(nans, vec4<u32>(1u));
+            for (var i = 0u; i < 4u; i++) {
+                flush_bracket(task.lane_s * NCOUNT + i, b[i], vec4<u32>(1u), nan_total);
             }
-            flush_counts(task.lane_s, c);
             flush_candidates(s, found.x, ct, writers);
             atomicAdd(&k_valid[s], 4u * loads - nan_total);
         }

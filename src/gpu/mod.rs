@@ -333,7 +333,7 @@ impl Gpu {
         *self.max_chunk_elements.lock().unwrap_or_else(|p| p.into_inner()) = n;
     }
 
-    /// Give each thread of the quantiles' vec4 counting pass `n` candidate slots
+    /// Give each thread of the quantiles' counting passes `n` candidate slots
     /// instead of what its share needs, so that tests reach the path where a thread
     /// runs out of slots (its segment then goes to the radix passes over the whole
     /// input). `None` restores the computed share; `Some(0)` counts as 1.

@@ -21,9 +21,8 @@
 //!   slots of the list: no atomic per value). A rank on a bracket's end is resolved from
 //!   the counts (ties); a rank outside every bracket, or a thread with more candidates
 //!   than slots, sends that segment to the radix passes over the whole input. The
-//!   result is exact either way. The
-//!   counting pass also counts each segment's values, so that no moments pass is
-//!   needed: one pass over the input in all. Where the layout has a vec4 view and there
+//!   result is exact either way. The counting pass also counts each segment's values,
+//!   so that no moments pass is needed: one pass over the input in all. Where the layout has a vec4 view and there
 //!   are at most 4 distinct q, it reads four values per load (`count_vec4`).
 //! - **counting** (segments of at most 64 elements): one thread per segment ranks
 //!   every element by comparison.
@@ -61,11 +60,12 @@ const WG: u32 = 256;
 const MAX_BRACKETS: usize = 16;
 /// Segments of one counting workgroup (its counts: 2048 / (4 · MAX_BRACKETS) rows).
 const COUNT_SEGMENTS: u32 = 2048 / (4 * MAX_BRACKETS as u32);
-/// Shortest segment for the fast path (its sample has at least 4096 elements).
+/// Shortest segment for the fast path (its sample, at most len / 8, has at least 1024
+/// elements).
 const SAMPLE_MIN_LEN: u64 = 1 << 13;
 /// Longest segment ranked by counting (one thread per segment, len² compares).
 const SMALL_LEN: u32 = 64;
-/// Loads a lane group of the vec4 counting pass takes in a row (`CHUNK` in select.wgsl).
+/// Loop rounds a lane group of a counting pass takes in a row (`CHUNK` in select.wgsl).
 const COUNT_CHUNK: u64 = 16;
 /// Bytes of one segment's brackets (`BRK` vec4 in select.wgsl).
 const BRK_BYTES: u64 = (1 + MAX_BRACKETS as u64 / 2) * 16;
@@ -106,9 +106,8 @@ struct SelectParams {
     comp_end: u32,
     part_offset: u32,
     parts_total: u32,
-    keys: u32,
     sample_frac: u32,
-    _pad: [u32; 3],
+    _pad: [u32; 4],
 }
 
 /// The WGSL `QInfo` struct: q = m · 2^-e, m = m_hi · 2^32 + m_lo.
@@ -365,7 +364,6 @@ impl Ctx<'_> {
                     gl: if global { 0 } else { groups_cap.min(LOCAL_BINS / (tile * nb)) },
                     mode: src.mode,
                     use_limit: src.limit.is_some() as u32,
-                    keys: src.limit.is_some() as u32,
                     vflags: lane_walk_flags(gpu, lane_group(gpu, tile)),
                     ..*qp
                 });
@@ -442,11 +440,17 @@ fn count_main_writers(gpu: &Gpu, seg: &Segments) -> Option<u64> {
         if d.k_first != 0 || d.k_end != seg.len {
             return None;
         }
-        let segs = (d.seg_end - d.seg_first) as u64;
-        let (tile, _, parts) = shape(gpu.reduce_workgroups(), seg, COUNT_SEGMENTS, segs, seg.len as u64);
+        let (tile, _, parts) = count_main_shape(gpu, seg, d);
         writers = writers.max(parts * (WG / tile) as u64);
     }
     Some(writers)
+}
+
+/// The workgroup shape of `count_main`'s dispatch `d` (its candidate writers follow
+/// from it).
+fn count_main_shape(gpu: &Gpu, seg: &Segments, d: &plan::ReduceDispatch) -> (u32, u64, u64) {
+    let segs = (d.seg_end - d.seg_first) as u64;
+    shape(gpu.reduce_workgroups(), seg, COUNT_SEGMENTS, segs, (d.k_end - d.k_first) as u64)
 }
 
 /// Long segments and a few q: sample, bracket, one counting pass, candidates only.
@@ -886,9 +890,7 @@ fn record_count(
         if d.k_end <= d.k_first {
             continue;
         }
-        let segs = (d.seg_end - d.seg_first) as u64;
-        let (tile, tiles, parts) =
-            shape(gpu.reduce_workgroups(), &seg, COUNT_SEGMENTS, segs, (d.k_end - d.k_first) as u64);
+        let (tile, tiles, parts) = count_main_shape(gpu, &seg, d);
         let params = gpu.uniform(&SelectParams {
             window_lo: d.window_lo as u32,
             seg_first: d.seg_first,

@@ -10,7 +10,7 @@ use crate::gpu::{Gpu, GpuTensor};
 use crate::kernels::affine::{record_affine, AffineArgs, AffineMode};
 use crate::kernels::backward::{
     record_coeffs, record_dx, record_instance_running, record_param_grads, record_poison, record_sums, DxArgs,
-    SavedCenter, StatIndex, Weight,
+    StatIndex, Weight,
 };
 use crate::kernels::derive::{record_derive, DeriveRule};
 use crate::kernels::moments::{record_moments, MomentsGpu, MOMENTS_BYTES};
@@ -233,15 +233,7 @@ pub(crate) fn record_backward(
     merged: Option<&MergedSums>,
 ) -> Result<GpuGrads> {
     state.check_device(gpu)?;
-    for (name, t) in [("input", x), ("grad_output", dy)] {
-        if t.shape() != saved.shape.as_slice() {
-            return Err(Error::Shape(format!(
-                "backward: {name} of shape {:?} does not match the forward's input shape {:?}",
-                t.shape(),
-                saved.shape
-            )));
-        }
-    }
+    saved.check_shapes("backward", x.shape(), dy.shape())?;
     let g = saved.grouping;
     let gamma = state.affine.as_ref().map(|(g, _)| g);
     let bs = backward_shape(&g)?;
@@ -253,7 +245,7 @@ pub(crate) fn record_backward(
         grads.grad_beta = Some(GpuTensor::from_buffer(db.into(), &param_shape)?);
         Ok(())
     };
-    let center = SavedCenter { mean: &saved.mean, mean_lo: Some(&saved.mean_lo), invstd: &saved.invstd };
+    let center = saved.center();
     if merged.is_some() && !saved.batch_stats {
         return Err(Error::InvalidParameter(
             "merged gradient sums need a forward with batch statistics (training)".into(),

@@ -75,6 +75,25 @@ pub struct SavedStats {
 }
 
 impl SavedStats {
+    /// The saved center and scale as the backward kernels take them.
+    pub(crate) fn center(&self) -> crate::kernels::backward::SavedCenter<'_> {
+        crate::kernels::backward::SavedCenter { mean: &self.mean, mean_lo: Some(&self.mean_lo), invstd: &self.invstd }
+    }
+
+    /// Check that the backward's `input` and `grad_output` have the forward's input
+    /// shape (`what` opens the error message).
+    pub(crate) fn check_shapes(&self, what: &str, input: &[usize], grad_output: &[usize]) -> Result<()> {
+        for (name, shape) in [("input", input), ("grad_output", grad_output)] {
+            if shape != self.shape.as_slice() {
+                return Err(Error::Shape(format!(
+                    "{what}: {name} of shape {shape:?} does not match the forward's input shape {:?}",
+                    self.shape
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The grouping of the statistics (`Channels` for batch norm and for running statistics).
     pub fn grouping(&self) -> &Grouping {
         &self.grouping

@@ -31,7 +31,7 @@ use ndarray::ArrayViewD;
 use super::{channel_dims, SavedStats};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor};
-use crate::kernels::backward::{record_sums, SavedCenter, StatIndex};
+use crate::kernels::backward::{record_sums, StatIndex};
 use crate::kernels::moments::{download_moments, record_moments};
 use crate::segments::Grouping;
 use crate::stats::{merge_all, verify_moments, Moments};
@@ -126,20 +126,11 @@ pub fn channel_grad_sums(
             "gradient sums: the forward used running statistics; a synchronized backward needs batch statistics".into(),
         ));
     }
-    for (name, a) in [("input", &x), ("grad_output", &grad_output)] {
-        if a.shape() != saved.shape.as_slice() {
-            return Err(Error::Shape(format!(
-                "gradient sums: {name} of shape {:?} does not match the forward's input shape {:?}",
-                a.shape(),
-                saved.shape
-            )));
-        }
-    }
+    saved.check_shapes("gradient sums", x.shape(), grad_output.shape())?;
     let xt = GpuTensor::from_array(gpu, x)?;
     let dyt = GpuTensor::from_array(gpu, grad_output)?;
-    let center = SavedCenter { mean: &saved.mean, mean_lo: Some(&saved.mean_lo), invstd: &saved.invstd };
     let mut encoder = gpu.encoder();
-    let sums = record_sums(gpu, &mut encoder, &xt, &dyt, &g, StatIndex::PerSegment { div: 1 }, center, None)?;
+    let sums = record_sums(gpu, &mut encoder, &xt, &dyt, &g, StatIndex::PerSegment { div: 1 }, saved.center(), None)?;
     gpu.submit_and_wait(encoder)?;
     let raw = super::download(gpu, &sums, 2 * g.num_segments())?;
     Ok(raw
