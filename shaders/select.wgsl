@@ -804,7 +804,7 @@ const NCOUNT: u32 = 4u * MAXB;
 // Per segment, its values that are not NaN (so that no moments pass is needed).
 @group(0) @binding(6) var<storage, read_write> k_valid: array<atomic<u32>>;
 
-var<workgroup> sh_bc: array<atomic<u32>, 2048>; // segments of a workgroup (<= 32) × NCOUNT
+var<workgroup> sh_bc: array<atomic<u32>, 2048>; // segments of a workgroup × NCOUNT (count_vec4: VCOUNT)
 
 // The counting passes (count_main, and count_vec4 below) hold no atomic in their
 // loops: a software adapter runs the body of every `if` whatever the lanes say, so a
@@ -865,33 +865,43 @@ fn chunk_walk(task: LaneTask, span: u32) -> vec3<u32> {
 }
 
 // A writer's share of its segment's candidate list: the list's extent (its `found`
-// candidates' slots times the writers), or cap + 1 when it had more than its slots.
+// candidates' slots times the writers), or cap + 1 when they filled its slots (the
+// last one must stay free, see `write_candidates`).
 fn flush_candidates(s: u32, found: u32, ct: u32, writers: u32) {
-    atomicMax(&k_ccount[s], select(found * writers, p.cap + 1u, found > ct));
+    atomicMax(&k_ccount[s], select(found * writers, p.cap + 1u, found >= ct));
 }
 
-// The slots of the candidates among four keys, from a writer's running count `found`
-// (the components in order); past its slots a writer overwrites its last one (its
-// segment goes to the fallback anyway, see `flush_candidates`).
-fn slots_of(found: u32, inside: vec4<bool>, ct: u32) -> vec4<u32> {
-    let add = count1(inside);
-    let before = vec4<u32>(0u, add.x, add.x + add.y, add.x + add.y + add.z);
-    return min(vec4<u32>(found) + before, vec4<u32>(ct - 1u));
+// Write the keys `kv` that lie `inside` to the writer's slots, the components in order:
+// component i goes to list `list[i]`, at the writer's running count `found[i]` (with
+// `one_list`, the components share one list and every component of `found` counts them
+// all). Every call stores once, the first key inside or else a 0 into the next free
+// slot of component x's list, and loops for the rest: a software adapter runs the body
+// of every `if` and pays for a store whether its lanes store or not, but leaves a loop
+// once none of its lanes has rounds left, and few calls have two keys inside. Past its
+// slots a writer overwrites its last one; its segment then goes to the fallback (see
+// `flush_candidates`, which keeps that last slot free for the 0s).
+fn write_candidates(list: vec4<u32>, found: ptr<function, vec4<u32>>, inside: vec4<bool>, kv: vec4<u32>, ct: u32,
+                    writers: u32, one_list: bool) {
+    var left = inside;
+    write_first(list, found, &left, kv, ct, writers, one_list);
+    while (any(left)) {
+        write_first(list, found, &left, kv, ct, writers, one_list);
+    }
 }
 
-fn write_candidates(at: vec4<u32>, inside: vec4<bool>, kv: vec4<u32>) {
-    if (inside.x) {
-        k_cand[at.x] = kv.x;
-    }
-    if (inside.y) {
-        k_cand[at.y] = kv.y;
-    }
-    if (inside.z) {
-        k_cand[at.z] = kv.z;
-    }
-    if (inside.w) {
-        k_cand[at.w] = kv.w;
-    }
+// One round of `write_candidates`: the first key `left` (taken off it), or a 0 into the
+// next free slot of component x's list when none is left.
+fn write_first(list: vec4<u32>, found: ptr<function, vec4<u32>>, left: ptr<function, vec4<bool>>, kv: vec4<u32>,
+               ct: u32, writers: u32, one_list: bool) {
+    let l = *left;
+    let this_one = l & !vec4<bool>(false, l.x, l.x | l.y, l.x | l.y | l.z);
+    let at = list + min(*found, vec4<u32>(ct - 1u)) * writers;
+    // Picked by selects: indexing a vector by a variable costs a trip through memory.
+    let pick = select(select(select(select(vec2<u32>(at.x, 0u), vec2<u32>(at.w, kv.w), l.w), vec2<u32>(at.z, kv.z), l.z),
+                             vec2<u32>(at.y, kv.y), l.y), vec2<u32>(at.x, kv.x), l.x);
+    k_cand[pick.x] = pick.y;
+    *found += select(count1(this_one), vec4<u32>(1u), one_list & any(l));
+    *left = l & !this_one;
 }
 
 // Pipeline constants of the counting passes (`Gpu::pipeline_with`): the brackets a call
@@ -957,7 +967,8 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
         let writers = p.parts_total * task.lanes;
         let wr = (p.part_offset + task.part) * task.lanes + task.lane_k;
         let ct = p.cap / writers;
-        var found = 0u;
+        let list = vec4<u32>(s * p.cap + wr);
+        var found = vec4<u32>(0u);
         var nans = 0u;
         var valid = 0u;
         let base = segment_base(p.seg, s) - p.window_lo;
@@ -997,17 +1008,15 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
                     inside |= count_bracket(&b12, sk) | count_bracket(&b13, sk) | count_bracket(&b14, sk) |
                         count_bracket(&b15, sk);
                 }
-                let at = vec4<u32>(s * p.cap + wr) + slots_of(found, inside, ct) * vec4<u32>(writers);
-                write_candidates(at, inside, ukey4(sk));
-                found += dot(count1(inside), one);
+                write_candidates(list, &found, inside, ukey4(sk), ct, writers, true);
             }
         }
-        flush_candidates(s, found, ct, writers);
+        flush_candidates(s, found.x, ct, writers);
         atomicAdd(&k_valid[s], valid);
         // Per bracket, its four counts (summed over the four keys of each iteration).
         let all = array<Bracket4, MAXB>(b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15);
         for (var j = 0u; j < nb; j++) {
-            flush_bracket(task.lane_s * NCOUNT + j, all[j], vec4<u32>(1u), nans);
+            flush_bracket(task.lane_s * NCOUNT + j, MAXB, all[j], vec4<u32>(1u), nans);
         }
     }
     workgroupBarrier();
@@ -1023,17 +1032,21 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
 // One bracket's four counts into its column `at` of a segment's row of the
 // workgroup's counts: the components `pick` selects (1 each) summed, their `nans` NaN
 // taken off (counted below every bracket).
-fn flush_bracket(at: u32, b: Bracket4, pick: vec4<u32>, nans: u32) {
+fn flush_bracket(at: u32, width: u32, b: Bracket4, pick: vec4<u32>, nans: u32) {
     atomicAdd(&sh_bc[at], dot(b.lt_lo, pick) - nans);
-    atomicAdd(&sh_bc[at + MAXB], dot(b.le_lo, pick) - nans);
-    atomicAdd(&sh_bc[at + 2u * MAXB], dot(b.lt_hi, pick) - nans);
-    atomicAdd(&sh_bc[at + 3u * MAXB], dot(b.le_hi, pick) - nans);
+    atomicAdd(&sh_bc[at + width], dot(b.le_lo, pick) - nans);
+    atomicAdd(&sh_bc[at + 2u * width], dot(b.lt_hi, pick) - nans);
+    atomicAdd(&sh_bc[at + 3u * width], dot(b.le_hi, pick) - nans);
 }
 
 // count_main over a vec4 view of the input (see Segments::vec4_view on the host), for
 // at most four brackets per segment: four neighbouring segments (COUNT_COLUMNS) or
 // four neighbouring elements of one segment per load.
 @group(0) @binding(1) var<storage, read> k_x4: array<vec4<f32>>;
+
+// A segment's row of the workgroup's counts here: four brackets' four counts (the
+// global rows are NCOUNT wide), so that a workgroup can hold 128 segments.
+const VCOUNT: u32 = 16u;
 
 // One segment's brackets (lo, hi), four as a vec4 each.
 fn brackets_of(s: u32) -> array<vec4<u32>, 2> {
@@ -1060,7 +1073,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
     let s = task.s;
     // Rows of the workgroup's counts: one per real segment.
     let per = select(1u, 4u, by_segment);
-    for (var i = lid; i < per * p.tile * NCOUNT; i += WG) {
+    for (var i = lid; i < per * p.tile * VCOUNT; i += WG) {
         atomicStore(&sh_bc[i], 0u);
     }
     workgroupBarrier();
@@ -1114,15 +1127,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
                     inside |= count_bracket(&b3, sk);
                 }
                 inside &= real;
-                var slot: vec4<u32>;
-                if (by_segment) {
-                    slot = min(found, vec4<u32>(ct - 1u));
-                    found += count1(inside);
-                } else {
-                    slot = slots_of(found.x, inside, ct);
-                    found = vec4<u32>(found.x + dot(count1(inside), vec4<u32>(1u)));
-                }
-                write_candidates(list + slot * vec4<u32>(writers), inside, ukey4(sk));
+                write_candidates(list, &found, inside, ukey4(sk), ct, writers, !by_segment);
             }
         }
         let b = array<Bracket4, 4>(b0, b1, b2, b3);
@@ -1132,7 +1137,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
                 if (real[j]) {
                     let pick = count1(vec4<u32>(j) == vec4<u32>(0u, 1u, 2u, 3u));
                     for (var i = 0u; i < 4u; i++) {
-                        flush_bracket((4u * task.lane_s + j) * NCOUNT + i, b[i], pick, nans[j]);
+                        flush_bracket((4u * task.lane_s + j) * VCOUNT + i, 4u, b[i], pick, nans[j]);
                     }
                     flush_candidates(sc[j], found[j], ct, writers);
                     atomicAdd(&k_valid[sc[j]], loads - nans[j]);
@@ -1142,7 +1147,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
             // One segment: its components' counts add up.
             let nan_total = dot(nans, vec4<u32>(1u));
             for (var i = 0u; i < 4u; i++) {
-                flush_bracket(task.lane_s * NCOUNT + i, b[i], vec4<u32>(1u), nan_total);
+                flush_bracket(task.lane_s * VCOUNT + i, 4u, b[i], vec4<u32>(1u), nan_total);
             }
             flush_candidates(s, found.x, ct, writers);
             atomicAdd(&k_valid[s], 4u * loads - nan_total);
@@ -1152,11 +1157,12 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
 
     let rows = per * p.tile;
     let first = per * s0;
-    for (var i = lid; i < rows * NCOUNT; i += WG) {
+    for (var i = lid; i < rows * VCOUNT; i += WG) {
         let v = atomicLoad(&sh_bc[i]);
-        let seg = first + i / NCOUNT;
+        let seg = first + i / VCOUNT;
+        let c = i % VCOUNT;
         if (v != 0u && seg < select(p.seg_end, p.comp_end, by_segment)) {
-            atomicAdd(&k_bcount[seg * NCOUNT + i % NCOUNT], v);
+            atomicAdd(&k_bcount[seg * NCOUNT + (c / 4u) * MAXB + c % 4u], v);
         }
     }
 }

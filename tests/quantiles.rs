@@ -12,7 +12,7 @@ mod common;
 
 use common::{gpu, own_gpu, sprinkle_nan, Rng};
 use gpunorm::kernels::moments::record_moments;
-use gpunorm::kernels::select::{input_passes, quantiles, record_quantiles};
+use gpunorm::kernels::select::{input_passes, quantiles, record_quantiles, whole_segment_selections};
 use gpunorm::reference::quantiles::{quantile_sorted, rank};
 use gpunorm::{reference, Error, Gpu, GpuTensor, Grouping};
 
@@ -480,10 +480,60 @@ fn medium_segments_few_quantiles() {
                 for qs in [&[0.25, 0.5, 0.75][..], &deciles] {
                     assert_eq!(input_passes(gpu(), &g, qs), 1, "{g:?} takes the one-pass path");
                     check(&format!("{what} n={n}"), &g, data, qs);
+                    let t = GpuTensor::from_slice(gpu(), data, &[g.numel()]).unwrap();
+                    let fell_back = whole_segment_selections(gpu(), &t, &g, qs).unwrap();
+                    assert_eq!(fell_back, 0, "{g:?} {what} {qs:?}: no segment falls back to the whole-segment passes");
                 }
             }
         }
     }
+}
+
+/// Many columns (a multiple of four) count through the vec4 pass with up to 128
+/// columns to a workgroup: each component of a load its own column, every column its
+/// own row of the workgroup's counts and its own candidate list. Also with slots that
+/// run out in every column or in some. The results are exact even when a column's
+/// counts go wrong (its bracket then misses and it falls back to the whole-column radix
+/// passes), so the test also asserts that no column falls back with enough slots.
+#[test]
+fn wide_columns_count_through_vec4() {
+    let gpu = own_gpu();
+    let mut rng = Rng::new(41);
+    for g in [Grouping::Columns { rows: 8192, cols: 100 }, Grouping::Columns { rows: 9001, cols: 36 }] {
+        let mut normal = rng.normals(g.numel(), 3.0, 2.0);
+        sprinkle_nan(&mut normal, 0.03, &mut rng);
+        let Grouping::Columns { rows, cols } = g else { unreachable!() };
+        // Column c: an offset of its own, and every third column sorted.
+        let mut mixed = rng.normals(g.numel(), 0.0, 1.0);
+        for c in 0..cols {
+            let mut col: Vec<f32> = (0..rows).map(|r| mixed[r * cols + c] + c as f32).collect();
+            if c % 3 == 0 {
+                col.sort_by(f32::total_cmp);
+            }
+            for (r, v) in col.into_iter().enumerate() {
+                mixed[r * cols + c] = v;
+            }
+        }
+        for slots in [None, Some(12), Some(100)] {
+            gpu.set_candidate_slots(slots);
+            for (what, data) in [("normal", &normal), ("mixed", &mixed)] {
+                for qs in [&[0.25, 0.5, 0.75][..], &[0.1, 0.5, 0.9, 0.99]] {
+                    assert_eq!(input_passes(&gpu, &g, qs), 1, "{g:?} takes the one-pass path");
+                    check_on(&gpu, &format!("{what}, {slots:?} slots"), &g, data, qs);
+                    let t = GpuTensor::from_slice(&gpu, data, &[g.numel()]).unwrap();
+                    let fell_back = whole_segment_selections(&gpu, &t, &g, qs).unwrap();
+                    // Enough slots: every bracket holds, no column falls back; 12: all
+                    // do; 100: some do, on 100 columns.
+                    match slots {
+                        None => assert_eq!(fell_back, 0, "{g:?} {what}: a counting pass that counts right"),
+                        Some(12) => assert_eq!(fell_back, cols, "{g:?} {what}: every column out of slots"),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    gpu.set_candidate_slots(None);
 }
 
 /// The counting passes give each of their threads candidate slots of its own; a
@@ -510,6 +560,13 @@ fn candidate_slots_run_out() {
             for (what, data) in [("normal", &normal), ("sorted", &sorted)] {
                 for qs in [&[0.25, 0.5, 0.75][..], &[0.5], &deciles] {
                     check_on(&gpu, &format!("{what}, {slots} slots"), &g, data, qs);
+                    if slots == 1 {
+                        // A thread's single slot stays free (see write_candidates): every
+                        // segment with a candidate falls back.
+                        let t = GpuTensor::from_slice(&gpu, data, &[g.numel()]).unwrap();
+                        let fell_back = whole_segment_selections(&gpu, &t, &g, qs).unwrap();
+                        assert_eq!(fell_back, g.num_segments(), "{g:?} {what} {qs:?}");
+                    }
                 }
             }
         }

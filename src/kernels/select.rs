@@ -60,6 +60,9 @@ const WG: u32 = 256;
 const MAX_BRACKETS: usize = 16;
 /// Segments of one counting workgroup (its counts: 2048 / (4 · MAX_BRACKETS) rows).
 const COUNT_SEGMENTS: u32 = 2048 / (4 * MAX_BRACKETS as u32);
+/// Segments of one `count_vec4` workgroup (its rows hold four brackets' counts: `VCOUNT`
+/// in select.wgsl), so that wide layouts (100 columns) count through the vec4 view.
+const COUNT_VEC4_SEGMENTS: u32 = 2048 / (4 * 4);
 /// Shortest segment for the fast path (its sample, at most len / 8, has at least 1024
 /// elements).
 const SAMPLE_MIN_LEN: u64 = 1 << 13;
@@ -177,6 +180,9 @@ struct Selected {
     order_stats: wgpu::Buffer,
     /// Per segment a moments state whose count is set.
     counts: wgpu::Buffer,
+    /// Per segment and batch of q, (slots, groups, mode, 0): mode 1 where the radix
+    /// passes went over the whole segment (`None` where nothing was selected).
+    headers: Option<wgpu::Buffer>,
 }
 
 /// Record the quantiles `qs` of every segment of `input` into `encoder`. `moments`, if
@@ -219,6 +225,21 @@ pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
             digit_schedule(seg.len as u64, 2 * ub, seg.count as u64).len() as u32
         })
         .sum::<u32>()
+}
+
+/// How many segments of a [`quantiles`] call on the sample-and-bracket path fell back
+/// to the radix passes over the whole segment (a bracket missed, or a thread of the
+/// counting pass ran out of candidate slots); 0 on the other paths. For tests: the
+/// results are exact either way, so only this shows a counting pass that counts wrong.
+#[doc(hidden)]
+pub fn whole_segment_selections(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping, qs: &[f64]) -> Result<usize> {
+    let mut encoder = gpu.encoder();
+    let sel = record_select(gpu, &mut encoder, input, grouping, None, qs, true)?;
+    gpu.submit_and_wait(encoder)?;
+    let Some(headers) = sel.headers else { return Ok(0) };
+    let bytes = read_buffer(gpu, &headers, 0, headers.size())?;
+    let rows: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(&bytes);
+    Ok(rows.iter().filter(|h| h[2] == 1).count())
 }
 
 /// [`record_quantiles`], also returning a buffer of `num_segments` [`MomentsGpu`] whose
@@ -494,8 +515,9 @@ fn sample_plan(
     // time), times the writers.
     let share = 1.25 * width * len as f64 / writers as f64;
     let slots = (share + 5.0 * share.sqrt()).ceil() as u64 + 2 * COUNT_CHUNK * per_round;
-    // No more than a writer's values (its chunks), which short segments reach.
-    let slots = slots.min(rounds.div_ceil(writers * COUNT_CHUNK) * COUNT_CHUNK * per_round);
+    // No more than a writer's values (its chunks), which short segments reach, and a
+    // last slot that stays free (see `write_candidates` in select.wgsl).
+    let slots = slots.min(rounds.div_ceil(writers * COUNT_CHUNK) * COUNT_CHUNK * per_round) + 1;
     let cap = writers * gpu.candidate_slots().map_or(slots, |n| u64::from(n.max(1)));
     let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
     if s_count * cap * 4 > binding.min(gpu.max_chunk_elements() * 4) || s_count * m * 4 > binding {
@@ -537,7 +559,7 @@ fn record_select(
     let order_stats = gpu.storage_buffer("quantile order statistics", s_count * nq * 16)?;
     if nq == 0 || s_count == 0 {
         let counts = gpu.storage_buffer("quantile counts", s_count * MOMENTS_BYTES)?;
-        return Ok(Selected { values, order_stats, counts });
+        return Ok(Selected { values, order_stats, counts, headers: None });
     }
 
     // Unique q, ascending: then the ranks of a segment ascend with the slot index.
@@ -683,12 +705,13 @@ fn record_select(
         ],
         per_item(s_count * nq)?,
     )?;
-    Ok(Selected { values, order_stats, counts })
+    Ok(Selected { values, order_stats, counts, headers: Some(ctx.hdr) })
 }
 
 /// The counting pass's vec4 view, its plan and whether its components are segments:
 /// when the layout has a vec4 view, there are at most 4 brackets per segment, and a
-/// workgroup covers at most `COUNT_SEGMENTS` segments (the rows of its counts, `sh_bc`).
+/// workgroup covers at most `COUNT_VEC4_SEGMENTS` segments (the rows of its counts,
+/// `sh_bc`).
 fn count_view(gpu: &Gpu, seg: &Segments, unique_q: usize) -> Option<CountView> {
     if unique_q > 4 {
         return None;
@@ -702,7 +725,7 @@ fn count_view(gpu: &Gpu, seg: &Segments, unique_q: usize) -> Option<CountView> {
     let plan = plan::plan_reduction(&view, &limits).ok()?;
     let segments_per_workgroup = plan.tile_width * if by_segment { 4 } else { 1 };
     let writers = plan.parts_total as u64 * (WG / plan.tile_width) as u64;
-    (segments_per_workgroup <= COUNT_SEGMENTS).then_some(CountView { view, by_segment, plan, writers })
+    (segments_per_workgroup <= COUNT_VEC4_SEGMENTS).then_some(CountView { view, by_segment, plan, writers })
 }
 
 /// The counting pass through a vec4 view: the view, whether its components are four
