@@ -563,6 +563,8 @@ fn hist_main(
 @group(0) @binding(2) var<storage, read_write> c_slots: array<Slot>;
 @group(0) @binding(3) var<storage, read_write> c_hdr: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> c_gprefix: array<u32>;
+// With candidate lists (use_limit), the brackets that made their keys dense (see BRK).
+@group(0) @binding(5) var<storage, read> c_brk: array<vec4<u32>>;
 
 @compute @workgroup_size(256)
 fn scan_main(
@@ -583,6 +585,15 @@ fn scan_main(
     }
     let base = s * p.r_total + p.r0;
     let nb = 1u << p.bits;
+    // Dense candidate keys (mode 0 of the sampling path) are whole once no bit is left
+    // above their shift.
+    let dense = p.use_limit != 0u && hv.z == 0u;
+    var whole = false;
+    var dshift = 0u;
+    if (dense) {
+        dshift = c_brk[s * BRK].y;
+        whole = p.shift <= dshift;
+    }
     var newg = 0u;
     var last = 0u;
     var g = 0xffffffffu;
@@ -609,6 +620,12 @@ fn scan_main(
             c = c_hist[row + d];
         }
         let np = (sl.prefix << p.bits) | d;
+        if (whole) {
+            sl.prefix = sparse_key(s, (np << p.shift) >> dshift);
+            sl.done = 1u;
+            c_slots[base + r] = sl;
+            continue;
+        }
         if (newg == 0u || np != last) {
             c_gprefix[base + newg] = np;
             newg += 1u;
@@ -620,6 +637,20 @@ fn scan_main(
         c_slots[base + r] = sl;
     }
     c_hdr[h] = vec4<u32>(ns, newg, hv.z, 0u);
+}
+
+// A dense candidate key (shifted back) of segment s as the key it stands for: that of
+// the bracket whose offset o_j = d_j + lo_j is the last below it.
+fn sparse_key(s: u32, dk: u32) -> u32 {
+    let o = s * BRK;
+    var key = 0u;
+    for (var j = 0u; j < c_brk[o].x; j++) {
+        let d = c_brk[o + OFF + j / 4u][j % 4u];
+        if (d + c_brk[o + 1u + j / 4u][j % 4u] < dk) {
+            key = dk - d;
+        }
+    }
+    return key;
 }
 
 // ---------------------------------------------------------------------------------
@@ -740,11 +771,20 @@ fn sample_main(
     }
 }
 
-// Brackets of a segment: BRK vec4 per segment: (count, 0, 0, 0), lo in MAXB / 4 vec4,
-// then hi in as many; unused brackets are [MAX, MAX] (nothing inside, never reached).
+// Brackets of a segment: BRK vec4 per segment: (count, shift, 0, 0), lo in MAXB / 4
+// vec4, then hi and the offsets in as many each; unused brackets are [MAX, MAX]
+// (nothing inside, never reached).
+//
+// The candidates are written as dense keys, so that their radix passes can stop early:
+// bracket j's inside (lo_j, hi_j) maps to (o_j, o_j + hi_j − lo_j) with o_j the widths
+// of the brackets below (key + d_j, d_j = o_j − lo_j, wrapping), and the sum of the
+// widths, shifted left by `shift` (its leading zeros), fills the high bits. Order is
+// kept, no candidate is 0 (a free slot), and once a radix pass leaves only bits below
+// `shift` the prefix is the whole key (see `scan_main`, which maps it back).
 const MAXB: u32 = 16u; // brackets per segment (MAX_BRACKETS)
-const BRK: u32 = 1u + MAXB / 2u;
+const BRK: u32 = 1u + 3u * MAXB / 4u;
 const HI: u32 = 1u + MAXB / 4u; // the first hi vec4
+const OFF: u32 = 1u + MAXB / 2u; // the first d vec4
 const NOKEY: u32 = 0xffffffffu;
 
 @group(0) @binding(1) var<storage, read> b_os: array<vec4<u32>>; // sample order statistics
@@ -784,11 +824,22 @@ fn bracket_main(
             }
         }
     }
+    // Dense candidate keys (see above). The brackets are disjoint and ascend, so their
+    // widths add up to less than 2^32.
+    var d: array<u32, MAXB>;
+    var width = 0u;
+    for (var j = 0u; j < MAXB; j++) {
+        d[j] = width - lo[j];
+        if (j < nbr) {
+            width += hi[j] - lo[j];
+        }
+    }
     let o = s * BRK;
-    b_brk[o] = vec4<u32>(nbr, 0u, 0u, 0u);
+    b_brk[o] = vec4<u32>(nbr, min(countLeadingZeros(width), 31u), 0u, 0u);
     for (var j = 0u; j < MAXB; j += 4u) {
         b_brk[o + 1u + j / 4u] = vec4<u32>(lo[j], lo[j + 1u], lo[j + 2u], lo[j + 3u]);
         b_brk[o + HI + j / 4u] = vec4<u32>(hi[j], hi[j + 1u], hi[j + 2u], hi[j + 3u]);
+        b_brk[o + OFF + j / 4u] = vec4<u32>(d[j], d[j + 1u], d[j + 2u], d[j + 3u]);
     }
 }
 
@@ -824,32 +875,37 @@ fn count1(v: vec4<bool>) -> vec4<u32> {
     return select(vec4<u32>(0u), vec4<u32>(1u), v);
 }
 
-// One bracket against four keys at a time: its ends as signed keys (per component)
-// and its counts per component (key < lo, key <= lo, key < hi, key <= hi), NaN
-// included (taken off at the end).
+// One bracket against four keys at a time: its ends as signed keys (per component),
+// the offset that makes a key inside it dense (see `BRK`), and its counts per
+// component (key < lo, key <= lo, key < hi, key <= hi), NaN included (taken off at
+// the end).
 struct Bracket4 {
     lo: vec4<i32>,
     hi: vec4<i32>,
+    d: vec4<u32>,
     lt_lo: vec4<u32>,
     le_lo: vec4<u32>,
     lt_hi: vec4<u32>,
     le_hi: vec4<u32>,
 }
 
-fn bracket4(lo: vec4<u32>, hi: vec4<u32>) -> Bracket4 {
+fn bracket4(lo: vec4<u32>, hi: vec4<u32>, d: vec4<u32>) -> Bracket4 {
     let zero = vec4<u32>(0u);
-    return Bracket4(skey4(lo), skey4(hi), zero, zero, zero, zero);
+    return Bracket4(skey4(lo), skey4(hi), d, zero, zero, zero, zero);
 }
 
-// Count four keys against a bracket; true where a key lies strictly inside.
-fn count_bracket(b: ptr<function, Bracket4>, sk: vec4<i32>) -> vec4<bool> {
+// Count four keys against a bracket; true where a key lies strictly inside, and there
+// `d` gets the bracket's offset.
+fn count_bracket(b: ptr<function, Bracket4>, sk: vec4<i32>, d: ptr<function, vec4<u32>>) -> vec4<bool> {
     let le_lo = sk <= (*b).lo;
     let lt_hi = sk < (*b).hi;
     (*b).lt_lo += count1(sk < (*b).lo);
     (*b).le_lo += count1(le_lo);
     (*b).lt_hi += count1(lt_hi);
     (*b).le_hi += count1(sk <= (*b).hi);
-    return !le_lo & lt_hi;
+    let inside = !le_lo & lt_hi;
+    *d = select(*d, (*b).d, inside);
+    return inside;
 }
 
 // The lane's share of a counting dispatch's elements [k_first, k_end): the lanes walk
@@ -947,23 +1003,28 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
         let h1 = k_brk[o + HI + 1u];
         let h2 = k_brk[o + HI + 2u];
         let h3 = k_brk[o + HI + 3u];
+        let d0 = k_brk[o + OFF];
+        let d1 = k_brk[o + OFF + 1u];
+        let d2 = k_brk[o + OFF + 2u];
+        let d3 = k_brk[o + OFF + 3u];
+        let dense = vec4<u32>(k_brk[o].y);
         // Every bracket against the four keys of an iteration (its ends splat).
-        var b0 = bracket4(vec4<u32>(l0.x), vec4<u32>(h0.x));
-        var b1 = bracket4(vec4<u32>(l0.y), vec4<u32>(h0.y));
-        var b2 = bracket4(vec4<u32>(l0.z), vec4<u32>(h0.z));
-        var b3 = bracket4(vec4<u32>(l0.w), vec4<u32>(h0.w));
-        var b4 = bracket4(vec4<u32>(l1.x), vec4<u32>(h1.x));
-        var b5 = bracket4(vec4<u32>(l1.y), vec4<u32>(h1.y));
-        var b6 = bracket4(vec4<u32>(l1.z), vec4<u32>(h1.z));
-        var b7 = bracket4(vec4<u32>(l1.w), vec4<u32>(h1.w));
-        var b8 = bracket4(vec4<u32>(l2.x), vec4<u32>(h2.x));
-        var b9 = bracket4(vec4<u32>(l2.y), vec4<u32>(h2.y));
-        var b10 = bracket4(vec4<u32>(l2.z), vec4<u32>(h2.z));
-        var b11 = bracket4(vec4<u32>(l2.w), vec4<u32>(h2.w));
-        var b12 = bracket4(vec4<u32>(l3.x), vec4<u32>(h3.x));
-        var b13 = bracket4(vec4<u32>(l3.y), vec4<u32>(h3.y));
-        var b14 = bracket4(vec4<u32>(l3.z), vec4<u32>(h3.z));
-        var b15 = bracket4(vec4<u32>(l3.w), vec4<u32>(h3.w));
+        var b0 = bracket4(vec4<u32>(l0.x), vec4<u32>(h0.x), vec4<u32>(d0.x));
+        var b1 = bracket4(vec4<u32>(l0.y), vec4<u32>(h0.y), vec4<u32>(d0.y));
+        var b2 = bracket4(vec4<u32>(l0.z), vec4<u32>(h0.z), vec4<u32>(d0.z));
+        var b3 = bracket4(vec4<u32>(l0.w), vec4<u32>(h0.w), vec4<u32>(d0.w));
+        var b4 = bracket4(vec4<u32>(l1.x), vec4<u32>(h1.x), vec4<u32>(d1.x));
+        var b5 = bracket4(vec4<u32>(l1.y), vec4<u32>(h1.y), vec4<u32>(d1.y));
+        var b6 = bracket4(vec4<u32>(l1.z), vec4<u32>(h1.z), vec4<u32>(d1.z));
+        var b7 = bracket4(vec4<u32>(l1.w), vec4<u32>(h1.w), vec4<u32>(d1.w));
+        var b8 = bracket4(vec4<u32>(l2.x), vec4<u32>(h2.x), vec4<u32>(d2.x));
+        var b9 = bracket4(vec4<u32>(l2.y), vec4<u32>(h2.y), vec4<u32>(d2.y));
+        var b10 = bracket4(vec4<u32>(l2.z), vec4<u32>(h2.z), vec4<u32>(d2.z));
+        var b11 = bracket4(vec4<u32>(l2.w), vec4<u32>(h2.w), vec4<u32>(d2.w));
+        var b12 = bracket4(vec4<u32>(l3.x), vec4<u32>(h3.x), vec4<u32>(d3.x));
+        var b13 = bracket4(vec4<u32>(l3.y), vec4<u32>(h3.y), vec4<u32>(d3.y));
+        var b14 = bracket4(vec4<u32>(l3.z), vec4<u32>(h3.z), vec4<u32>(d3.z));
+        var b15 = bracket4(vec4<u32>(l3.w), vec4<u32>(h3.w), vec4<u32>(d3.w));
         let writers = p.parts_total * task.lanes;
         let wr = (p.part_offset + task.part) * task.lanes + task.lane_k;
         let ct = p.cap / writers;
@@ -992,23 +1053,24 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
                 nans += 4u - n_ok;
                 valid += n_ok;
                 let sk = skeys4(bv, !ok);
-                var inside = count_bracket(&b0, sk) | count_bracket(&b1, sk) | count_bracket(&b2, sk);
+                var d = vec4<u32>(0u);
+                var inside = count_bracket(&b0, sk, &d) | count_bracket(&b1, sk, &d) | count_bracket(&b2, sk, &d);
                 if (nb > 3u) {
-                    inside |= count_bracket(&b3, sk);
+                    inside |= count_bracket(&b3, sk, &d);
                 }
                 if (nb > 4u) {
-                    inside |= count_bracket(&b4, sk) | count_bracket(&b5, sk) | count_bracket(&b6, sk) |
-                        count_bracket(&b7, sk);
+                    inside |= count_bracket(&b4, sk, &d) | count_bracket(&b5, sk, &d) | count_bracket(&b6, sk, &d) |
+                        count_bracket(&b7, sk, &d);
                 }
                 if (nb > 8u) {
-                    inside |= count_bracket(&b8, sk) | count_bracket(&b9, sk) | count_bracket(&b10, sk) |
-                        count_bracket(&b11, sk);
+                    inside |= count_bracket(&b8, sk, &d) | count_bracket(&b9, sk, &d) |
+                        count_bracket(&b10, sk, &d) | count_bracket(&b11, sk, &d);
                 }
                 if (nb > 12u) {
-                    inside |= count_bracket(&b12, sk) | count_bracket(&b13, sk) | count_bracket(&b14, sk) |
-                        count_bracket(&b15, sk);
+                    inside |= count_bracket(&b12, sk, &d) | count_bracket(&b13, sk, &d) |
+                        count_bracket(&b14, sk, &d) | count_bracket(&b15, sk, &d);
                 }
-                write_candidates(list, &found, inside, ukey4(sk), ct, writers, true);
+                write_candidates(list, &found, inside, (ukey4(sk) + d) << dense, ct, writers, true);
             }
         }
         flush_candidates(s, found.x, ct, writers);
@@ -1048,9 +1110,9 @@ fn flush_bracket(at: u32, width: u32, b: Bracket4, pick: vec4<u32>, nans: u32) {
 // global rows are NCOUNT wide), so that a workgroup can hold 128 segments.
 const VCOUNT: u32 = 16u;
 
-// One segment's brackets (lo, hi), four as a vec4 each.
-fn brackets_of(s: u32) -> array<vec4<u32>, 2> {
-    return array<vec4<u32>, 2>(k_brk[s * BRK + 1u], k_brk[s * BRK + HI]);
+// One segment's brackets (lo, hi, d), four as a vec4 each.
+fn brackets_of(s: u32) -> array<vec4<u32>, 3> {
+    return array<vec4<u32>, 3>(k_brk[s * BRK + 1u], k_brk[s * BRK + HI], k_brk[s * BRK + OFF]);
 }
 
 // Up to four brackets per segment (COUNT_BRACKETS), the components four segments or one
@@ -1093,10 +1155,15 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
         let bz = brackets_of(sc.z);
         let bw = brackets_of(sc.w);
         // Bracket j's ends across the components.
-        var b0 = bracket4(vec4<u32>(bx[0].x, by[0].x, bz[0].x, bw[0].x), vec4<u32>(bx[1].x, by[1].x, bz[1].x, bw[1].x));
-        var b1 = bracket4(vec4<u32>(bx[0].y, by[0].y, bz[0].y, bw[0].y), vec4<u32>(bx[1].y, by[1].y, bz[1].y, bw[1].y));
-        var b2 = bracket4(vec4<u32>(bx[0].z, by[0].z, bz[0].z, bw[0].z), vec4<u32>(bx[1].z, by[1].z, bz[1].z, bw[1].z));
-        var b3 = bracket4(vec4<u32>(bx[0].w, by[0].w, bz[0].w, bw[0].w), vec4<u32>(bx[1].w, by[1].w, bz[1].w, bw[1].w));
+        var b0 = bracket4(vec4<u32>(bx[0].x, by[0].x, bz[0].x, bw[0].x), vec4<u32>(bx[1].x, by[1].x, bz[1].x, bw[1].x),
+                          vec4<u32>(bx[2].x, by[2].x, bz[2].x, bw[2].x));
+        var b1 = bracket4(vec4<u32>(bx[0].y, by[0].y, bz[0].y, bw[0].y), vec4<u32>(bx[1].y, by[1].y, bz[1].y, bw[1].y),
+                          vec4<u32>(bx[2].y, by[2].y, bz[2].y, bw[2].y));
+        var b2 = bracket4(vec4<u32>(bx[0].z, by[0].z, bz[0].z, bw[0].z), vec4<u32>(bx[1].z, by[1].z, bz[1].z, bw[1].z),
+                          vec4<u32>(bx[2].z, by[2].z, bz[2].z, bw[2].z));
+        var b3 = bracket4(vec4<u32>(bx[0].w, by[0].w, bz[0].w, bw[0].w), vec4<u32>(bx[1].w, by[1].w, bz[1].w, bw[1].w),
+                          vec4<u32>(bx[2].w, by[2].w, bz[2].w, bw[2].w));
+        let dense = vec4<u32>(k_brk[sc.x * BRK].y, k_brk[sc.y * BRK].y, k_brk[sc.z * BRK].y, k_brk[sc.w * BRK].y);
         // This thread's candidate slots: writer `wr` of `writers`, `ct` slots each.
         let writers = p.parts_total * task.lanes;
         let wr = (p.part_offset + task.part) * task.lanes + task.lane_k;
@@ -1122,12 +1189,13 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
                 nans += count1(nan);
                 // NaN: the lowest key, below every bracket (taken off the counts at the end).
                 let sk = skeys4(bv, nan);
-                var inside = count_bracket(&b0, sk) | count_bracket(&b1, sk) | count_bracket(&b2, sk);
+                var d = vec4<u32>(0u);
+                var inside = count_bracket(&b0, sk, &d) | count_bracket(&b1, sk, &d) | count_bracket(&b2, sk, &d);
                 if (four) {
-                    inside |= count_bracket(&b3, sk);
+                    inside |= count_bracket(&b3, sk, &d);
                 }
                 inside &= real;
-                write_candidates(list, &found, inside, ukey4(sk), ct, writers, !by_segment);
+                write_candidates(list, &found, inside, (ukey4(sk) + d) << dense, ct, writers, !by_segment);
             }
         }
         let b = array<Bracket4, 4>(b0, b1, b2, b3);

@@ -391,12 +391,35 @@ fn long_segments_few_quantiles() {
         let mut sorted = rng.normals(g.numel(), 0.0, 1.0);
         sorted.sort_by(f32::total_cmp);
         let constant = vec![-0.5f32; g.numel()];
-        for (what, data) in
-            [("normal", &normal), ("ties", &ties), ("lumpy", &lumpy), ("sorted", &sorted), ("constant", &constant)]
-        {
+        // Candidate keys are made dense (offsets per bracket, shifted to the top bits):
+        // brackets over the whole float range (their widths sum to nearly 2^32), and
+        // values a few ulps apart (the first radix pass already leaves no bit).
+        let extremes: Vec<f32> = (0..g.numel())
+            .map(|_| match rng.below(6) {
+                0 => [3e38f32, -3e38, f32::MAX, f32::MIN][rng.below(4)],
+                1 => f32::from_bits(rng.below(1 << 23) as u32) * if rng.below(2) == 0 { 1.0 } else { -1.0 },
+                2 => [0.0f32, -0.0][rng.below(2)],
+                _ => rng.normal() as f32 * 10f32.powi(rng.below(60) as i32 - 30),
+            })
+            .collect();
+        let last_bits: Vec<f32> =
+            (0..g.numel()).map(|_| f32::from_bits(1.0f32.to_bits() + rng.below(1500) as u32)).collect();
+        for (what, data) in [
+            ("normal", &normal),
+            ("ties", &ties),
+            ("lumpy", &lumpy),
+            ("sorted", &sorted),
+            ("constant", &constant),
+            ("extremes", &extremes),
+            ("last bits", &last_bits),
+        ] {
             for qs in qsets {
                 check(what, &g, data, qs);
             }
+            // The dense keys' radix passes ran (no fallback hides them).
+            let t = GpuTensor::from_slice(gpu(), data, &[g.numel()]).unwrap();
+            let fell_back = whole_segment_selections(gpu(), &t, &g, &[0.25, 0.5, 0.75]).unwrap();
+            assert_eq!(fell_back, 0, "{what} {g:?}");
         }
     }
     // More segments than one counting workgroup holds (67 columns: float loads; 68

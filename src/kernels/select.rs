@@ -71,7 +71,7 @@ const SMALL_LEN: u32 = 64;
 /// Loop rounds a lane group of a counting pass takes in a row (`CHUNK` in select.wgsl).
 const COUNT_CHUNK: u64 = 16;
 /// Bytes of one segment's brackets (`BRK` vec4 in select.wgsl).
-const BRK_BYTES: u64 = (1 + MAX_BRACKETS as u64 / 2) * 16;
+const BRK_BYTES: u64 = (1 + 3 * MAX_BRACKETS as u64 / 4) * 16;
 
 /// The WGSL `SelectParams` struct.
 #[repr(C)]
@@ -297,13 +297,15 @@ struct Ctx<'a> {
 
 /// One element source of a histogram pass: a buffer of f32 with its segment
 /// description and window plan, the segments' mode it serves, and for candidate lists
-/// (which hold keys, 0 in a free slot) each segment's extent.
+/// (which hold dense keys, 0 in a free slot) each segment's extent and the brackets
+/// that made the keys dense.
 struct Source<'a> {
     buffer: &'a wgpu::Buffer,
     seg: Segments,
     plan: &'a plan::ReducePlan,
     mode: u32,
     limit: Option<&'a wgpu::Buffer>,
+    brackets: Option<&'a wgpu::Buffer>,
 }
 
 /// Workgroup shape of an element pass over `seg`: segments per workgroup (`tile`),
@@ -403,6 +405,9 @@ impl Ctx<'_> {
                 )?;
             }
         }
+        // Candidate lists resolve their slots once the digits have reached their dense
+        // keys' low end (see `BRK` in select.wgsl).
+        let brackets = sources.iter().find_map(|s| s.brackets);
         let params = gpu.uniform(&SelectParams {
             seg_first: sb0 as u32,
             seg_end: sb1 as u32,
@@ -410,6 +415,7 @@ impl Ctx<'_> {
             shift,
             bits,
             level,
+            use_limit: brackets.is_some() as u32,
             ..*qp
         });
         gpu.dispatch(
@@ -421,6 +427,7 @@ impl Ctx<'_> {
                 self.slots.as_entire_binding(),
                 self.hdr.as_entire_binding(),
                 self.gprefix.as_entire_binding(),
+                brackets.unwrap_or(hist).as_entire_binding(),
             ],
             per_item(sb1 - sb0)?,
         )
@@ -651,10 +658,10 @@ fn record_select(
             Some(sp) => {
                 let counting = Counting { view: vec4_count.as_ref(), counts: counted.then_some(&counts) };
                 let init_all = |encoder: &mut wgpu::CommandEncoder| record_init(encoder, (0, s_count));
-                let (cand, ccount) = record_brackets(&ctx, encoder, input, &plan, &qp, sp, &counting, &init_all)?;
+                let (cand, ccount, brk) = record_brackets(&ctx, encoder, input, &plan, &qp, sp, &counting, &init_all)?;
                 let cand_seg = Grouping::Rows { rows: s_count as usize, len: sp.cap as usize }.segments();
                 let cand_plan = plan::plan_reduction(&cand_seg, &plan_limits(gpu))?;
-                Some((cand, ccount, cand_seg, cand_plan))
+                Some((cand, ccount, brk, cand_seg, cand_plan))
             }
             None => None,
         };
@@ -669,7 +676,7 @@ fn record_select(
                 }
                 Ok(())
             };
-            let whole = Source { buffer: input.buffer(), seg, plan: &plan, mode: 0, limit: None };
+            let whole = Source { buffer: input.buffer(), seg, plan: &plan, mode: 0, limit: None, brackets: None };
             if small {
                 record_init(encoder, (sb0, sb1))?;
                 record_small(&ctx, encoder, input, &plan, &qp, (sb0, sb1))?;
@@ -681,9 +688,15 @@ fn record_select(
                     record_init(encoder, (sb0, sb1))?;
                     passes(encoder, &[whole])?
                 }
-                Some((cand, ccount, cand_seg, cand_plan)) => {
-                    let candidates =
-                        Source { buffer: cand, seg: *cand_seg, plan: cand_plan, mode: 0, limit: Some(ccount) };
+                Some((cand, ccount, brk, cand_seg, cand_plan)) => {
+                    let candidates = Source {
+                        buffer: cand,
+                        seg: *cand_seg,
+                        plan: cand_plan,
+                        mode: 0,
+                        limit: Some(ccount),
+                        brackets: Some(brk),
+                    };
                     passes(encoder, &[candidates, Source { mode: 1, ..whole }])?;
                 }
             }
@@ -786,7 +799,8 @@ fn record_small(
 
 /// The fast path's front half: sample, sample quantiles, brackets, the counting pass,
 /// `init_main` (`record_init`, after the counts exist) and the resolution of every slot.
-/// Returns the candidate lists (`cap` f32 per segment) and their lengths.
+/// Returns the candidate lists (`cap` dense keys per segment), their lengths and the
+/// brackets.
 #[allow(clippy::too_many_arguments)]
 fn record_brackets(
     ctx: &Ctx,
@@ -797,7 +811,7 @@ fn record_brackets(
     sp: &SamplePlan,
     counting: &Counting,
     record_init: &dyn Fn(&mut wgpu::CommandEncoder) -> Result<()>,
-) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+) -> Result<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)> {
     let gpu = ctx.gpu;
     let seg = ctx.seg;
     let s_count = seg.count as u64;
@@ -885,7 +899,7 @@ fn record_brackets(
         ],
         per_item(s_count)?,
     )?;
-    Ok((cand, ccount))
+    Ok((cand, ccount, brk))
 }
 
 /// The counting pass over the input, float by float (`count_main`).
