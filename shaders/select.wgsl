@@ -394,7 +394,7 @@ struct HistLane {
 // level 0 there is one group, the empty prefix.
 fn hist_add(key: u32, l: HistLane) {
     var g = 0u;
-    if (l.level > 0u) {
+    if (HIST_PREFIX) {
         let hi = key >> l.hs;
         if (hi < l.first || hi > l.last) {
             return;
@@ -404,7 +404,7 @@ fn hist_add(key: u32, l: HistLane) {
         let h = vec4<u32>(hi);
         let below = count1(l.pa <= h) + count1(l.pb <= h) + count1(l.pc <= h) + count1(l.pd <= h);
         g = dot(below, vec4<u32>(1u)) - 1u;
-        if (l.stride == 1u) {
+        if (!HIST_MANY_GROUPS) {
             if (!any((l.pa == h) | (l.pb == h) | (l.pc == h) | (l.pd == h))) {
                 return;
             }
@@ -431,6 +431,12 @@ fn hist_add(key: u32, l: HistLane) {
         atomicAdd(&h_hist[(l.hrow + g) * l.nb + d], 1u);
     }
 }
+
+// Whether a pass has group prefixes to look up (level > 0), and more than sixteen
+// (more than eight q in its batch; see `HistLane`): constants, so that a pass drops the
+// lookup it does not need (a software adapter would run it for every key).
+override HIST_PREFIX: bool = true;
+override HIST_MANY_GROUPS: bool = true;
 
 @compute @workgroup_size(256)
 fn hist_main(

@@ -343,7 +343,11 @@ impl Ctx<'_> {
         encoder.clear_buffer(hist, 0, Some((sb1 - sb0) * rb as u64 * nb as u64 * 4));
         let groups_cap = if level == 0 { 1 } else { rb };
         let tile_cap = (LOCAL_BINS / (groups_cap * nb)).max(1).min(GROUP_CAP / rb);
-        let pipeline = gpu.pipeline(Shader::Select, "hist_main");
+        let pipeline = gpu.pipeline_with(
+            Shader::Select,
+            "hist_main",
+            &[("HIST_PREFIX", f64::from(u8::from(level > 0))), ("HIST_MANY_GROUPS", f64::from(u8::from(rb > 16)))],
+        );
         for src in sources {
             for d in &src.plan.dispatches {
                 let first = (d.seg_first as u64).max(sb0);
