@@ -340,10 +340,13 @@ fn many_short_segments() {
         sprinkle_nan(&mut data, 0.05, &mut rng);
         check("short segments", &g, &data, &MANY_Q);
     }
-    // Several histogram batches with wide digits too.
+    // Several histogram batches with wide digits too (the sample-and-bracket path: its
+    // dense candidate keys map back through each batch's scan).
     let g = Grouping::Columns { rows: 20_000, cols: 600 };
     let data = rng.normals(g.numel(), 0.0, 1.0);
     check("600 columns", &g, &data, &[0.25, 0.5, 0.75]);
+    let t = GpuTensor::from_slice(gpu(), &data, &[g.numel()]).unwrap();
+    assert_eq!(whole_segment_selections(gpu(), &t, &g, &[0.25, 0.5, 0.75]).unwrap(), 0);
 }
 
 #[test]
