@@ -51,8 +51,9 @@ struct SelectParams {
     ub: u32,          // unique q of this q batch
     nq: u32,          // requested q (output columns)
     mode: u32,        // hist_main: only segments in this mode (0: input/candidates, 1: fallback)
-    use_limit: u32,   // hist_main: the input is candidate lists (keys, 0 in a free slot):
-                      // segment s has only limit[s] elements
+    use_limit: u32,   // hist_main: the input is candidate lists (dense keys, 0 in a free
+                      // slot): segment s has only limit[s] elements; scan_main: mode 0's
+                      // keys are dense (see BRK)
     sample_m: u32,    // sample_main: sample elements per segment
     cap: u32,         // candidate capacity per segment
     seed: u32,        // sample_main: random stream
