@@ -439,23 +439,28 @@ fn hist_add(key: u32, l: HistLane) {
 override HIST_PREFIX: bool = true;
 override HIST_MANY_GROUPS: bool = true;
 
-@compute @workgroup_size(256)
-fn hist_main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let w = wid.x + wid.y * nwg.x;
-    if (w >= p.tiles * p.parts) {
-        return;
-    }
+// A lane's share of a histogram pass: its lane (with `busy` false, nothing to bin)
+// and its range of elements of the source (in the source's units).
+struct HistTask {
+    busy: bool,
+    lane: HistLane,
+    task: LaneTask,
+    k_hi: u32,
+    base: u32,
+}
+
+// The part of a histogram pass before its loop: the workgroup's active groups, its
+// histograms cleared, its prefixes in workgroup memory, and the lane's task. `per`:
+// source elements per key (4 through a vec4 view, whose units the dispatch counts in).
+// Workgroup-uniform: returns with `busy` false for every lane when the tile has
+// nothing to count (all its segments resolved, in another mode, or all NaN).
+fn hist_begin(w: u32, lid: u32, per: u32) -> HistTask {
     let task = lane_task(w, lid, p.tile, p.parts, p.seg_first, p.k_first, p.k_end);
     let s0 = task.s0;
     let s = task.s;
     let nb = 1u << p.bits;
-    let mask = nb - 1u;
-    let nloc = p.tile * p.gl * nb;
-
+    let none = HistTask(false, HistLane(p.level, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 1u, vec4<u32>(NOKEY),
+                                        vec4<u32>(NOKEY), vec4<u32>(NOKEY), vec4<u32>(NOKEY)), task, 0u, 0u);
     if (lid < p.tile) {
         let ss = s0 + lid;
         var ng = 0u;
@@ -473,12 +478,10 @@ fn hist_main(
         }
         sh_active = groups;
     }
-    // Nothing to count in this tile (all its segments resolved, in another mode, or
-    // all NaN): skip the histogram's clearing and flushing too.
     if (workgroupUniformLoad(&sh_active) == 0u) {
-        return;
+        return none;
     }
-    for (var i = lid; i < nloc; i += WG) {
+    for (var i = lid; i < p.tile * p.gl * nb; i += WG) {
         atomicStore(&lh[i], 0u);
     }
     if (p.level > 0u) {
@@ -495,73 +498,130 @@ fn hist_main(
 
     var k_hi = task.k_hi;
     let ng = sh_ng[task.lane_s];
-    if (s < p.seg_end && ng > 0u) {
-        if (p.use_limit != 0u) {
-            k_hi = min(k_hi, h_limit[s]);
-        }
-        let base = segment_base(p.seg, s) - p.window_lo;
-        var lane = HistLane(p.level, task.lane_s, task.lane_s * p.rb, ng, 0u, 0u, p.shift + p.bits, p.shift, mask, nb,
-                            p.gl, (s - p.sb0) * p.rb, 1u, vec4<u32>(NOKEY), vec4<u32>(NOKEY),
-                            vec4<u32>(NOKEY), vec4<u32>(NOKEY));
-        if (p.level > 0u) {
-            lane.first = sh_gp[lane.gbase];
-            lane.last = sh_gp[lane.gbase + ng - 1u];
-            lane.stride = (ng + 15u) / 16u;
-            for (var j = 0u; j * lane.stride < ng; j++) {
-                let v = sh_gp[lane.gbase + j * lane.stride];
-                switch (j / 4u) {
-                    case 0u: {
-                        lane.pa[j % 4u] = v;
-                    }
-                    case 1u: {
-                        lane.pb[j % 4u] = v;
-                    }
-                    case 2u: {
-                        lane.pc[j % 4u] = v;
-                    }
-                    default: {
-                        lane.pd[j % 4u] = v;
-                    }
+    if (s >= p.seg_end || ng == 0u) {
+        return none;
+    }
+    if (p.use_limit != 0u) {
+        k_hi = min(k_hi, (h_limit[s] + per - 1u) / per);
+    }
+    var lane = HistLane(p.level, task.lane_s, task.lane_s * p.rb, ng, 0u, 0u, p.shift + p.bits, p.shift, nb - 1u, nb,
+                        p.gl, (s - p.sb0) * p.rb, 1u, vec4<u32>(NOKEY), vec4<u32>(NOKEY), vec4<u32>(NOKEY),
+                        vec4<u32>(NOKEY));
+    if (p.level > 0u) {
+        lane.first = sh_gp[lane.gbase];
+        lane.last = sh_gp[lane.gbase + ng - 1u];
+        lane.stride = (ng + 15u) / 16u;
+        for (var j = 0u; j * lane.stride < ng; j++) {
+            let v = sh_gp[lane.gbase + j * lane.stride];
+            switch (j / 4u) {
+                case 0u: {
+                    lane.pa[j % 4u] = v;
+                }
+                case 1u: {
+                    lane.pb[j % 4u] = v;
+                }
+                case 2u: {
+                    lane.pc[j % 4u] = v;
+                }
+                default: {
+                    lane.pd[j % 4u] = v;
                 }
             }
         }
-        // Four of the lane's elements (k, k + lanes, ...) per iteration, from an
-        // `ElementWalk`.
-        let lw = lane_walk(task.k_lo, k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
-        let as_keys = vec4<bool>(p.use_limit != 0u);
-        var walk = element_walk(p.seg, base, lw.x, lw.z);
-        for (var k = lw.x; k < lw.y; k += 4u * lw.z) {
-            let q = walk_quad(&walk, k, lw.z, lw.y);
-            let o = q.offsets;
-            let bv = vec4<u32>(bitcast<u32>(h_x[o.x]), bitcast<u32>(h_x[o.y]), bitcast<u32>(h_x[o.z]),
-                               bitcast<u32>(h_x[o.w]));
-            // Candidate lists hold keys, 0 in a free slot.
-            let ok = q.inside & select(!nan_bits4(bv), bv != vec4<u32>(0u), as_keys);
-            let kv = select(keys4(bv), bv, as_keys);
-            if (ok.x) {
-                hist_add(kv.x, lane);
-            }
-            if (ok.y) {
-                hist_add(kv.y, lane);
-            }
-            if (ok.z) {
-                hist_add(kv.z, lane);
-            }
-            if (ok.w) {
-                hist_add(kv.w, lane);
-            }
-        }
     }
-    workgroupBarrier();
+    return HistTask(true, lane, task, k_hi, segment_base(p.seg, s) - p.window_lo);
+}
 
-    for (var i = lid; i < nloc; i += WG) {
+// Four keys (or floats) into the lane's histograms: NaN and, in candidate lists (keys),
+// the free slots' 0 left out, as the components `inside` says.
+fn hist_add4(bv: vec4<u32>, inside: vec4<bool>, lane: HistLane) {
+    let as_keys = vec4<bool>(p.use_limit != 0u);
+    let ok = inside & select(!nan_bits4(bv), bv != vec4<u32>(0u), as_keys);
+    let kv = select(keys4(bv), bv, as_keys);
+    if (ok.x) {
+        hist_add(kv.x, lane);
+    }
+    if (ok.y) {
+        hist_add(kv.y, lane);
+    }
+    if (ok.z) {
+        hist_add(kv.z, lane);
+    }
+    if (ok.w) {
+        hist_add(kv.w, lane);
+    }
+}
+
+// The workgroup's histograms into the global ones (none where its tile had nothing
+// to count: then they were not even cleared).
+fn hist_end(lid: u32, s0: u32) {
+    if (workgroupUniformLoad(&sh_active) == 0u) {
+        return;
+    }
+    let nb = 1u << p.bits;
+    for (var i = lid; i < p.tile * p.gl * nb; i += WG) {
         let c = atomicLoad(&lh[i]);
         if (c != 0u) {
             let ls = i / (p.gl * nb);
             let g = (i / nb) % p.gl;
-            atomicAdd(&h_hist[((s0 + ls - p.sb0) * p.rb + g) * nb + (i & mask)], c);
+            atomicAdd(&h_hist[((s0 + ls - p.sb0) * p.rb + g) * nb + (i & (nb - 1u))], c);
         }
     }
+}
+
+@compute @workgroup_size(256)
+fn hist_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= p.tiles * p.parts) {
+        return;
+    }
+    let ht = hist_begin(w, lid, 1u);
+    if (ht.busy) {
+        // Four of the lane's elements (k, k + lanes, ...) per iteration, from an
+        // `ElementWalk`.
+        let t = ht.task;
+        let lw = lane_walk(t.k_lo, ht.k_hi, t.lane_k, t.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+        var walk = element_walk(p.seg, ht.base, lw.x, lw.z);
+        for (var k = lw.x; k < lw.y; k += 4u * lw.z) {
+            let q = walk_quad(&walk, k, lw.z, lw.y);
+            let o = q.offsets;
+            hist_add4(vec4<u32>(bitcast<u32>(h_x[o.x]), bitcast<u32>(h_x[o.y]), bitcast<u32>(h_x[o.z]),
+                                bitcast<u32>(h_x[o.w])), q.inside, ht.lane);
+        }
+    }
+    hist_end(lid, ht.task.s0);
+}
+
+// hist_main through a vec4 view whose components are four neighbouring elements of a
+// segment (the sample, candidate lists, rows): one load a quad, where a software
+// adapter loads the four floats of hist_main one lane and component at a time.
+@group(0) @binding(1) var<storage, read> h_x4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn hist_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= p.tiles * p.parts) {
+        return;
+    }
+    let ht = hist_begin(w, lid, 4u);
+    if (ht.busy) {
+        let t = ht.task;
+        let lw = lane_walk(t.k_lo, ht.k_hi, t.lane_k, t.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+        var walk = element_walk(p.seg, ht.base, lw.x, lw.z);
+        for (var k = lw.x; k < lw.y; k += lw.z) {
+            hist_add4(bitcast<vec4<u32>>(h_x4[walk_offset(walk)]), vec4<bool>(true), ht.lane);
+            walk_next(&walk);
+        }
+    }
+    hist_end(lid, ht.task.s0);
 }
 
 // ---------------------------------------------------------------------------------

@@ -276,9 +276,14 @@ fn per_item(n: u64) -> Result<u32> {
 }
 
 fn plan_limits(gpu: &Gpu) -> plan::PlanLimits {
+    plan_limits_in(gpu, 1)
+}
+
+/// [`plan_limits`] in units of `unit` floats (4 for a vec4 view).
+fn plan_limits_in(gpu: &Gpu, unit: u64) -> plan::PlanLimits {
     plan::PlanLimits {
-        max_span: gpu.max_chunk_elements(),
-        align: gpu.offset_alignment_elements(),
+        max_span: gpu.max_chunk_elements() / unit,
+        align: gpu.offset_alignment_elements() / unit,
         target_workgroups: gpu.target_workgroups(),
         max_partials: u64::MAX,
         min_per_thread: 1,
@@ -343,13 +348,20 @@ impl Ctx<'_> {
         encoder.clear_buffer(hist, 0, Some((sb1 - sb0) * rb as u64 * nb as u64 * 4));
         let groups_cap = if level == 0 { 1 } else { rb };
         let tile_cap = (LOCAL_BINS / (groups_cap * nb)).max(1).min(GROUP_CAP / rb);
-        let pipeline = gpu.pipeline_with(
-            Shader::Select,
-            "hist_main",
-            &[("HIST_PREFIX", f64::from(u8::from(level > 0))), ("HIST_MANY_GROUPS", f64::from(u8::from(rb > 16)))],
-        );
+        let constants =
+            [("HIST_PREFIX", f64::from(u8::from(level > 0))), ("HIST_MANY_GROUPS", f64::from(u8::from(rb > 16)))];
         for src in sources {
-            for d in &src.plan.dispatches {
+            // Through a vec4 view where four neighbouring elements of a segment make one
+            // (the sample, candidate lists, rows, a single column): one load a quad.
+            let view = vec4_view(gpu, &src.seg)
+                .filter(|&(_, parts)| parts == Vec4Parts::Elements)
+                .and_then(|(view, _)| Some((view, plan::plan_reduction(&view, &plan_limits_in(gpu, 4)).ok()?)));
+            let (seg, src_plan, unit, entry) = match &view {
+                Some((view, view_plan)) => (*view, view_plan, 4, "hist_vec4"),
+                None => (src.seg, src.plan, 1, "hist_main"),
+            };
+            let pipeline = gpu.pipeline_with(Shader::Select, entry, &constants);
+            for d in &src_plan.dispatches {
                 let first = (d.seg_first as u64).max(sb0);
                 let end = (d.seg_end as u64).min(sb1);
                 if first >= end || d.k_end <= d.k_first {
@@ -366,21 +378,22 @@ impl Ctx<'_> {
                 // a segment of a million keys or more: the workgroups that share it run
                 // on every core and hit its few hot bins from all of them (101
                 // percentiles of 1e7 × 1: 160 ms global, 85 ms in workgroup memory).
-                let per_segment = (d.k_end - d.k_first) as u64;
+                let per_segment = (d.k_end - d.k_first) as u64 * unit;
                 let software = gpu.is_software();
                 let shared_hot_bins = level == 0 && per_segment >= 1 << 20;
                 let global =
                     (software && !shared_hot_bins) || src.mode == 1 || per_segment < 16 * (nb * groups_cap) as u64;
                 let global_cap = (GROUP_CAP / rb).min(WG);
-                let (tile, tiles, parts) = if global && software && !src.seg.segments_interleaved() {
+                let units = per_segment / unit;
+                let (tile, tiles, parts) = if global && software && !seg.segments_interleaved() {
                     let tile = (WG as u64 * 256 / per_segment.max(1)).clamp(1, global_cap as u64);
-                    shape_with_tile(gpu.reduce_workgroups(), prev_pow2(tile as u32), end - first, per_segment)
+                    shape_with_tile(gpu.reduce_workgroups(), prev_pow2(tile as u32), end - first, units)
                 } else {
                     let cap = if global { global_cap } else { tile_cap };
-                    shape(gpu.reduce_workgroups(), &src.seg, cap, end - first, per_segment)
+                    shape(gpu.reduce_workgroups(), &seg, cap, end - first, units)
                 };
                 let params = gpu.uniform(&SelectParams {
-                    seg: src.seg.into(),
+                    seg: seg.into(),
                     window_lo: d.window_lo as u32,
                     seg_first: first as u32,
                     seg_end: end as u32,
@@ -404,7 +417,7 @@ impl Ctx<'_> {
                     &pipeline,
                     &[
                         params.as_entire_binding(),
-                        Gpu::binding(src.buffer, d.window_lo, d.window_len),
+                        Gpu::binding(src.buffer, unit * d.window_lo, unit * d.window_len),
                         self.hdr.as_entire_binding(),
                         self.gprefix.as_entire_binding(),
                         hist.as_entire_binding(),
@@ -510,7 +523,8 @@ fn sample_plan(
     // Σ 8·sqrt(q(1 − q)/m): balance them (measured with the quartiles, whose width sum
     // is 10.9, at m = (6·len)^(2/3); more or wider brackets want a larger sample).
     let spread: f64 = uq.iter().map(|&q| 8.0 * (q * (1.0 - q)).sqrt()).sum::<f64>().max(1.0) / 10.9;
-    let m = ((6.0 * spread * len as f64).powf(2.0 / 3.0) as u64).clamp(4096, 1 << 18).min(len / 8);
+    // A multiple of four: the sample's radix passes then read it through a vec4 view.
+    let m = ((6.0 * spread * len as f64).powf(2.0 / 3.0) as u64).clamp(4096, 1 << 18).min(len / 8) & !3;
     let mf = m as f64;
     let mut bq = Vec::with_capacity(2 * uq.len());
     let mut edges = Vec::with_capacity(2 * uq.len());
