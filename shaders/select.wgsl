@@ -440,13 +440,14 @@ override HIST_PREFIX: bool = true;
 override HIST_MANY_GROUPS: bool = true;
 
 // A lane's share of a histogram pass: its lane (with `busy` false, nothing to bin)
-// and its range of elements of the source (in the source's units).
+// and its walk over the source (in the source's units): elements lw.x, lw.x + lw.z,
+// ... below lw.y (`lane_walk`).
 struct HistTask {
     busy: bool,
     lane: HistLane,
-    task: LaneTask,
-    k_hi: u32,
-    base: u32,
+    s0: u32,
+    lw: vec3<u32>,
+    walk: ElementWalk,
 }
 
 // The part of a histogram pass before its loop: the workgroup's active groups, its
@@ -460,7 +461,8 @@ fn hist_begin(w: u32, lid: u32, per: u32) -> HistTask {
     let s = task.s;
     let nb = 1u << p.bits;
     let none = HistTask(false, HistLane(p.level, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 1u, vec4<u32>(NOKEY),
-                                        vec4<u32>(NOKEY), vec4<u32>(NOKEY), vec4<u32>(NOKEY)), task, 0u, 0u);
+                                        vec4<u32>(NOKEY), vec4<u32>(NOKEY), vec4<u32>(NOKEY)), s0, vec3<u32>(0u, 0u, 1u),
+                        element_walk(p.seg, 0u, 0u, 1u));
     if (lid < p.tile) {
         let ss = s0 + lid;
         var ng = 0u;
@@ -529,7 +531,8 @@ fn hist_begin(w: u32, lid: u32, per: u32) -> HistTask {
             }
         }
     }
-    return HistTask(true, lane, task, k_hi, segment_base(p.seg, s) - p.window_lo);
+    let lw = lane_walk(task.k_lo, k_hi, task.lane_k, task.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
+    return HistTask(true, lane, s0, lw, element_walk(p.seg, segment_base(p.seg, s) - p.window_lo, lw.x, lw.z));
 }
 
 // Four keys (or floats) into the lane's histograms: NaN and, in candidate lists (keys),
@@ -581,19 +584,16 @@ fn hist_main(
     }
     let ht = hist_begin(w, lid, 1u);
     if (ht.busy) {
-        // Four of the lane's elements (k, k + lanes, ...) per iteration, from an
-        // `ElementWalk`.
-        let t = ht.task;
-        let lw = lane_walk(t.k_lo, ht.k_hi, t.lane_k, t.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
-        var walk = element_walk(p.seg, ht.base, lw.x, lw.z);
-        for (var k = lw.x; k < lw.y; k += 4u * lw.z) {
-            let q = walk_quad(&walk, k, lw.z, lw.y);
+        // Four of the lane's elements per iteration.
+        var walk = ht.walk;
+        for (var k = ht.lw.x; k < ht.lw.y; k += 4u * ht.lw.z) {
+            let q = walk_quad(&walk, k, ht.lw.z, ht.lw.y);
             let o = q.offsets;
             hist_add4(vec4<u32>(bitcast<u32>(h_x[o.x]), bitcast<u32>(h_x[o.y]), bitcast<u32>(h_x[o.z]),
                                 bitcast<u32>(h_x[o.w])), q.inside, ht.lane);
         }
     }
-    hist_end(lid, ht.task.s0);
+    hist_end(lid, ht.s0);
 }
 
 // hist_main through a vec4 view whose components are four neighbouring elements of a
@@ -613,15 +613,13 @@ fn hist_vec4(
     }
     let ht = hist_begin(w, lid, 4u);
     if (ht.busy) {
-        let t = ht.task;
-        let lw = lane_walk(t.k_lo, ht.k_hi, t.lane_k, t.lanes, (p.vflags & 2u) != 0u, p.vflags >> 16u);
-        var walk = element_walk(p.seg, ht.base, lw.x, lw.z);
-        for (var k = lw.x; k < lw.y; k += lw.z) {
+        var walk = ht.walk;
+        for (var k = ht.lw.x; k < ht.lw.y; k += ht.lw.z) {
             hist_add4(bitcast<vec4<u32>>(h_x4[walk_offset(walk)]), vec4<bool>(true), ht.lane);
             walk_next(&walk);
         }
     }
-    hist_end(lid, ht.task.s0);
+    hist_end(lid, ht.s0);
 }
 
 // ---------------------------------------------------------------------------------
