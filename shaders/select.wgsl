@@ -364,6 +364,15 @@ var<workgroup> lh: array<atomic<u32>, LBINS>;
 var<workgroup> sh_gp: array<u32, GPCAP>;
 var<workgroup> sh_ng: array<u32, WG>;
 var<workgroup> sh_active: u32;
+// With many groups past level 1 (HIST_FILTER): a bit per hash of the tile's group
+// prefixes, so that most keys of no group skip the search (a software adapter runs its
+// loop while any lane of a SIMD batch still searches). At level 1 most keys lie in
+// some group, and the filter only costs.
+var<workgroup> sh_bits: array<atomic<u32>, 128>;
+
+fn prefix_hash(hi: u32) -> u32 {
+    return (hi * 0x9e3779b1u) >> 20u;
+}
 
 // What one lane needs to bin a key: its segment's groups (prefixes in sh_gp from
 // gbase, ascending) and where its histogram rows are.
@@ -410,6 +419,10 @@ fn hist_add(key: u32, l: HistLane) {
                 return;
             }
         } else {
+            let hb = prefix_hash(hi);
+            if (HIST_FILTER && (atomicLoad(&sh_bits[hb >> 5u]) & (1u << (hb & 31u))) == 0u) {
+                return;
+            }
             // The last group of the block whose prefix is <= hi.
             g *= l.stride;
             var n = min(l.stride, l.ng - g);
@@ -438,6 +451,7 @@ fn hist_add(key: u32, l: HistLane) {
 // lookup it does not need (a software adapter would run it for every key).
 override HIST_PREFIX: bool = true;
 override HIST_MANY_GROUPS: bool = true;
+override HIST_FILTER: bool = false;
 
 // A lane's share of a histogram pass: its lane (with `busy` false, nothing to bin)
 // and its walk over the source (in the source's units): elements lw.x, lw.x + lw.z,
@@ -472,6 +486,11 @@ fn hist_begin(w: u32, lid: u32, per: u32) -> HistTask {
         }
         sh_ng[lid] = ng;
     }
+    if (HIST_FILTER) {
+        for (var i = lid; i < 128u; i += WG) {
+            atomicStore(&sh_bits[i], 0u);
+        }
+    }
     workgroupBarrier();
     if (lid == 0u) {
         var groups = 0u;
@@ -494,6 +513,10 @@ fn hist_begin(w: u32, lid: u32, per: u32) -> HistTask {
                 v = h_gprefix[ss * p.r_total + p.r0 + i % p.rb];
             }
             sh_gp[i] = v;
+            if (HIST_FILTER) {
+                let hb = prefix_hash(v);
+                atomicOr(&sh_bits[hb >> 5u], 1u << (hb & 31u));
+            }
         }
     }
     workgroupBarrier();

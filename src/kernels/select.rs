@@ -348,8 +348,12 @@ impl Ctx<'_> {
         encoder.clear_buffer(hist, 0, Some((sb1 - sb0) * rb as u64 * nb as u64 * 4));
         let groups_cap = if level == 0 { 1 } else { rb };
         let tile_cap = (LOCAL_BINS / (groups_cap * nb)).max(1).min(GROUP_CAP / rb);
-        let constants =
-            [("HIST_PREFIX", f64::from(u8::from(level > 0))), ("HIST_MANY_GROUPS", f64::from(u8::from(rb > 16)))];
+        let flag = |on: bool| f64::from(u8::from(on));
+        let constants = [
+            ("HIST_PREFIX", flag(level > 0)),
+            ("HIST_MANY_GROUPS", flag(rb > 16)),
+            ("HIST_FILTER", flag(rb > 16 && level > 1)),
+        ];
         for src in sources {
             // Through a vec4 view where four neighbouring elements of a segment make one
             // (the sample, candidate lists, rows, a single column): one load a quad.
