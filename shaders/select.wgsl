@@ -477,6 +477,13 @@ fn hist_begin(w: u32, lid: u32, per: u32) -> HistTask {
     let none = HistTask(false, HistLane(p.level, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 1u, vec4<u32>(NOKEY),
                                         vec4<u32>(NOKEY), vec4<u32>(NOKEY), vec4<u32>(NOKEY)), s0, vec3<u32>(0u, 0u, 1u),
                         element_walk(p.seg, 0u, 0u, 1u));
+    if (w >= p.tiles * p.parts) {
+        // A workgroup past the dispatch's (the grid is rounded up): nothing to count.
+        if (lid == 0u) {
+            sh_active = 0u;
+        }
+        return none;
+    }
     if (lid < p.tile) {
         let ss = s0 + lid;
         var ng = 0u;
@@ -601,11 +608,7 @@ fn hist_main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let w = wid.x + wid.y * nwg.x;
-    if (w >= p.tiles * p.parts) {
-        return;
-    }
-    let ht = hist_begin(w, lid, 1u);
+    let ht = hist_begin(wid.x + wid.y * nwg.x, lid, 1u);
     if (ht.busy) {
         // Four of the lane's elements per iteration.
         var walk = ht.walk;
@@ -630,11 +633,7 @@ fn hist_vec4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let w = wid.x + wid.y * nwg.x;
-    if (w >= p.tiles * p.parts) {
-        return;
-    }
-    let ht = hist_begin(w, lid, 4u);
+    let ht = hist_begin(wid.x + wid.y * nwg.x, lid, 4u);
     if (ht.busy) {
         var walk = ht.walk;
         for (var k = ht.lw.x; k < ht.lw.y; k += ht.lw.z) {
