@@ -419,9 +419,11 @@ fn hist_add(key: u32, l: HistLane) {
                 return;
             }
         } else {
-            let hb = prefix_hash(hi);
-            if (HIST_FILTER && (atomicLoad(&sh_bits[hb >> 5u]) & (1u << (hb & 31u))) == 0u) {
-                return;
+            if (HIST_FILTER) {
+                let hb = prefix_hash(hi);
+                if ((atomicLoad(&sh_bits[hb >> 5u]) & (1u << (hb & 31u))) == 0u) {
+                    return;
+                }
             }
             // The last group of the block whose prefix is <= hi.
             g *= l.stride;
@@ -1081,37 +1083,28 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
     // A segment without brackets (its sample held no value) is still walked: its values
     // are counted (`k_valid`), and it goes to the radix passes over the whole input.
     if (s < p.seg_end) {
-        let o = s * BRK;
-        let l0 = k_brk[o + 1u];
-        let l1 = k_brk[o + 2u];
-        let l2 = k_brk[o + 3u];
-        let l3 = k_brk[o + 4u];
-        let h0 = k_brk[o + HI];
-        let h1 = k_brk[o + HI + 1u];
-        let h2 = k_brk[o + HI + 2u];
-        let h3 = k_brk[o + HI + 3u];
-        let d0 = k_brk[o + OFF];
-        let d1 = k_brk[o + OFF + 1u];
-        let d2 = k_brk[o + OFF + 2u];
-        let d3 = k_brk[o + OFF + 3u];
-        let dense = vec4<u32>(k_brk[o].y);
+        let q0 = brackets_of(s, 0u);
+        let q1 = brackets_of(s, 1u);
+        let q2 = brackets_of(s, 2u);
+        let q3 = brackets_of(s, 3u);
+        let dense = vec4<u32>(dense_shift(s));
         // Every bracket against the four keys of an iteration (its ends splat).
-        var b0 = bracket4(vec4<u32>(l0.x), vec4<u32>(h0.x), vec4<u32>(d0.x));
-        var b1 = bracket4(vec4<u32>(l0.y), vec4<u32>(h0.y), vec4<u32>(d0.y));
-        var b2 = bracket4(vec4<u32>(l0.z), vec4<u32>(h0.z), vec4<u32>(d0.z));
-        var b3 = bracket4(vec4<u32>(l0.w), vec4<u32>(h0.w), vec4<u32>(d0.w));
-        var b4 = bracket4(vec4<u32>(l1.x), vec4<u32>(h1.x), vec4<u32>(d1.x));
-        var b5 = bracket4(vec4<u32>(l1.y), vec4<u32>(h1.y), vec4<u32>(d1.y));
-        var b6 = bracket4(vec4<u32>(l1.z), vec4<u32>(h1.z), vec4<u32>(d1.z));
-        var b7 = bracket4(vec4<u32>(l1.w), vec4<u32>(h1.w), vec4<u32>(d1.w));
-        var b8 = bracket4(vec4<u32>(l2.x), vec4<u32>(h2.x), vec4<u32>(d2.x));
-        var b9 = bracket4(vec4<u32>(l2.y), vec4<u32>(h2.y), vec4<u32>(d2.y));
-        var b10 = bracket4(vec4<u32>(l2.z), vec4<u32>(h2.z), vec4<u32>(d2.z));
-        var b11 = bracket4(vec4<u32>(l2.w), vec4<u32>(h2.w), vec4<u32>(d2.w));
-        var b12 = bracket4(vec4<u32>(l3.x), vec4<u32>(h3.x), vec4<u32>(d3.x));
-        var b13 = bracket4(vec4<u32>(l3.y), vec4<u32>(h3.y), vec4<u32>(d3.y));
-        var b14 = bracket4(vec4<u32>(l3.z), vec4<u32>(h3.z), vec4<u32>(d3.z));
-        var b15 = bracket4(vec4<u32>(l3.w), vec4<u32>(h3.w), vec4<u32>(d3.w));
+        var b0 = bracket_across(q0, q0, q0, q0, 0u);
+        var b1 = bracket_across(q0, q0, q0, q0, 1u);
+        var b2 = bracket_across(q0, q0, q0, q0, 2u);
+        var b3 = bracket_across(q0, q0, q0, q0, 3u);
+        var b4 = bracket_across(q1, q1, q1, q1, 0u);
+        var b5 = bracket_across(q1, q1, q1, q1, 1u);
+        var b6 = bracket_across(q1, q1, q1, q1, 2u);
+        var b7 = bracket_across(q1, q1, q1, q1, 3u);
+        var b8 = bracket_across(q2, q2, q2, q2, 0u);
+        var b9 = bracket_across(q2, q2, q2, q2, 1u);
+        var b10 = bracket_across(q2, q2, q2, q2, 2u);
+        var b11 = bracket_across(q2, q2, q2, q2, 3u);
+        var b12 = bracket_across(q3, q3, q3, q3, 0u);
+        var b13 = bracket_across(q3, q3, q3, q3, 1u);
+        var b14 = bracket_across(q3, q3, q3, q3, 2u);
+        var b15 = bracket_across(q3, q3, q3, q3, 3u);
         let writers = p.parts_total * task.lanes;
         let wr = (p.part_offset + task.part) * task.lanes + task.lane_k;
         let ct = p.cap / writers;
@@ -1197,9 +1190,22 @@ fn flush_bracket(at: u32, width: u32, b: Bracket4, pick: vec4<u32>, nans: u32) {
 // global rows are NCOUNT wide), so that a workgroup can hold 128 segments.
 const VCOUNT: u32 = 16u;
 
-// One segment's brackets (lo, hi, d), four as a vec4 each.
-fn brackets_of(s: u32) -> array<vec4<u32>, 3> {
-    return array<vec4<u32>, 3>(k_brk[s * BRK + 1u], k_brk[s * BRK + HI], k_brk[s * BRK + OFF]);
+// Brackets 4q .. 4q + 3 of segment s (lo, hi, d), four as a vec4 each.
+fn brackets_of(s: u32, q: u32) -> array<vec4<u32>, 3> {
+    return array<vec4<u32>, 3>(k_brk[s * BRK + 1u + q], k_brk[s * BRK + HI + q], k_brk[s * BRK + OFF + q]);
+}
+
+// The shift of segment s's dense candidate keys (see BRK).
+fn dense_shift(s: u32) -> u32 {
+    return k_brk[s * BRK].y;
+}
+
+// Bracket i of four components' quads of brackets (`brackets_of`): four segments', or
+// one segment's four times (its ends splat).
+fn bracket_across(bx: array<vec4<u32>, 3>, by: array<vec4<u32>, 3>, bz: array<vec4<u32>, 3>, bw: array<vec4<u32>, 3>,
+                  i: u32) -> Bracket4 {
+    return bracket4(vec4<u32>(bx[0][i], by[0][i], bz[0][i], bw[0][i]), vec4<u32>(bx[1][i], by[1][i], bz[1][i], bw[1][i]),
+                    vec4<u32>(bx[2][i], by[2][i], bz[2][i], bw[2][i]));
 }
 
 // Up to four brackets per segment (COUNT_BRACKETS), the components four segments or one
@@ -1237,20 +1243,16 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
             real = sc < vec4<u32>(p.comp_end);
             sc = min(sc, vec4<u32>(p.comp_end - 1u));
         }
-        let bx = brackets_of(sc.x);
-        let by = brackets_of(sc.y);
-        let bz = brackets_of(sc.z);
-        let bw = brackets_of(sc.w);
+        let bx = brackets_of(sc.x, 0u);
+        let by = brackets_of(sc.y, 0u);
+        let bz = brackets_of(sc.z, 0u);
+        let bw = brackets_of(sc.w, 0u);
         // Bracket j's ends across the components.
-        var b0 = bracket4(vec4<u32>(bx[0].x, by[0].x, bz[0].x, bw[0].x), vec4<u32>(bx[1].x, by[1].x, bz[1].x, bw[1].x),
-                          vec4<u32>(bx[2].x, by[2].x, bz[2].x, bw[2].x));
-        var b1 = bracket4(vec4<u32>(bx[0].y, by[0].y, bz[0].y, bw[0].y), vec4<u32>(bx[1].y, by[1].y, bz[1].y, bw[1].y),
-                          vec4<u32>(bx[2].y, by[2].y, bz[2].y, bw[2].y));
-        var b2 = bracket4(vec4<u32>(bx[0].z, by[0].z, bz[0].z, bw[0].z), vec4<u32>(bx[1].z, by[1].z, bz[1].z, bw[1].z),
-                          vec4<u32>(bx[2].z, by[2].z, bz[2].z, bw[2].z));
-        var b3 = bracket4(vec4<u32>(bx[0].w, by[0].w, bz[0].w, bw[0].w), vec4<u32>(bx[1].w, by[1].w, bz[1].w, bw[1].w),
-                          vec4<u32>(bx[2].w, by[2].w, bz[2].w, bw[2].w));
-        let dense = vec4<u32>(k_brk[sc.x * BRK].y, k_brk[sc.y * BRK].y, k_brk[sc.z * BRK].y, k_brk[sc.w * BRK].y);
+        var b0 = bracket_across(bx, by, bz, bw, 0u);
+        var b1 = bracket_across(bx, by, bz, bw, 1u);
+        var b2 = bracket_across(bx, by, bz, bw, 2u);
+        var b3 = bracket_across(bx, by, bz, bw, 3u);
+        let dense = vec4<u32>(dense_shift(sc.x), dense_shift(sc.y), dense_shift(sc.z), dense_shift(sc.w));
         // This thread's candidate slots: writer `wr` of `writers`, `ct` slots each.
         let writers = p.parts_total * task.lanes;
         let wr = (p.part_offset + task.part) * task.lanes + task.lane_k;

@@ -301,16 +301,31 @@ struct Ctx<'a> {
 }
 
 /// One element source of a histogram pass: a buffer of f32 with its segment
-/// description and window plan, the segments' mode it serves, and for candidate lists
-/// (which hold dense keys, 0 in a free slot) each segment's extent and the brackets
-/// that made the keys dense.
+/// description and window plan in units of `unit` floats (see [`hist_layout`]), the
+/// segments' mode it serves, and for candidate lists (which hold dense keys, 0 in a
+/// free slot) each segment's extent and the brackets that made the keys dense.
 struct Source<'a> {
     buffer: &'a wgpu::Buffer,
     seg: Segments,
     plan: &'a plan::ReducePlan,
+    unit: u64,
     mode: u32,
     limit: Option<&'a wgpu::Buffer>,
     brackets: Option<&'a wgpu::Buffer>,
+}
+
+/// How the histogram passes read a source of layout `seg` (window plan `plan`):
+/// through a vec4 view where four neighbouring elements of a segment make one (the
+/// sample, candidate lists, rows, a single column; `hist_vec4`, one load a quad), else
+/// float by float. Returns the layout, its plan and its unit in floats.
+fn hist_layout(gpu: &Gpu, seg: Segments, plan: plan::ReducePlan) -> (Segments, plan::ReducePlan, u64) {
+    let view = vec4_view(gpu, &seg)
+        .filter(|&(_, parts)| parts == Vec4Parts::Elements)
+        .and_then(|(view, _)| Some((view, plan::plan_reduction(&view, &plan_limits_in(gpu, 4)).ok()?)));
+    match view {
+        Some((view, view_plan)) => (view, view_plan, 4),
+        None => (seg, plan, 1),
+    }
 }
 
 /// Workgroup shape of an element pass over `seg`: segments per workgroup (`tile`),
@@ -355,17 +370,10 @@ impl Ctx<'_> {
             ("HIST_FILTER", flag(rb > 16 && level > 1)),
         ];
         for src in sources {
-            // Through a vec4 view where four neighbouring elements of a segment make one
-            // (the sample, candidate lists, rows, a single column): one load a quad.
-            let view = vec4_view(gpu, &src.seg)
-                .filter(|&(_, parts)| parts == Vec4Parts::Elements)
-                .and_then(|(view, _)| Some((view, plan::plan_reduction(&view, &plan_limits_in(gpu, 4)).ok()?)));
-            let (seg, src_plan, unit, entry) = match &view {
-                Some((view, view_plan)) => (*view, view_plan, 4, "hist_vec4"),
-                None => (src.seg, src.plan, 1, "hist_main"),
-            };
+            let (seg, unit) = (src.seg, src.unit);
+            let entry = if unit == 4 { "hist_vec4" } else { "hist_main" };
             let pipeline = gpu.pipeline_with(Shader::Select, entry, &constants);
-            for d in &src_plan.dispatches {
+            for d in &src.plan.dispatches {
                 let first = (d.seg_first as u64).max(sb0);
                 let end = (d.seg_end as u64).min(sb1);
                 if first >= end || d.k_end <= d.k_first {
@@ -641,6 +649,8 @@ fn record_select(
         None => record_moments(gpu, encoder, input, grouping)?,
     };
     let counted = moments.is_none() && sampling.is_some();
+    // The input as the histogram passes read it (the same for every batch of q).
+    let whole_layout = hist_layout(gpu, seg, plan.clone());
 
     for qb in 0..nqb {
         let u0 = qb * MAX_BATCH_Q as u64;
@@ -688,7 +698,7 @@ fn record_select(
                 let (cand, ccount, brk) = record_brackets(&ctx, encoder, input, &plan, &qp, sp, &counting, &init_all)?;
                 let cand_seg = Grouping::Rows { rows: s_count as usize, len: sp.cap as usize }.segments();
                 let cand_plan = plan::plan_reduction(&cand_seg, &plan_limits(gpu))?;
-                Some((cand, ccount, brk, cand_seg, cand_plan))
+                Some((cand, ccount, brk, hist_layout(gpu, cand_seg, cand_plan)))
             }
             None => None,
         };
@@ -703,7 +713,15 @@ fn record_select(
                 }
                 Ok(())
             };
-            let whole = Source { buffer: input.buffer(), seg, plan: &plan, mode: 0, limit: None, brackets: None };
+            let whole = Source {
+                buffer: input.buffer(),
+                seg: whole_layout.0,
+                plan: &whole_layout.1,
+                unit: whole_layout.2,
+                mode: 0,
+                limit: None,
+                brackets: None,
+            };
             if small {
                 record_init(encoder, (sb0, sb1))?;
                 record_small(&ctx, encoder, input, &plan, &qp, (sb0, sb1))?;
@@ -715,11 +733,12 @@ fn record_select(
                     record_init(encoder, (sb0, sb1))?;
                     passes(encoder, &[whole])?
                 }
-                Some((cand, ccount, brk, cand_seg, cand_plan)) => {
+                Some((cand, ccount, brk, (cand_seg, cand_plan, cand_unit))) => {
                     let candidates = Source {
                         buffer: cand,
                         seg: *cand_seg,
                         plan: cand_plan,
+                        unit: *cand_unit,
                         mode: 0,
                         limit: Some(ccount),
                         brackets: Some(brk),
