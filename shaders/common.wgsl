@@ -237,3 +237,15 @@ fn walk_quad(w: ptr<function, ElementWalk>, k: u32, stride: u32, k_stop: u32) ->
     walk_next(w);
     return Quad(vec4<u32>(o0, o1, o2, o3), inside);
 }
+
+// A kernel's vec4 input as a texture (software adapters, see src/gpu/texels.rs): their
+// storage-buffer loads go one lane and one float at a time, a texel fetch is a vector
+// gather. With TEXEL_INPUT (a pipeline constant, so the other branch folds away) vec4 i
+// of the bound window is texel (i % TEXEL_ROW, i / TEXEL_ROW).
+override TEXEL_INPUT: bool = false;
+const TEXEL_ROW_LOG2: u32 = 12u;
+@group(0) @binding(15) var input_texels: texture_2d<f32>;
+
+fn input_texel(i: u32) -> vec4<f32> {
+    return textureLoad(input_texels, vec2<u32>(i & ((1u << TEXEL_ROW_LOG2) - 1u), i >> TEXEL_ROW_LOG2), 0);
+}

@@ -178,6 +178,14 @@ fn partials_main(
 // folds after every load, so that its first value becomes its shift.
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 
+// vec4 i of the input: from the buffer, or its staged texels (TEXEL_INPUT).
+fn x4_at(i: u32) -> vec4<f32> {
+    if (TEXEL_INPUT) {
+        return input_texel(i);
+    }
+    return x4[i];
+}
+
 struct Moments4 {
     n: vec4<u32>,
     nans: vec4<u32>,
@@ -290,7 +298,7 @@ fn partials_vec4(
                 var b = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
                 let kb = min(k + block_len(st) * stride, k_stop);
                 for (; k < kb; k += stride) {
-                    add4(&st, &b, x4[o], reference, scale);
+                    add4(&st, &b, x4_at(o), reference, scale);
                     o += step;
                 }
                 reference = fold4(&st, b, reference);
@@ -301,7 +309,7 @@ fn partials_vec4(
                 var b = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
                 let kb = min(k + block_len(st) * stride, k_stop);
                 for (; k < kb; k += stride) {
-                    add4(&st, &b, x4[walk_offset(walk)], reference, scale);
+                    add4(&st, &b, x4_at(walk_offset(walk)), reference, scale);
                     walk_next(&walk);
                 }
                 reference = fold4(&st, b, reference);

@@ -8,6 +8,7 @@ mod profile;
 mod readback;
 mod shaders;
 mod tensor;
+mod texels;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,7 @@ pub use profile::DispatchTime;
 pub use readback::read_buffer;
 pub use shaders::Shader;
 pub use tensor::GpuTensor;
+pub use texels::{TexelSource, TEXEL_BINDING};
 
 use crate::error::{Error, Result};
 use crate::verify::Verify;
@@ -86,6 +88,10 @@ pub struct Gpu {
     candidate_slots: Mutex<Option<u32>>,
     software_paths: Mutex<Option<bool>>,
     profiler: Mutex<Option<profile::Profiler>>,
+    /// Staging textures of kernel inputs by slot, and the stand-in (see texels.rs).
+    texels: Mutex<Vec<Option<Arc<wgpu::Texture>>>>,
+    stand_in: Mutex<Option<wgpu::TextureView>>,
+    texel_reads_off: Mutex<bool>,
     verify: Verify,
 }
 
@@ -227,6 +233,10 @@ impl Gpu {
             max_workgroups_per_dim: Mutex::new(None),
             software_paths: Mutex::new(None),
             profiler: Mutex::new(None),
+            texels: Mutex::default(),
+            stand_in: Mutex::default(),
+            // GPUNORM_TEXEL_READS=off: software adapters read storage buffers as GPUs do.
+            texel_reads_off: Mutex::new(std::env::var("GPUNORM_TEXEL_READS").is_ok_and(|v| v == "off" || v == "0")),
             verify: Verify::Never,
         }
     }

@@ -1,7 +1,7 @@
 //! Host side of `shaders/moments.wgsl`: per-segment count, NaN count, mean, M2, min, max.
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
+use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TEXEL_BINDING};
 use crate::kernels::{lane_group, lane_walk_flags, partial_slots, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::segments::{Grouping, Vec4Parts};
 use crate::stats::Moments;
@@ -145,8 +145,13 @@ pub fn record_moments_into(
     let partials = gpu.storage_buffer("moments partials", s_count * parts_total * MOMENTS_BYTES)?;
     let group = if unit == 4 { lane_group(gpu, plan.tile_width) } else { 1 };
     let unused = gpu.storage_buffer("unused prescale", 4)?;
-    let pass1 = gpu.pipeline(Shader::Moments, entry);
     for d in &plan.dispatches {
+        // The vec4 view's loads go through the staged texels on a software adapter.
+        let texels = (unit == 4)
+            .then(|| gpu.stage_texels(encoder, input.buffer(), d.window_lo * 16, d.window_len, 0))
+            .transpose()?;
+        let constants = texels.as_ref().map(|t| t.constants());
+        let pass1 = gpu.pipeline_with(Shader::Moments, entry, constants.as_ref().map_or(&[][..], |c| &c[..]));
         let params = gpu.uniform(&ReduceParams {
             seg: kseg.into(),
             window_lo: d.window_lo as u32,
@@ -167,17 +172,16 @@ pub fn record_moments_into(
                 | if per_lane { 8 } else { 0 },
             comp_end: seg.count,
         });
-        gpu.dispatch(
-            encoder,
-            &pass1,
-            &[
-                params.as_entire_binding(),
-                Gpu::binding(input.buffer(), d.window_lo * unit, d.window_len * unit),
-                partials.as_entire_binding(),
-                prescale.unwrap_or(&unused).as_entire_binding(),
-            ],
-            d.tiles * d.parts,
-        )?;
+        let mut bindings = vec![
+            (0, params.as_entire_binding()),
+            (1, Gpu::binding(input.buffer(), d.window_lo * unit, d.window_len * unit)),
+            (2, partials.as_entire_binding()),
+            (3, prescale.unwrap_or(&unused).as_entire_binding()),
+        ];
+        if let Some(t) = &texels {
+            bindings.push((TEXEL_BINDING, t.binding()));
+        }
+        gpu.dispatch_numbered(encoder, &pass1, &bindings, d.tiles * d.parts)?;
     }
     let params = gpu.uniform(&MergeParams { count: seg.count, parts_total: parts_total as u32, _pad: [0; 2] });
     let pass2 = gpu.pipeline(Shader::Moments, "merge_main");

@@ -1,0 +1,153 @@
+//! Reading a kernel's input through a texture on software adapters.
+//!
+//! lavapipe and GL llvmpipe (Mesa 22.3) load a storage buffer one lane and one
+//! component at a time, each value inserted into its vector through the stack: a
+//! store-forwarding stall per float (profiled with `perf`: ~80 % of a streaming pass).
+//! A texel fetch goes through their texture path, a real vector gather: summing 1e7
+//! floats took 35 ms from a storage buffer and 3.5 ms from an `Rgba32Float` texture.
+//! So on a software adapter a kernel's vec4 view of its input is first copied into a
+//! texture (a memcpy there, ~4.5 ms per 40 MB) and read with `textureLoad`; on a GPU the
+//! kernels read the buffer directly and nothing here runs.
+//!
+//! The texture is `TEXEL_ROW` texels wide: vec4 `i` of the window is texel
+//! `(i % TEXEL_ROW, i / TEXEL_ROW)` (`input_texel` in common.wgsl). One texture per
+//! slot is kept and reused (grown as needed): a fresh one per call costs its page
+//! faults. Work recorded into one encoder runs in order, so reusing the slot for the
+//! next input after a kernel's dispatches is safe.
+
+use std::sync::Arc;
+
+use super::Gpu;
+use crate::error::Result;
+
+/// Texels per row of the staging texture (`TEXEL_ROW` in common.wgsl).
+pub const TEXEL_ROW: u32 = 4096;
+
+/// The pipeline constant that switches a kernel's input loads to the texture.
+pub const TEXEL_INPUT: &str = "TEXEL_INPUT";
+
+/// Where a kernel reads its vec4 input from: the texture view to bind at binding
+/// `TEXEL_BINDING` (the staged copy, or a 1×1 stand-in when the kernel reads the
+/// buffer), and the pipeline constant's value.
+pub struct TexelSource {
+    pub view: wgpu::TextureView,
+    pub staged: bool,
+}
+
+impl TexelSource {
+    /// The texture binding.
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::TextureView(&self.view)
+    }
+
+    /// The pipeline constants for a kernel reading from this source.
+    pub fn constants(&self) -> [(&'static str, f64); 1] {
+        [(TEXEL_INPUT, if self.staged { 1.0 } else { 0.0 })]
+    }
+}
+
+/// The binding number of the texture in every shader (`input_texels` in common.wgsl).
+pub const TEXEL_BINDING: u32 = 15;
+
+impl Gpu {
+    /// Whether kernels read their vec4 inputs through a staging texture here.
+    pub fn reads_through_texels(&self) -> bool {
+        self.is_software() && !self.texel_reads_disabled()
+    }
+
+    fn texel_reads_disabled(&self) -> bool {
+        *self.texel_reads_off.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Turn the texture path off (`true`) or back on, for tests and benchmarks that
+    /// compare the two (it is only ever on for software adapters).
+    pub fn set_texel_reads_disabled(&self, off: bool) {
+        *self.texel_reads_off.lock().unwrap_or_else(|p| p.into_inner()) = off;
+    }
+
+    /// Record a copy of `len` vec4 starting at byte `offset` of `buffer` into the
+    /// staging texture of `slot`, and return it as a source; or, where the texture path
+    /// is off or cannot take this window, the stand-in (the kernel then reads the
+    /// buffer).
+    pub fn stage_texels(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        len: u64,
+        slot: usize,
+    ) -> Result<TexelSource> {
+        let rows = len.div_ceil(TEXEL_ROW as u64);
+        let fits = rows <= self.limits.max_texture_dimension_2d as u64
+            && offset.is_multiple_of(16)
+            && offset + len * 16 <= buffer.size();
+        if !self.reads_through_texels() || len == 0 || !fits {
+            return Ok(TexelSource { view: self.stand_in_texels(), staged: false });
+        }
+        let texture = self.texels_for(slot, rows as u32);
+        let full = (len / TEXEL_ROW as u64) as u32;
+        let rest = (len % TEXEL_ROW as u64) as u32;
+        let copy = |encoder: &mut wgpu::CommandEncoder, at: u64, row: u32, width: u32, height: u32| {
+            encoder.copy_buffer_to_texture(
+                wgpu::TexelCopyBufferInfo {
+                    buffer,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset: at,
+                        bytes_per_row: Some(TEXEL_ROW * 16),
+                        rows_per_image: Some(height),
+                    },
+                },
+                wgpu::TexelCopyTextureInfo {
+                    texture: &texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d { x: 0, y: row, z: 0 },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+            );
+        };
+        if full > 0 {
+            copy(encoder, offset, 0, TEXEL_ROW, full);
+        }
+        if rest > 0 {
+            copy(encoder, offset + full as u64 * TEXEL_ROW as u64 * 16, full, rest, 1);
+        }
+        Ok(TexelSource { view: texture.create_view(&wgpu::TextureViewDescriptor::default()), staged: true })
+    }
+
+    /// The texture of a slot, at least `rows` rows high (heights grow by powers of two).
+    fn texels_for(&self, slot: usize, rows: u32) -> Arc<wgpu::Texture> {
+        let mut cache = self.texels.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() <= slot {
+            cache.resize(slot + 1, None);
+        }
+        if let Some(t) = &cache[slot] {
+            if t.height() >= rows {
+                return t.clone();
+            }
+        }
+        let height = rows.next_power_of_two().min(self.limits.max_texture_dimension_2d).max(rows);
+        let texture = Arc::new(self.texture(TEXEL_ROW, height));
+        cache[slot] = Some(texture.clone());
+        texture
+    }
+
+    fn texture(&self, width: u32, height: u32) -> wgpu::Texture {
+        self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("gpunorm input texels"),
+            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        })
+    }
+
+    /// A 1×1 texture for kernels that read their buffer (the binding must be filled).
+    fn stand_in_texels(&self) -> wgpu::TextureView {
+        let mut cache = self.stand_in.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get_or_insert_with(|| self.texture(1, 1).create_view(&wgpu::TextureViewDescriptor::default())).clone()
+    }
+}
