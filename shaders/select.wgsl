@@ -1186,6 +1186,14 @@ fn flush_bracket(at: u32, width: u32, b: Bracket4, pick: vec4<u32>, nans: u32) {
 // four neighbouring elements of one segment per load.
 @group(0) @binding(1) var<storage, read> k_x4: array<vec4<f32>>;
 
+// vec4 i of the input: from the buffer, or its staged texels (TEXEL_INPUT).
+fn k_x4_at(i: u32) -> vec4<f32> {
+    if (TEXEL_INPUT) {
+        return input_texel(i);
+    }
+    return k_x4[i];
+}
+
 // A segment's row of the workgroup's counts here: four brackets' four counts (the
 // global rows are NCOUNT wide), so that a workgroup can hold 128 segments.
 const VCOUNT: u32 = 16u;
@@ -1271,7 +1279,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
             let k_stop = min(p.k_first + c0 + cw.z * CHUNK, p.k_end);
             var walk = element_walk(p.seg, base, k0, cw.z);
             for (var k = k0; k < k_stop; k += cw.z) {
-                let bv = bitcast<vec4<u32>>(k_x4[walk_offset(walk)]);
+                let bv = bitcast<vec4<u32>>(k_x4_at(walk_offset(walk)));
                 walk_next(&walk);
                 loads += 1u;
                 let nan = nan_bits4(bv);

@@ -36,7 +36,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
+use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TEXEL_BINDING};
 use crate::kernels::moments::{check_input, record_moments, MOMENTS_BYTES};
 use crate::kernels::{lane_group, lane_walk_flags, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::reference::quantiles::{lerp, rank};
@@ -1021,12 +1021,17 @@ fn record_count_vec4(
     let gpu = ctx.gpu;
     let (view, by_segment, plan) = (cv.view, cv.by_segment, &cv.plan);
     let vflags = lane_walk_flags(gpu, lane_group(gpu, plan.tile_width));
-    let constants = [("COUNT_BRACKETS", qp.ub.max(3) as f64), ("COUNT_COLUMNS", by_segment as u32 as f64)];
-    let pipeline = gpu.pipeline_with(Shader::Select, "count_vec4", &constants);
     for d in &plan.dispatches {
         if d.k_end <= d.k_first {
             continue;
         }
+        let texels = gpu.stage_texels(encoder, input.buffer(), 16 * d.window_lo, d.window_len, 0)?;
+        let constants = [
+            ("COUNT_BRACKETS", qp.ub.max(3) as f64),
+            ("COUNT_COLUMNS", by_segment as u32 as f64),
+            texels.constants()[0],
+        ];
+        let pipeline = gpu.pipeline_with(Shader::Select, "count_vec4", &constants);
         let params = gpu.uniform(&SelectParams {
             seg: view.into(),
             window_lo: d.window_lo as u32,
@@ -1044,17 +1049,18 @@ fn record_count_vec4(
             parts_total: plan.parts_total,
             ..*qp
         });
-        gpu.dispatch(
+        gpu.dispatch_numbered(
             encoder,
             &pipeline,
             &[
-                params.as_entire_binding(),
-                Gpu::binding(input.buffer(), 4 * d.window_lo, 4 * d.window_len),
-                brk.as_entire_binding(),
-                bcount.as_entire_binding(),
-                ccount.as_entire_binding(),
-                cand.as_entire_binding(),
-                valid.as_entire_binding(),
+                (0, params.as_entire_binding()),
+                (1, Gpu::binding(input.buffer(), 4 * d.window_lo, 4 * d.window_len)),
+                (2, brk.as_entire_binding()),
+                (3, bcount.as_entire_binding()),
+                (4, ccount.as_entire_binding()),
+                (5, cand.as_entire_binding()),
+                (6, valid.as_entire_binding()),
+                (TEXEL_BINDING, texels.binding()),
             ],
             d.tiles * d.parts,
         )?;
