@@ -257,6 +257,14 @@ fn beta4(i: vec4<u32>, uniform: bool) -> vec4<f32> {
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
 
+// vec4 i of the input: from the buffer, or its staged texels (TEXEL_INPUT).
+fn x4_at(i: u32) -> vec4<f32> {
+    if (TEXEL_INPUT) {
+        return input_texel(i);
+    }
+    return x4[i];
+}
+
 // The affine step of one vec4, clipped (NaN left alone; bounds ±inf without clipping).
 fn apply4(v: vec4<f32>, inverse: bool, c: vec4<f32>, cl: vec4<f32>, inv: vec4<f32>, g: vec4<f32>,
           b: vec4<f32>) -> vec4<f32> {
@@ -324,7 +332,7 @@ fn affine4(w: u32, lid: u32, inverse: bool, seg_kind: u32, param_kind: u32) {
             b4 = beta4(pi, param_kind == MAP_UNIFORM);
             pc.at = map_add(ap.param_map, pc.at, pc.step, pc.p2);
         }
-        y4[i] = apply4(x4[i], inverse, c4, l4, i4, g4, b4);
+        y4[i] = apply4(x4_at(i), inverse, c4, l4, i4, g4, b4);
     }
 }
 
@@ -353,7 +361,7 @@ fn affine4_runs(w: u32, lid: u32, inverse: bool, has_params: bool) {
         }
         let i_hi = (e_hi - ap.window_lo) / 4u;
         for (var i = (e_lo - ap.window_lo) / 4u + lane; i < i_hi; i += ap.group) {
-            y4[i] = apply4(x4[i], inverse, c4, l4, i4, g4, b4);
+            y4[i] = apply4(x4_at(i), inverse, c4, l4, i4, g4, b4);
         }
     }
 }
@@ -403,15 +411,15 @@ fn affine4_rows(w: u32, lid: u32, inverse: bool) {
             let c4 = vec4<f32>(center[r]);
             let l4 = vec4<f32>(center_lo[r]);
             let i4 = vec4<f32>(inv_scale[r]);
-            y4[i] = apply4(x4[i], inverse, c4, l4, i4, g0, b0);
+            y4[i] = apply4(x4_at(i), inverse, c4, l4, i4, g0, b0);
             if (n > 1u) {
-                y4[i + 1u] = apply4(x4[i + 1u], inverse, c4, l4, i4, g1, b1);
+                y4[i + 1u] = apply4(x4_at(i + 1u), inverse, c4, l4, i4, g1, b1);
             }
             if (n > 2u) {
-                y4[i + 2u] = apply4(x4[i + 2u], inverse, c4, l4, i4, g2, b2);
+                y4[i + 2u] = apply4(x4_at(i + 2u), inverse, c4, l4, i4, g2, b2);
             }
             if (n > 3u) {
-                y4[i + 3u] = apply4(x4[i + 3u], inverse, c4, l4, i4, g3, b3);
+                y4[i + 3u] = apply4(x4_at(i + 3u), inverse, c4, l4, i4, g3, b3);
             }
             i += cols4;
         }
@@ -427,7 +435,7 @@ fn affine4_rows(w: u32, lid: u32, inverse: bool) {
         let r_hi = min(r_end, select(0u, (win_hi - q + ap.run_len - 1u) / ap.run_len, win_hi > q));
         var i = (r_lo * ap.run_len + q - ap.window_lo) / 4u;
         for (var r = r_lo; r < r_hi; r++) {
-            y4[i] = apply4(x4[i], inverse, vec4<f32>(center[r]), vec4<f32>(center_lo[r]), vec4<f32>(inv_scale[r]),
+            y4[i] = apply4(x4_at(i), inverse, vec4<f32>(center[r]), vec4<f32>(center_lo[r]), vec4<f32>(inv_scale[r]),
                            g4, b4);
             i += cols4;
         }
@@ -458,9 +466,9 @@ fn elementwise4(w: u32, lid: u32, mode: u32) {
     let end = min(start + chunk, ap.count);
     for (var i = start + lid % ap.group; i < end; i += ap.group) {
         if (mode == 2u) {
-            y4[i] = log1p4(x4[i]);
+            y4[i] = log1p4(x4_at(i));
         } else {
-            y4[i] = expm14(x4[i]);
+            y4[i] = expm14(x4_at(i));
         }
     }
 }

@@ -39,6 +39,15 @@ fn copy_main(
 @group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dst4: array<vec4<f32>>;
 
+// vec4 i of the source: from the buffer, or its staged texels (TEXEL_INPUT: the way
+// every kernel reads its input on a software adapter, see src/gpu/texels.rs).
+fn src4_at(i: u32) -> vec4<f32> {
+    if (TEXEL_INPUT) {
+        return input_texel(i);
+    }
+    return src4[i];
+}
+
 @compute @workgroup_size(256)
 fn copy_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -50,6 +59,6 @@ fn copy_vec4(
     let start = cp4.first + w * cp4.per_wg + (lid / cp4.group) * chunk;
     let end = min(start + chunk, cp4.count);
     for (var i = start + lid % cp4.group; i < end; i += cp4.group) {
-        dst4[i] = src4[i];
+        dst4[i] = src4_at(i);
     }
 }

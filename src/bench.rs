@@ -36,7 +36,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::gpu::{read_buffer, Gpu, GpuTensor};
-use crate::kernels::copy::record_copy;
+use crate::kernels::copy::{record_copy, record_copy_with, CopyWidth};
 use crate::kernels::derive::{record_derive, DeriveRule};
 use crate::kernels::moments::{moments, record_moments};
 use crate::kernels::select::{input_passes, record_quantiles, record_quantiles_counted};
@@ -162,6 +162,12 @@ pub struct BenchReport {
     /// The copy kernel's bandwidth at the largest size (its `copy` row).
     pub copy_gbps: f64,
     pub ops: Vec<OpResult>,
+    /// On a software adapter, the copy kernel with its source read as every kernel
+    /// reads its input there (through a staging texture, `gpu/texels.rs`), at the
+    /// largest size: the figure to hold ratios above 1 against. Not in the JSON (its
+    /// shape is the CLI contract's).
+    #[serde(skip)]
+    pub copy_texels_gbps: Option<f64>,
 }
 
 /// One timed run.
@@ -662,6 +668,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
     let timer = GpuTimer::new(gpu);
     let mut ops = Vec::new();
     let mut copy_gbps = f64::NAN;
+    let mut copy_texels_gbps = None;
     for &size in &opts.sizes {
         let mut work = Work::new(gpu, size)?;
         let mut rows: Vec<OpResult> = Vec::new();
@@ -712,6 +719,11 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
             c.runs = copy_times.len();
             copy_gbps = c.gbps;
         }
+        if gpu.reads_through_texels() {
+            let (t, _, _) = timer
+                .median(gpu, opts.runs, &mut |enc| record_copy_with(gpu, enc, &work.x, &work.out, CopyWidth::Texels))?;
+            copy_texels_gbps = Some(8.0 * work.n as f64 / t.as_secs_f64() / 1e9);
+        }
         let size_copy = copy_gbps;
         for r in rows.iter_mut() {
             r.ratio_to_copy = r.gbps / size_copy;
@@ -723,7 +735,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
     for r in ops.iter_mut() {
         r.ratio_to_copy = r.gbps / copy_gbps;
     }
-    Ok(BenchReport { adapter, copy_gbps, ops })
+    Ok(BenchReport { adapter, copy_gbps, ops, copy_texels_gbps })
 }
 
 /// One more run of an operation with a timestamp around every dispatch, printed to

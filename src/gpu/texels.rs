@@ -82,7 +82,7 @@ impl Gpu {
             && offset.is_multiple_of(16)
             && offset + len * 16 <= buffer.size();
         if !self.reads_through_texels() || len == 0 || !fits {
-            return Ok(TexelSource { view: self.stand_in_texels(), staged: false });
+            return Ok(self.unstaged_texels());
         }
         let texture = self.texels_for(slot, rows as u32);
         let full = (len / TEXEL_ROW as u64) as u32;
@@ -113,6 +113,11 @@ impl Gpu {
             copy(encoder, offset + full as u64 * TEXEL_ROW as u64 * 16, full, rest, 1);
         }
         Ok(TexelSource { view: texture.create_view(&wgpu::TextureViewDescriptor::default()), staged: true })
+    }
+
+    /// The source of a kernel that reads its buffer: the stand-in fills the binding.
+    pub fn unstaged_texels(&self) -> TexelSource {
+        TexelSource { view: self.stand_in_texels(), staged: false }
     }
 
     /// The texture of a slot, at least `rows` rows high (heights grow by powers of two).

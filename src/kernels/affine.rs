@@ -1,7 +1,7 @@
 //! Host side of `shaders/affine.wgsl`: the elementwise step of every scaler and norm.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Shader};
+use crate::gpu::{Gpu, GpuTensor, Shader, TEXEL_BINDING};
 use crate::kernels::IndexMapGpu;
 use crate::segments::{Grouping, IndexMap};
 
@@ -304,7 +304,6 @@ pub fn record_affine(
         },
     };
     let scalar = gpu.pipeline(Shader::Affine, "affine_main");
-    let vec4 = gpu.pipeline(Shader::Affine, vec4_entry);
     let base = AffineParams {
         seg_map: seg_map.into(),
         param_map: param_map.into(),
@@ -378,7 +377,13 @@ pub fn record_affine(
                     center_lo.as_entire_binding(),
                 ]);
             }
-            gpu.dispatch(encoder, &vec4, &bindings, wgs)?;
+            // On a software adapter the vec4 loads read staged texels (see gpu/texels.rs).
+            let texels = gpu.stage_texels(encoder, input.buffer(), lo * 4, n4, 0)?;
+            let vec4 = gpu.pipeline_with(Shader::Affine, vec4_entry, &texels.constants());
+            let mut numbered: Vec<(u32, wgpu::BindingResource)> =
+                bindings.into_iter().enumerate().map(|(i, b)| (i as u32, b)).collect();
+            numbered.push((TEXEL_BINDING, texels.binding()));
+            gpu.dispatch_numbered(encoder, &vec4, &numbered, wgs)?;
         }
         let first = n4 * 4;
         if first < count {

@@ -8,7 +8,7 @@
 //! arithmetic and indexing of an operation cost over moving its bytes.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Shader};
+use crate::gpu::{Gpu, GpuTensor, Shader, TEXEL_BINDING};
 
 /// How the copy kernel moves data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +18,10 @@ pub enum CopyWidth {
     /// One `vec4<f32>` per thread and iteration (the tail of `numel % 4` elements as
     /// scalars); falls back to scalars where a window's offset is not 16-byte aligned.
     Vec4,
+    /// [`CopyWidth::Vec4`] with the source read as every kernel reads its input: through
+    /// a staging texture on a software adapter (see `gpu/texels.rs`), from the buffer
+    /// elsewhere.
+    Texels,
 }
 
 #[repr(C)]
@@ -84,11 +88,10 @@ pub fn record_copy_with(
     let max_span = (gpu.max_chunk_elements() / align.max(4) * align.max(4)).max(align.max(4));
     let group = lane_group(gpu);
     let scalar = gpu.pipeline(Shader::Copy, "copy_main");
-    let vec4 = gpu.pipeline(Shader::Copy, "copy_vec4");
     let mut lo = 0u64;
     while lo < numel {
         let count = max_span.min(numel - lo);
-        let n4 = if width == CopyWidth::Vec4 && (lo * 4).is_multiple_of(16) { count / 4 } else { 0 };
+        let n4 = if width != CopyWidth::Scalar && (lo * 4).is_multiple_of(16) { count / 4 } else { 0 };
         if n4 > 0 {
             let (wgs, per_wg) = split(gpu, n4);
             let params = gpu.uniform(&CopyParams { first: 0, count: n4 as u32, per_wg: per_wg as u32, group });
@@ -96,12 +99,18 @@ pub fn record_copy_with(
             fn bind(b: &GpuTensor, offset: u64, size: Option<std::num::NonZeroU64>) -> wgpu::BindingResource<'_> {
                 wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: b.buffer(), offset, size })
             }
-            gpu.dispatch(
-                encoder,
-                &vec4,
-                &[params.as_entire_binding(), bind(src, lo * 4, bytes), bind(dst, lo * 4, bytes)],
-                wgs,
-            )?;
+            let mut bindings =
+                vec![(0, params.as_entire_binding()), (1, bind(src, lo * 4, bytes)), (2, bind(dst, lo * 4, bytes))];
+            // The plain copy reads the buffer on every adapter (the stand-in texture fills
+            // the binding).
+            let texels = if width == CopyWidth::Texels {
+                gpu.stage_texels(encoder, src.buffer(), lo * 4, n4, 0)?
+            } else {
+                gpu.unstaged_texels()
+            };
+            let vec4 = gpu.pipeline_with(Shader::Copy, "copy_vec4", &texels.constants());
+            bindings.push((TEXEL_BINDING, texels.binding()));
+            gpu.dispatch_numbered(encoder, &vec4, &bindings, wgs)?;
         }
         let first = n4 * 4;
         if first < count {
