@@ -149,3 +149,12 @@ fn gpu_paths_match_the_twin() {
     gpu.set_software_paths(Some(false));
     every_mode(&gpu, "gpu paths", 3);
 }
+
+/// The software walk reading the storage buffer instead of staged texels (the texture
+/// path off, see `gpu/texels.rs`).
+#[test]
+fn buffer_reads_match_the_twin() {
+    let gpu = own_gpu();
+    gpu.set_texel_reads_disabled(true);
+    every_mode(&gpu, "buffer reads", 4);
+}

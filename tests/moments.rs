@@ -304,3 +304,38 @@ fn gpu_paths_match_too() {
         }
     }
 }
+
+/// A software adapter reads a kernel's vec4 input through a staging texture (see
+/// `gpu/texels.rs`): the dispatches say so, and with the texture path off the same walk
+/// over the storage buffer matches the twin too.
+#[test]
+fn software_adapters_read_texels_and_buffers_alike() {
+    let gpu = own_gpu();
+    let software = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    assert_eq!(gpu.reads_through_texels(), software);
+    let g = Grouping::Columns { rows: 5000, cols: 8 }; // 10000 vec4: two full texel rows and a part
+    let mut rng = Rng::new(47);
+    let mut data = rng.normals(g.numel(), 1e3, 2.0);
+    sprinkle_nan(&mut data, 0.05, &mut rng);
+    if gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+        gpu.start_profile().unwrap();
+        let t = GpuTensor::from_slice(&gpu, &data, &[g.numel()]).unwrap();
+        let mut enc = gpu.encoder();
+        let out = gpunorm::kernels::moments::record_moments(&gpu, &mut enc, &t, &g).unwrap();
+        gpu.finish_profile(&mut enc);
+        gpu.submit_and_wait(enc).unwrap();
+        let staged = gpu.read_profile().unwrap().iter().any(|d| d.entry.contains("TEXEL_INPUT=1"));
+        assert_eq!(staged, software, "texel reads on a software adapter only");
+        let got = download_moments(&gpu, &out, g.num_segments()).unwrap();
+        assert_moments_match("texels", &g, &data, &got);
+    }
+    gpu.set_texel_reads_disabled(true);
+    assert!(!gpu.reads_through_texels());
+    for n in [1, 257, 4097] {
+        for g in layouts(n) {
+            let mut data = rng.normals(g.numel(), 1e3, 2.0);
+            sprinkle_nan(&mut data, 0.05, &mut rng);
+            assert_moments_match("buffer reads", &g, &data, &run(&gpu, &g, &data));
+        }
+    }
+}

@@ -638,3 +638,17 @@ fn gpu_paths_match_too() {
         check_on(&gpu, "gpu paths", &g, &data, &[0.1, 0.5, 0.9]);
     }
 }
+
+/// The counting pass reading the storage buffer instead of staged texels (the texture
+/// path off, see `gpu/texels.rs`), through the sample-and-bracket path.
+#[test]
+fn buffer_reads_match_too() {
+    let gpu = own_gpu();
+    gpu.set_texel_reads_disabled(true);
+    let mut rng = Rng::new(44);
+    for g in [Grouping::Columns { rows: 70_001, cols: 4 }, Grouping::Rows { rows: 2, len: 100_000 }] {
+        let mut data = rng.normals(g.numel(), 3.0, 2.0);
+        sprinkle_nan(&mut data, 0.05, &mut rng);
+        check_on(&gpu, "buffer reads", &g, &data, &[0.25, 0.5, 0.75]);
+    }
+}
