@@ -719,7 +719,8 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &mut dyn FnMut(Progress)) -
             c.runs = copy_times.len();
             copy_gbps = c.gbps;
         }
-        if gpu.reads_through_texels() {
+        // At the last (largest) size only, as the report's copy_gbps.
+        if gpu.reads_through_texels() && Some(&size) == opts.sizes.last() {
             let (t, _, _) = timer
                 .median(gpu, opts.runs, &mut |enc| record_copy_with(gpu, enc, &work.x, &work.out, CopyWidth::Texels))?;
             copy_texels_gbps = Some(8.0 * work.n as f64 / t.as_secs_f64() / 1e9);

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::Gpu;
 use crate::error::Result;
 
-/// Texels per row of the staging texture (`TEXEL_ROW` in common.wgsl).
+/// Texels per row of the staging texture (`1 << TEXEL_ROW_LOG2` in common.wgsl).
 pub const TEXEL_ROW: u32 = 4096;
 
 /// The pipeline constant that switches a kernel's input loads to the texture.
@@ -40,9 +40,9 @@ impl TexelSource {
         wgpu::BindingResource::TextureView(&self.view)
     }
 
-    /// The pipeline constants for a kernel reading from this source.
-    pub fn constants(&self) -> [(&'static str, f64); 1] {
-        [(TEXEL_INPUT, if self.staged { 1.0 } else { 0.0 })]
+    /// The pipeline constant for a kernel reading from this source.
+    pub fn constant(&self) -> (&'static str, f64) {
+        (TEXEL_INPUT, if self.staged { 1.0 } else { 0.0 })
     }
 }
 

@@ -379,7 +379,7 @@ pub fn record_affine(
             }
             // On a software adapter the vec4 loads read staged texels (see gpu/texels.rs).
             let texels = gpu.stage_texels(encoder, input.buffer(), lo * 4, n4, 0)?;
-            let vec4 = gpu.pipeline_with(Shader::Affine, vec4_entry, &texels.constants());
+            let vec4 = gpu.pipeline_with(Shader::Affine, vec4_entry, &[texels.constant()]);
             let mut numbered: Vec<(u32, wgpu::BindingResource)> =
                 bindings.into_iter().enumerate().map(|(i, b)| (i as u32, b)).collect();
             numbered.push((TEXEL_BINDING, texels.binding()));

@@ -108,7 +108,7 @@ pub fn record_copy_with(
             } else {
                 gpu.unstaged_texels()
             };
-            let vec4 = gpu.pipeline_with(Shader::Copy, "copy_vec4", &texels.constants());
+            let vec4 = gpu.pipeline_with(Shader::Copy, "copy_vec4", &[texels.constant()]);
             bindings.push((TEXEL_BINDING, texels.binding()));
             gpu.dispatch_numbered(encoder, &vec4, &bindings, wgs)?;
         }

@@ -150,8 +150,10 @@ pub fn record_moments_into(
         let texels = (unit == 4)
             .then(|| gpu.stage_texels(encoder, input.buffer(), d.window_lo * 16, d.window_len, 0))
             .transpose()?;
-        let constants = texels.as_ref().map(|t| t.constants());
-        let pass1 = gpu.pipeline_with(Shader::Moments, entry, constants.as_ref().map_or(&[][..], |c| &c[..]));
+        let pass1 = match &texels {
+            Some(t) => gpu.pipeline_with(Shader::Moments, entry, &[t.constant()]),
+            None => gpu.pipeline(Shader::Moments, entry),
+        };
         let params = gpu.uniform(&ReduceParams {
             seg: kseg.into(),
             window_lo: d.window_lo as u32,

@@ -1026,11 +1026,8 @@ fn record_count_vec4(
             continue;
         }
         let texels = gpu.stage_texels(encoder, input.buffer(), 16 * d.window_lo, d.window_len, 0)?;
-        let constants = [
-            ("COUNT_BRACKETS", qp.ub.max(3) as f64),
-            ("COUNT_COLUMNS", by_segment as u32 as f64),
-            texels.constants()[0],
-        ];
+        let constants =
+            [("COUNT_BRACKETS", qp.ub.max(3) as f64), ("COUNT_COLUMNS", by_segment as u32 as f64), texels.constant()];
         let pipeline = gpu.pipeline_with(Shader::Select, "count_vec4", &constants);
         let params = gpu.uniform(&SelectParams {
             seg: view.into(),
