@@ -62,7 +62,7 @@ struct SelectParams {
     part_offset: u32, // counting passes: the dispatch's first part (candidate writers)
     parts_total: u32, // counting passes: parts per segment, all dispatches
     sample_frac: u32, // sample_main: (len mod m) · 2^32 / m, the strata's fractional width
-    _pad0: u32,
+    floor_only: u32,  // init_main: only the floor rank of each q (a sample's brackets need no neighbour)
     _pad1: u32,
     _pad2: u32,
     _pad3: u32,
@@ -332,7 +332,8 @@ fn init_main(
             break;
         }
         let lo_i = select(0xffffffffu, i_fracs[fbase + min(i, p.ub - 1u)].lo_rank, i < p.ub);
-        let hi_j = select(0xffffffffu, min(i_fracs[fbase + min(j, p.ub - 1u)].lo_rank + 1u, nm1), j < p.ub);
+        let next = select(1u, 0u, p.floor_only != 0u);
+        let hi_j = select(0xffffffffu, min(i_fracs[fbase + min(j, p.ub - 1u)].lo_rank + next, nm1), j < p.ub);
         let take_lo = lo_i <= hi_j;
         let v = select(hi_j, lo_i, take_lo);
         if (ns == 0u || v != last) {
@@ -855,9 +856,21 @@ fn sample_main(
             off = element_offset(p.seg, k);
         }
         for (var s = p.seg_first; s < p.seg_end; s++) {
-            sm_out[(s - p.seg_first) * p.sample_m + j] = sm_x[segment_base(p.seg, s) - p.window_lo + off];
+            sm_out[(s - p.seg_first) * p.sample_m + j] = sample_at(segment_base(p.seg, s) - p.window_lo + off);
         }
     }
+}
+
+// Element e of the input: from the buffer, or from the texels the counting pass reads
+// too (TEXEL_INPUT; staged once for both), four elements a texel.
+fn sample_at(e: u32) -> f32 {
+    if (TEXEL_INPUT) {
+        let t = input_texel(e >> 2u);
+        // Picked by selects: indexing a vector by a variable costs a trip through memory.
+        let c = e & 3u;
+        return select(select(t.x, t.y, c == 1u), select(t.z, t.w, c == 3u), c >= 2u);
+    }
+    return sm_x[e];
 }
 
 // Brackets of a segment: BRK vec4 per segment: (count, shift, 0, 0), lo in MAXB / 4
@@ -901,7 +914,7 @@ fn bracket_main(
         for (var u = 0u; u < p.ub; u++) {
             // lo = 1 is "everything": every value's key is above 1 (NaN's is taken as 0).
             let l = select(b_os[row + 2u * u].x, 1u, b_edge[2u * u] != 0u);
-            let h = select(b_os[row + 2u * u + 1u].y, NOKEY, b_edge[2u * u + 1u] != 0u);
+            let h = select(b_os[row + 2u * u + 1u].x, NOKEY, b_edge[2u * u + 1u] != 0u);
             // Merge overlapping brackets (touching ones may stay apart: their insides,
             // strictly between the ends, are disjoint).
             if (nbr > 0u && l < hi[nbr - 1u]) {

@@ -46,6 +46,16 @@ impl TexelSource {
     }
 }
 
+/// Which staging texture a copy goes to. A kernel stages its input right before its
+/// own dispatches (`Kernel`); the quantiles' sampling path stages its input once for
+/// two passes with other kernels' work in between (the sample's moments and radix
+/// passes, which stage the sample), so that copy keeps a texture of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TexelSlot {
+    Kernel = 0,
+    HeldAcross = 1,
+}
+
 /// The binding number of the texture in every shader (`input_texels` in common.wgsl).
 pub const TEXEL_BINDING: u32 = 15;
 
@@ -75,7 +85,7 @@ impl Gpu {
         buffer: &wgpu::Buffer,
         offset: u64,
         len: u64,
-        slot: usize,
+        slot: TexelSlot,
     ) -> Result<TexelSource> {
         let rows = len.div_ceil(TEXEL_ROW as u64);
         let fits = rows <= self.limits.max_texture_dimension_2d as u64
@@ -84,7 +94,7 @@ impl Gpu {
         if !self.reads_through_texels() || len == 0 || !fits {
             return Ok(self.unstaged_texels());
         }
-        let texture = self.texels_for(slot, rows as u32);
+        let texture = self.texels_for(slot as usize, rows as u32);
         let full = (len / TEXEL_ROW as u64) as u32;
         let rest = (len % TEXEL_ROW as u64) as u32;
         let copy = |encoder: &mut wgpu::CommandEncoder, at: u64, row: u32, width: u32, height: u32| {

@@ -1,7 +1,7 @@
 //! Host side of `shaders/affine.wgsl`: the elementwise step of every scaler and norm.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Shader, TEXEL_BINDING};
+use crate::gpu::{Gpu, GpuTensor, Shader, TexelSlot, TEXEL_BINDING};
 use crate::kernels::IndexMapGpu;
 use crate::segments::{Grouping, IndexMap};
 
@@ -378,7 +378,7 @@ pub fn record_affine(
                 ]);
             }
             // On a software adapter the vec4 loads read staged texels (see gpu/texels.rs).
-            let texels = gpu.stage_texels(encoder, input.buffer(), lo * 4, n4, 0)?;
+            let texels = gpu.stage_texels(encoder, input.buffer(), lo * 4, n4, TexelSlot::Kernel)?;
             let vec4 = gpu.pipeline_with(Shader::Affine, vec4_entry, &[texels.constant()]);
             let mut numbered: Vec<(u32, wgpu::BindingResource)> =
                 bindings.into_iter().enumerate().map(|(i, b)| (i as u32, b)).collect();

@@ -8,7 +8,7 @@
 //! arithmetic and indexing of an operation cost over moving its bytes.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Shader, TEXEL_BINDING};
+use crate::gpu::{Gpu, GpuTensor, Shader, TexelSlot, TEXEL_BINDING};
 
 /// How the copy kernel moves data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +104,7 @@ pub fn record_copy_with(
             // The plain copy reads the buffer on every adapter (the stand-in texture fills
             // the binding).
             let texels = if width == CopyWidth::Texels {
-                gpu.stage_texels(encoder, src.buffer(), lo * 4, n4, 0)?
+                gpu.stage_texels(encoder, src.buffer(), lo * 4, n4, TexelSlot::Kernel)?
             } else {
                 gpu.unstaged_texels()
             };

@@ -1,7 +1,7 @@
 //! Host side of `shaders/moments.wgsl`: per-segment count, NaN count, mean, M2, min, max.
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TEXEL_BINDING};
+use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TexelSlot, TEXEL_BINDING};
 use crate::kernels::{lane_group, lane_walk_flags, partial_slots, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::segments::{Grouping, Vec4Parts};
 use crate::stats::Moments;
@@ -148,7 +148,7 @@ pub fn record_moments_into(
     for d in &plan.dispatches {
         // The vec4 view's loads go through the staged texels on a software adapter.
         let texels = (unit == 4)
-            .then(|| gpu.stage_texels(encoder, input.buffer(), d.window_lo * 16, d.window_len, 0))
+            .then(|| gpu.stage_texels(encoder, input.buffer(), d.window_lo * 16, d.window_len, TexelSlot::Kernel))
             .transpose()?;
         let pass1 = match &texels {
             Some(t) => gpu.pipeline_with(Shader::Moments, entry, &[t.constant()]),

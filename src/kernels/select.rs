@@ -36,7 +36,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TEXEL_BINDING};
+use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TexelSlot, TexelSource, TEXEL_BINDING};
 use crate::kernels::moments::{check_input, record_moments, MOMENTS_BYTES};
 use crate::kernels::{lane_group, lane_walk_flags, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::reference::quantiles::{lerp, rank};
@@ -110,7 +110,8 @@ struct SelectParams {
     part_offset: u32,
     parts_total: u32,
     sample_frac: u32,
-    _pad: [u32; 4],
+    floor_only: u32,
+    _pad: [u32; 3],
 }
 
 /// The WGSL `QInfo` struct: q = m · 2^-e, m = m_hi · 2^32 + m_lo.
@@ -198,7 +199,7 @@ pub fn record_quantiles(
     moments: Option<&wgpu::Buffer>,
     qs: &[f64],
 ) -> Result<wgpu::Buffer> {
-    Ok(record_select(gpu, encoder, input, grouping, moments, qs, true)?.values)
+    Ok(record_select(gpu, encoder, input, grouping, moments, qs, Purpose::Quantiles)?.values)
 }
 
 /// How many times [`record_quantiles`] without moments reads the whole input: one
@@ -234,7 +235,7 @@ pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
 #[doc(hidden)]
 pub fn whole_segment_selections(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping, qs: &[f64]) -> Result<usize> {
     let mut encoder = gpu.encoder();
-    let sel = record_select(gpu, &mut encoder, input, grouping, None, qs, true)?;
+    let sel = record_select(gpu, &mut encoder, input, grouping, None, qs, Purpose::Quantiles)?;
     gpu.submit_and_wait(encoder)?;
     let Some(headers) = sel.headers else { return Ok(0) };
     let bytes = read_buffer(gpu, &headers, 0, headers.size())?;
@@ -254,7 +255,7 @@ pub fn record_quantiles_counted(
     grouping: &Grouping,
     qs: &[f64],
 ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
-    let sel = record_select(gpu, encoder, input, grouping, None, qs, true)?;
+    let sel = record_select(gpu, encoder, input, grouping, None, qs, Purpose::Quantiles)?;
     Ok((sel.values, sel.counts))
 }
 
@@ -546,7 +547,8 @@ fn sample_plan(
         // miss (rare) only costs the radix passes over the whole segment.
         let delta = 4.0 * (q * (1.0 - q) / mf).sqrt() + 4.0 / mf;
         let lo = if q - delta <= 1.0 / mf { 0.0 } else { q - delta };
-        let hi = if q + delta >= 1.0 - 1.0 / mf { 1.0 } else { q + delta };
+        // The sample's order statistic at the floor of hi's rank: a rank more.
+        let hi = if q + delta + 1.0 / mf >= 1.0 - 1.0 / mf { 1.0 } else { q + delta + 1.0 / mf };
         width += hi - lo;
         bq.extend([lo, hi]);
         edges.extend([u32::from(lo == 0.0), u32::from(hi == 1.0)]);
@@ -568,6 +570,18 @@ fn sample_plan(
     Some(SamplePlan { m: m as u32, bq, edges, cap: cap as u32 })
 }
 
+/// What a selection is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Quantiles: both order statistics of each q (the sample-and-bracket path where it
+    /// applies).
+    Quantiles,
+    /// A sample's brackets: the order statistic at each q's floor rank only (half the
+    /// slots, so the radix passes keep fewer histograms), by the radix passes (sampling
+    /// the sample in turn was measured slower: its brackets are many and wide).
+    SampleBrackets,
+}
+
 fn record_select(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -575,7 +589,7 @@ fn record_select(
     grouping: &Grouping,
     moments: Option<&wgpu::Buffer>,
     qs: &[f64],
-    allow_sample: bool,
+    purpose: Purpose,
 ) -> Result<Selected> {
     check_qs(qs)?;
     check_input(gpu, input, grouping)?;
@@ -627,6 +641,7 @@ fn record_select(
             nqb: nqb as u32,
             u_total: u_total as u32,
             nq: nq as u32,
+            floor_only: u32::from(purpose == Purpose::SampleBrackets),
             ..bytemuck::Zeroable::zeroed()
         },
         slots: gpu.storage_buffer("quantile slots", s_count * r_total * 16)?,
@@ -637,10 +652,11 @@ fn record_select(
     let init = gpu.pipeline(Shader::Select, "init_main");
     // Short segments, each whole inside one window: rank by counting.
     let small = seg.len <= SMALL_LEN && plan.dispatches.iter().all(|d| d.k_first == 0 && d.k_end == seg.len);
-    let (sampling, vec4_count) = match allow_sample.then(|| sampling_plan(gpu, &seg, input.numel() as u64, &uq)) {
-        Some(Some((sp, cv))) => (Some(sp), cv),
-        _ => (None, None),
-    };
+    let (sampling, vec4_count) =
+        match (purpose == Purpose::Quantiles).then(|| sampling_plan(gpu, &seg, input.numel() as u64, &uq)) {
+            Some(Some((sp, cv))) => (Some(sp), cv),
+            _ => (None, None),
+        };
     // The counts: the caller's moments, else the counting pass's (vec4 counting, which
     // counts them), else a moments pass of our own.
     let counts = match moments {
@@ -863,6 +879,17 @@ fn record_brackets(
     let s_count = seg.count as u64;
     let m = sp.m as u64;
 
+    // The input's texels, staged once for the sample and the counting pass where the
+    // counting pass reads the whole input in one dispatch through its vec4 view.
+    let whole_view = counting.view.and_then(|cv| match cv.plan.dispatches.as_slice() {
+        [d] if d.window_lo == 0 && 4 * d.window_len == input.numel() as u64 => Some(d.window_len),
+        _ => None,
+    });
+    let texels = match whole_view {
+        Some(len) => gpu.stage_texels(encoder, input.buffer(), 0, len, TexelSlot::HeldAcross)?,
+        None => gpu.unstaged_texels(),
+    };
+
     // Sample: one element per stratum of len / m elements.
     let sample = Arc::new(gpu.storage_buffer("quantile sample", s_count * m * 4)?);
     let params = gpu.uniform(&SelectParams {
@@ -873,20 +900,21 @@ fn record_brackets(
         sample_frac: (((seg.len as u64 % m) << 32) / m) as u32,
         ..*qp
     });
-    gpu.dispatch(
+    gpu.dispatch_numbered(
         encoder,
-        &gpu.pipeline(Shader::Select, "sample_main"),
+        &gpu.pipeline_with(Shader::Select, "sample_main", &[texels.constant()]),
         &[
-            params.as_entire_binding(),
-            Gpu::binding(input.buffer(), 0, input.numel() as u64),
-            sample.as_entire_binding(),
+            (0, params.as_entire_binding()),
+            (1, Gpu::binding(input.buffer(), 0, input.numel() as u64)),
+            (2, sample.as_entire_binding()),
+            (TEXEL_BINDING, texels.binding()),
         ],
         per_item(s_count * m)?.min(4 * gpu.reduce_workgroups()),
     )?;
     let sample_t = GpuTensor::from_buffer(sample, &[(s_count * m) as usize])?;
     let sample_g = Grouping::Rows { rows: s_count as usize, len: m as usize };
     let sample_m = record_moments(gpu, encoder, &sample_t, &sample_g)?;
-    let sample_q = record_select(gpu, encoder, &sample_t, &sample_g, Some(&sample_m), &sp.bq, false)?;
+    let sample_q = record_select(gpu, encoder, &sample_t, &sample_g, Some(&sample_m), &sp.bq, Purpose::SampleBrackets)?;
 
     // Brackets.
     let edges = storage_with(gpu, "quantile bracket edges", bytemuck::cast_slice(&sp.edges))?;
@@ -914,7 +942,8 @@ fn record_brackets(
     let valid = gpu.storage_buffer("quantile valid counts", s_count * 4)?;
     encoder.clear_buffer(&valid, 0, None);
     if let Some(cv) = counting.view {
-        record_count_vec4(ctx, encoder, input, qp, sp, cv, [&brk, &bcount, &ccount, &cand, &valid])?;
+        let staged = texels.staged.then_some(&texels);
+        record_count_vec4(ctx, encoder, input, qp, sp, cv, staged, [&brk, &bcount, &ccount, &cand, &valid])?;
     } else {
         record_count(ctx, encoder, input, plan, qp, sp, [&brk, &bcount, &ccount, &cand, &valid])?;
     }
@@ -1016,6 +1045,7 @@ fn record_count_vec4(
     qp: &SelectParams,
     sp: &SamplePlan,
     cv: &CountView,
+    staged: Option<&TexelSource>,
     [brk, bcount, ccount, cand, valid]: [&wgpu::Buffer; 5],
 ) -> Result<()> {
     let gpu = ctx.gpu;
@@ -1025,7 +1055,15 @@ fn record_count_vec4(
         if d.k_end <= d.k_first {
             continue;
         }
-        let texels = gpu.stage_texels(encoder, input.buffer(), 16 * d.window_lo, d.window_len, 0)?;
+        // The texels staged for the sample hold this (only) window already.
+        let own;
+        let texels = match staged {
+            Some(t) => t,
+            None => {
+                own = gpu.stage_texels(encoder, input.buffer(), 16 * d.window_lo, d.window_len, TexelSlot::Kernel)?;
+                &own
+            }
+        };
         let constants =
             [("COUNT_BRACKETS", qp.ub.max(3) as f64), ("COUNT_COLUMNS", by_segment as u32 as f64), texels.constant()];
         let pipeline = gpu.pipeline_with(Shader::Select, "count_vec4", &constants);
@@ -1078,7 +1116,7 @@ pub fn quantiles(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping, qs: &[f64]) 
         return Ok(vec![Vec::new(); s_count]);
     }
     let mut encoder = gpu.encoder();
-    let sel = record_select(gpu, &mut encoder, input, grouping, None, qs, true)?;
+    let sel = record_select(gpu, &mut encoder, input, grouping, None, qs, Purpose::Quantiles)?;
     gpu.submit_and_wait(encoder)?;
     let bytes = read_buffer(gpu, &sel.order_stats, 0, (s_count * qs.len() * 16) as u64)?;
     let raw: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(&bytes);
