@@ -943,7 +943,7 @@ fn record_brackets(
     encoder.clear_buffer(&valid, 0, None);
     if let Some(cv) = counting.view {
         let staged = texels.staged.then_some(&texels);
-        record_count_vec4(ctx, encoder, input, qp, sp, cv, staged, [&brk, &bcount, &ccount, &cand, &valid])?;
+        record_count_vec4(ctx, encoder, input, qp, sp, (cv, staged), [&brk, &bcount, &ccount, &cand, &valid])?;
     } else {
         record_count(ctx, encoder, input, plan, qp, sp, [&brk, &bcount, &ccount, &cand, &valid])?;
     }
@@ -1037,15 +1037,15 @@ fn record_count(
 }
 
 /// The counting pass through a vec4 view (`count_vec4`), which also counts each
-/// segment's non-NaN values into `valid`.
+/// segment's non-NaN values into `valid`; `staged`: the view's texels where the caller
+/// staged them already (for the sample too).
 fn record_count_vec4(
     ctx: &Ctx,
     encoder: &mut wgpu::CommandEncoder,
     input: &GpuTensor,
     qp: &SelectParams,
     sp: &SamplePlan,
-    cv: &CountView,
-    staged: Option<&TexelSource>,
+    (cv, staged): (&CountView, Option<&TexelSource>),
     [brk, bcount, ccount, cand, valid]: [&wgpu::Buffer; 5],
 ) -> Result<()> {
     let gpu = ctx.gpu;
