@@ -219,6 +219,21 @@ fn sums_main(
 @group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> sdy4: array<vec4<f32>>;
 
+// vec4 i of x and of dy: from the buffers, or their staged texels (TEXEL_INPUT).
+fn sums_x4_at(i: u32) -> vec4<f32> {
+    if (TEXEL_INPUT) {
+        return input_texel(i);
+    }
+    return sx4[i];
+}
+
+fn sums_dy4_at(i: u32) -> vec4<f32> {
+    if (TEXEL_INPUT) {
+        return second_texel(i);
+    }
+    return sdy4[i];
+}
+
 @compute @workgroup_size(256)
 fn sums_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -245,9 +260,9 @@ fn sums_vec4(
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let i = walk_offset(walk);
             walk_next(&walk);
-            let d = sdy4[i];
+            let d = sums_dy4_at(i);
             sum_dy += d;
-            sum_dyx += d * (((sx4[i] - mu) - lo) * inv);
+            sum_dyx += d * (((sums_x4_at(i) - mu) - lo) * inv);
         }
     }
     let acc = vec2<f32>(dot(sum_dy, vec4<f32>(1.0)), dot(sum_dyx, vec4<f32>(1.0)));
@@ -523,6 +538,21 @@ fn dx_main(
 @group(0) @binding(2) var<storage, read> dx_dy4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dx_out4: array<vec4<f32>>;
 
+// vec4 i of x and of dy: from the buffers, or their staged texels (TEXEL_INPUT).
+fn dx_x4_at(i: u32) -> vec4<f32> {
+    if (TEXEL_INPUT) {
+        return input_texel(i);
+    }
+    return dx_x4[i];
+}
+
+fn dx_dy4_at(i: u32) -> vec4<f32> {
+    if (TEXEL_INPUT) {
+        return second_texel(i);
+    }
+    return dx_dy4[i];
+}
+
 @compute @workgroup_size(256)
 fn dx_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -555,13 +585,13 @@ fn dx_vec4(
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let i = walk_offset(walk);
             walk_next(&walk);
-            dx_out4[i] = (gi * dx_dy4[i] - cx) - (((dx_x4[i] - mu4) - lo4) * inv4) * cy;
+            dx_out4[i] = (gi * dx_dy4_at(i) - cx) - (((dx_x4_at(i) - mu4) - lo4) * inv4) * cy;
         }
     } else {
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let i = walk_offset(walk);
             walk_next(&walk);
-            dx_out4[i] = inv4 * (vec4<f32>(gm) * dx_dy4[i]);
+            dx_out4[i] = inv4 * (vec4<f32>(gm) * dx_dy4_at(i));
         }
     }
 }

@@ -249,3 +249,11 @@ const TEXEL_ROW_LOG2: u32 = 12u;
 fn input_texel(i: u32) -> vec4<f32> {
     return textureLoad(input_texels, vec2<u32>(i & ((1u << TEXEL_ROW_LOG2) - 1u), i >> TEXEL_ROW_LOG2), 0);
 }
+
+// The second input of a kernel that reads two (x and dy in the backward pass), staged
+// beside the first whenever the first is (the same TEXEL_INPUT).
+@group(0) @binding(14) var second_texels: texture_2d<f32>;
+
+fn second_texel(i: u32) -> vec4<f32> {
+    return textureLoad(second_texels, vec2<u32>(i & ((1u << TEXEL_ROW_LOG2) - 1u), i >> TEXEL_ROW_LOG2), 0);
+}

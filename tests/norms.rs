@@ -535,8 +535,23 @@ fn backward_matches_finite_differences() {
 /// verified against the twin by the layers themselves.
 #[test]
 fn random_every_layer_verified() {
+    every_layer_forward_and_backward(&verifying_gpu(), 21);
+}
+
+/// The backward kernels read x and dy through two staged textures on a software
+/// adapter (see `gpu/texels.rs`); the same walk over the storage buffers, with the
+/// texture path off, is verified too.
+#[test]
+fn backward_buffer_reads_verified() {
     let gpu = verifying_gpu();
-    let mut rng = Rng::new(21);
+    gpu.set_texel_reads_disabled(true);
+    every_layer_forward_and_backward(&gpu, 22);
+}
+
+/// Every layer's forward and backward on random data, both layouts, runs of 2 to 4099
+/// (4099: three rows of texels), each result checked by the context's verification.
+fn every_layer_forward_and_backward(gpu: &Gpu, seed: u64) {
+    let mut rng = Rng::new(seed);
     for per in [2usize, 4, 12, 255, 257, 1000, 4099] {
         for cl in [false, true] {
             let (n, c) = (3, 4);
@@ -547,28 +562,28 @@ fn random_every_layer_verified() {
             let gamma: Vec<f32> = rng.normals(c, 1.0, 0.5);
             let beta: Vec<f32> = rng.normals(c, 0.0, 0.5);
             let mut layers = [
-                Layer::Batch(BatchNorm::new(&gpu, c, BatchNormConfig::default().channels_last(cl)).unwrap()),
-                Layer::Group(GroupNorm::new(&gpu, 2, c, GroupNormConfig::default().channels_last(cl)).unwrap()),
+                Layer::Batch(BatchNorm::new(gpu, c, BatchNormConfig::default().channels_last(cl)).unwrap()),
+                Layer::Group(GroupNorm::new(gpu, 2, c, GroupNormConfig::default().channels_last(cl)).unwrap()),
                 Layer::Instance(
-                    InstanceNorm::new(&gpu, c, InstanceNormConfig::default().affine(true).channels_last(cl)).unwrap(),
+                    InstanceNorm::new(gpu, c, InstanceNormConfig::default().affine(true).channels_last(cl)).unwrap(),
                 ),
             ];
             for l in layers.iter_mut() {
-                l.set_gamma_beta(&gpu, &gamma, &beta).unwrap();
-                let (_, saved) = l.forward_saved(&gpu, x.view()).unwrap();
-                l.backward(&gpu, x.view(), dy.view(), &saved).unwrap();
+                l.set_gamma_beta(gpu, &gamma, &beta).unwrap();
+                let (_, saved) = l.forward_saved(gpu, x.view()).unwrap();
+                l.backward(gpu, x.view(), dy.view(), &saved).unwrap();
             }
-            let mut bn = BatchNorm::new(&gpu, c, BatchNormConfig::default().channels_last(cl).affine(false)).unwrap();
+            let mut bn = BatchNorm::new(gpu, c, BatchNormConfig::default().channels_last(cl).affine(false)).unwrap();
             bn.set_training(false);
-            bn.set_running_stats(&gpu, &[0.5, -1.0, 2.0, 0.0], &[1.0, 4.0, 0.25, 9.0]).unwrap();
-            let (_, saved) = bn.forward_saved(&gpu, x.view()).unwrap();
-            bn.backward(&gpu, x.view(), dy.view(), &saved).unwrap();
+            bn.set_running_stats(gpu, &[0.5, -1.0, 2.0, 0.0], &[1.0, 4.0, 0.25, 9.0]).unwrap();
+            let (_, saved) = bn.forward_saved(gpu, x.view()).unwrap();
+            bn.backward(gpu, x.view(), dy.view(), &saved).unwrap();
         }
-        let ln = LayerNorm::new(&gpu, &[per], LayerNormConfig::default()).unwrap();
+        let ln = LayerNorm::new(gpu, &[per], LayerNormConfig::default()).unwrap();
         let x = arr(&[5, per], rng.normals(5 * per, 1.0, 2.0));
         let dy = arr(&[5, per], rng.normals(5 * per, 0.0, 1.0));
-        let (_, saved) = ln.forward_saved(&gpu, x.view()).unwrap();
-        ln.backward(&gpu, x.view(), dy.view(), &saved).unwrap();
+        let (_, saved) = ln.forward_saved(gpu, x.view()).unwrap();
+        ln.backward(gpu, x.view(), dy.view(), &saved).unwrap();
     }
 }
 

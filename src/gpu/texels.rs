@@ -54,10 +54,15 @@ impl TexelSource {
 pub enum TexelSlot {
     Kernel = 0,
     HeldAcross = 1,
+    /// A kernel's second input (dy beside x in the backward pass).
+    KernelSecond = 2,
 }
 
 /// The binding number of the texture in every shader (`input_texels` in common.wgsl).
 pub const TEXEL_BINDING: u32 = 15;
+
+/// The binding number of a kernel's second input texture (`second_texels`).
+pub const SECOND_TEXEL_BINDING: u32 = 14;
 
 impl Gpu {
     /// Whether kernels read their vec4 inputs through a staging texture here.
@@ -123,6 +128,29 @@ impl Gpu {
             copy(encoder, offset + full as u64 * TEXEL_ROW as u64 * 16, full, rest, 1);
         }
         Ok(TexelSource { view: texture.create_view(&wgpu::TextureViewDescriptor::default()), staged: true })
+    }
+
+    /// Stage the same window of two buffers (a kernel's two inputs: slots `Kernel` and
+    /// `KernelSecond`): both staged, or, where either cannot be, neither (the kernel
+    /// has one switch for both).
+    pub fn stage_texel_pair(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        (first, second): (&wgpu::Buffer, &wgpu::Buffer),
+        offset: u64,
+        len: u64,
+    ) -> Result<(TexelSource, TexelSource)> {
+        let a = self.stage_texels(encoder, first, offset, len, TexelSlot::Kernel)?;
+        if !a.staged {
+            return Ok((a, self.unstaged_texels()));
+        }
+        let b = self.stage_texels(encoder, second, offset, len, TexelSlot::KernelSecond)?;
+        if !b.staged {
+            // The first copy is left unread: harmless, and rare (a second buffer whose
+            // window the first's passes).
+            return Ok((self.unstaged_texels(), b));
+        }
+        Ok((a, b))
     }
 
     /// The source of a kernel that reads its buffer: the stand-in fills the binding.

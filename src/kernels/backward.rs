@@ -9,7 +9,7 @@
 //! for its per-position dγ and dβ).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Shader};
+use crate::gpu::{Gpu, GpuTensor, Shader, TexelSource, SECOND_TEXEL_BINDING, TEXEL_BINDING};
 use crate::kernels::moments::{check_input, MOMENTS_BYTES};
 use crate::kernels::{
     lane_group, partial_slots, plan, plan_limits, unit_plan_limits, vec4_view, IndexMapGpu, SegmentsGpu,
@@ -269,7 +269,10 @@ pub fn record_sums(
         Some(w) => (w.gamma, w.param_map, 2),
         None => (&dummy, stat_map, 0),
     };
-    let pass1 = gpu.pipeline(Shader::Backward, if vec4 { "sums_vec4" } else { "sums_main" });
+    let pass1 = |texels: &TexelSource| match vec4 {
+        true => gpu.pipeline_with(Shader::Backward, "sums_vec4", &[texels.constant()]),
+        false => gpu.pipeline(Shader::Backward, "sums_main"),
+    };
     let elem_map = element_map(&seg);
     let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
     for d in &plan.dispatches {
@@ -302,11 +305,19 @@ pub fn record_sums(
             (6, partials.as_entire_binding()),
             (7, mean_lo.as_entire_binding()),
         ];
-        if !vec4 {
+        // x and dy through texels on a software adapter (sums_vec4 only).
+        let (x_texels, dy_texels) = match vec4 {
+            true => gpu.stage_texel_pair(encoder, (x.buffer(), dy.buffer()), d.window_lo * 16, d.window_len)?,
+            false => (gpu.unstaged_texels(), gpu.unstaged_texels()),
+        };
+        if vec4 {
+            bindings.push((TEXEL_BINDING, x_texels.binding()));
+            bindings.push((SECOND_TEXEL_BINDING, dy_texels.binding()));
+        } else {
             // γ (sums_vec4 serves the unweighted sums only).
             bindings.push((5, gamma.as_entire_binding()));
         }
-        gpu.dispatch_numbered(encoder, &pass1, &bindings, d.tiles * d.parts)?;
+        gpu.dispatch_numbered(encoder, &pass1(&x_texels), &bindings, d.tiles * d.parts)?;
     }
     let params = gpu.uniform(&SumsMergeParams { count: seg.count, parts_total: parts_total as u32, _pad: [0; 2] });
     let pass2 = gpu.pipeline(Shader::Backward, "sums_merge_main");
@@ -430,8 +441,16 @@ pub fn record_dx(
     let flags = flags | if vec4 && gpu.is_software() { 8 | (lane_group(gpu, plan.tile_width) << 16) } else { 0 };
     let elem_map = element_map(&seg);
     let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
-    let pipeline = gpu.pipeline(Shader::Backward, if vec4 { "dx_vec4" } else { "dx_main" });
     for d in &plan.dispatches {
+        // x and dy through texels on a software adapter (dx_vec4 only).
+        let (x_texels, dy_texels) = match vec4 {
+            true => gpu.stage_texel_pair(encoder, (x.buffer(), dy.buffer()), d.window_lo * 16, d.window_len)?,
+            false => (gpu.unstaged_texels(), gpu.unstaged_texels()),
+        };
+        let pipeline = match vec4 {
+            true => gpu.pipeline_with(Shader::Backward, "dx_vec4", &[x_texels.constant()]),
+            false => gpu.pipeline(Shader::Backward, "dx_main"),
+        };
         let params = gpu.uniform(&DxParams {
             seg: seg.into(),
             elem_map: elem_map.into(),
@@ -449,22 +468,22 @@ pub fn record_dx(
             channels: args.channels.max(1),
             _pad: 0,
         });
-        gpu.dispatch(
-            encoder,
-            &pipeline,
-            &[
-                params.as_entire_binding(),
-                Gpu::binding(x.buffer(), d.window_lo * unit, d.window_len * unit),
-                Gpu::binding(dy.buffer(), d.window_lo * unit, d.window_len * unit),
-                Gpu::binding(dx.buffer(), d.window_lo * unit, d.window_len * unit),
-                args.saved.mean.as_entire_binding(),
-                args.saved.invstd.as_entire_binding(),
-                args.gamma.unwrap_or(&dummy).as_entire_binding(),
-                args.coeffs.unwrap_or(&dummy).as_entire_binding(),
-                mean_lo.as_entire_binding(),
-            ],
-            d.tiles * d.parts,
-        )?;
+        let mut bindings = vec![
+            (0, params.as_entire_binding()),
+            (1, Gpu::binding(x.buffer(), d.window_lo * unit, d.window_len * unit)),
+            (2, Gpu::binding(dy.buffer(), d.window_lo * unit, d.window_len * unit)),
+            (3, Gpu::binding(dx.buffer(), d.window_lo * unit, d.window_len * unit)),
+            (4, args.saved.mean.as_entire_binding()),
+            (5, args.saved.invstd.as_entire_binding()),
+            (6, args.gamma.unwrap_or(&dummy).as_entire_binding()),
+            (7, args.coeffs.unwrap_or(&dummy).as_entire_binding()),
+            (8, mean_lo.as_entire_binding()),
+        ];
+        if vec4 {
+            bindings.push((TEXEL_BINDING, x_texels.binding()));
+            bindings.push((SECOND_TEXEL_BINDING, dy_texels.binding()));
+        }
+        gpu.dispatch_numbered(encoder, &pipeline, &bindings, d.tiles * d.parts)?;
     }
     Ok(())
 }
