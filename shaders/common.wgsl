@@ -257,3 +257,11 @@ fn input_texel(i: u32) -> vec4<f32> {
 fn second_texel(i: u32) -> vec4<f32> {
     return textureLoad(second_texels, vec2<u32>(i & ((1u << TEXEL_ROW_LOG2) - 1u), i >> TEXEL_ROW_LOG2), 0);
 }
+
+// A scalar kernel's input (no vec4 view of its layout), one float a texel (R32Float):
+// element i of the bound window is texel (i % TEXEL_ROW, i / TEXEL_ROW).
+@group(0) @binding(13) var scalar_texels: texture_2d<f32>;
+
+fn scalar_texel(i: u32) -> f32 {
+    return textureLoad(scalar_texels, vec2<u32>(i & ((1u << TEXEL_ROW_LOG2) - 1u), i >> TEXEL_ROW_LOG2), 0).x;
+}

@@ -30,6 +30,14 @@ struct ReduceParams {
 
 @group(0) @binding(0) var<uniform> p: ReduceParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
+
+// Element i of the input: from the buffer, or its staged scalar texels (TEXEL_INPUT).
+fn x_at(i: u32) -> f32 {
+    if (TEXEL_INPUT) {
+        return scalar_texel(i);
+    }
+    return x[i];
+}
 @group(0) @binding(2) var<storage, read_write> partials: array<Moments>;
 // A power of two per segment that brings values near 3e38 (whose squares and
 // differences overflow float32) down to a safe range; min and max stay unscaled.
@@ -125,7 +133,7 @@ fn partials_main(
         for (var k = lw.x; k < lw.y; k += 4u * stride) {
             let q = walk_quad(&walk, k, stride, lw.y);
             let inside = q.inside;
-            let v = vec4<f32>(x[q.offsets.x], x[q.offsets.y], x[q.offsets.z], x[q.offsets.w]);
+            let v = vec4<f32>(x_at(q.offsets.x), x_at(q.offsets.y), x_at(q.offsets.z), x_at(q.offsets.w));
             let nan = is_nan4(v);
             let ok = inside & !nan;
             nans += dot(select(vec4<u32>(0u), vec4<u32>(1u), inside & nan), vec4<u32>(1u));

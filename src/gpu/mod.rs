@@ -17,7 +17,7 @@ pub use profile::DispatchTime;
 pub use readback::read_buffer;
 pub use shaders::Shader;
 pub use tensor::GpuTensor;
-pub use texels::{TexelSlot, TexelSource, SECOND_TEXEL_BINDING, TEXEL_BINDING};
+pub use texels::{TexelSlot, TexelSource, SCALAR_TEXEL_BINDING, SECOND_TEXEL_BINDING, TEXEL_BINDING};
 
 use crate::error::{Error, Result};
 use crate::verify::Verify;

@@ -56,6 +56,19 @@ pub enum TexelSlot {
     HeldAcross = 1,
     /// A kernel's second input (dy beside x in the backward pass).
     KernelSecond = 2,
+    /// A scalar kernel's input, one float a texel (`R32Float`, see
+    /// [`Gpu::stage_scalar_texels`]).
+    KernelScalar = 3,
+}
+
+impl TexelSlot {
+    /// The texture format of the slot: four floats a texel, or one for scalar loads.
+    fn format(self) -> wgpu::TextureFormat {
+        match self {
+            TexelSlot::KernelScalar => wgpu::TextureFormat::R32Float,
+            _ => wgpu::TextureFormat::Rgba32Float,
+        }
+    }
 }
 
 /// The binding number of the texture in every shader (`input_texels` in common.wgsl).
@@ -63,6 +76,9 @@ pub const TEXEL_BINDING: u32 = 15;
 
 /// The binding number of a kernel's second input texture (`second_texels`).
 pub const SECOND_TEXEL_BINDING: u32 = 14;
+
+/// The binding number of a scalar kernel's input texture (`scalar_texels`).
+pub const SCALAR_TEXEL_BINDING: u32 = 13;
 
 impl Gpu {
     /// Whether kernels read their vec4 inputs through a staging texture here.
@@ -92,23 +108,52 @@ impl Gpu {
         len: u64,
         slot: TexelSlot,
     ) -> Result<TexelSource> {
+        debug_assert!(slot != TexelSlot::KernelScalar, "vec4 texels go to a four-float slot");
+        self.stage(encoder, buffer, offset, len, slot)
+    }
+
+    /// Record a copy of `len` floats starting at byte `offset` (a multiple of 4) of
+    /// `buffer` into the scalar staging texture (`R32Float`, one float a texel), for a
+    /// kernel without a vec4 view of its input (`scalar_texel` in common.wgsl); or the
+    /// stand-in, as [`Gpu::stage_texels`].
+    pub fn stage_scalar_texels(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        len: u64,
+    ) -> Result<TexelSource> {
+        self.stage(encoder, buffer, offset, len, TexelSlot::KernelScalar)
+    }
+
+    /// `len` texels of the slot's format from byte `offset` of `buffer`.
+    fn stage(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        len: u64,
+        slot: TexelSlot,
+    ) -> Result<TexelSource> {
+        let texel_bytes = slot.format().block_copy_size(None).unwrap_or(16) as u64;
         let rows = len.div_ceil(TEXEL_ROW as u64);
         let fits = rows <= self.limits.max_texture_dimension_2d as u64
-            && offset.is_multiple_of(16)
-            && offset + len * 16 <= buffer.size();
+            && offset.is_multiple_of(texel_bytes)
+            && offset + len * texel_bytes <= buffer.size();
         if !self.reads_through_texels() || len == 0 || !fits {
             return Ok(self.unstaged_texels());
         }
-        let texture = self.texels_for(slot as usize, rows as u32);
+        let texture = self.texels_for(slot, rows as u32);
         let full = (len / TEXEL_ROW as u64) as u32;
         let rest = (len % TEXEL_ROW as u64) as u32;
+        let row_bytes = TEXEL_ROW as u64 * texel_bytes;
         let copy = |encoder: &mut wgpu::CommandEncoder, at: u64, row: u32, width: u32, height: u32| {
             encoder.copy_buffer_to_texture(
                 wgpu::TexelCopyBufferInfo {
                     buffer,
                     layout: wgpu::TexelCopyBufferLayout {
                         offset: at,
-                        bytes_per_row: Some(TEXEL_ROW * 16),
+                        bytes_per_row: Some(row_bytes as u32),
                         rows_per_image: Some(height),
                     },
                 },
@@ -125,7 +170,7 @@ impl Gpu {
             copy(encoder, offset, 0, TEXEL_ROW, full);
         }
         if rest > 0 {
-            copy(encoder, offset + full as u64 * TEXEL_ROW as u64 * 16, full, rest, 1);
+            copy(encoder, offset + full as u64 * row_bytes, full, rest, 1);
         }
         Ok(TexelSource { view: texture.create_view(&wgpu::TextureViewDescriptor::default()), staged: true })
     }
@@ -159,30 +204,31 @@ impl Gpu {
     }
 
     /// The texture of a slot, at least `rows` rows high (heights grow by powers of two).
-    fn texels_for(&self, slot: usize, rows: u32) -> Arc<wgpu::Texture> {
+    fn texels_for(&self, slot: TexelSlot, rows: u32) -> Arc<wgpu::Texture> {
         let mut cache = self.texels.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() <= slot {
-            cache.resize(slot + 1, None);
+        let index = slot as usize;
+        if cache.len() <= index {
+            cache.resize(index + 1, None);
         }
-        if let Some(t) = &cache[slot] {
+        if let Some(t) = &cache[index] {
             if t.height() >= rows {
                 return t.clone();
             }
         }
         let height = rows.next_power_of_two().min(self.limits.max_texture_dimension_2d).max(rows);
-        let texture = Arc::new(self.texture(TEXEL_ROW, height));
-        cache[slot] = Some(texture.clone());
+        let texture = Arc::new(self.texture(TEXEL_ROW, height, slot.format()));
+        cache[index] = Some(texture.clone());
         texture
     }
 
-    fn texture(&self, width: u32, height: u32) -> wgpu::Texture {
+    fn texture(&self, width: u32, height: u32, format: wgpu::TextureFormat) -> wgpu::Texture {
         self.device.create_texture(&wgpu::TextureDescriptor {
             label: Some("gpunorm input texels"),
             size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
+            format,
             usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         })
@@ -191,6 +237,11 @@ impl Gpu {
     /// A 1×1 texture for kernels that read their buffer (the binding must be filled).
     fn stand_in_texels(&self) -> wgpu::TextureView {
         let mut cache = self.stand_in.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get_or_insert_with(|| self.texture(1, 1).create_view(&wgpu::TextureViewDescriptor::default())).clone()
+        cache
+            .get_or_insert_with(|| {
+                self.texture(1, 1, wgpu::TextureFormat::Rgba32Float)
+                    .create_view(&wgpu::TextureViewDescriptor::default())
+            })
+            .clone()
     }
 }

@@ -1,7 +1,7 @@
 //! Host side of `shaders/moments.wgsl`: per-segment count, NaN count, mean, M2, min, max.
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TexelSlot, TEXEL_BINDING};
+use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TexelSlot, SCALAR_TEXEL_BINDING, TEXEL_BINDING};
 use crate::kernels::{lane_group, lane_walk_flags, partial_slots, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::segments::{Grouping, Vec4Parts};
 use crate::stats::Moments;
@@ -146,14 +146,13 @@ pub fn record_moments_into(
     let group = if unit == 4 { lane_group(gpu, plan.tile_width) } else { 1 };
     let unused = gpu.storage_buffer("unused prescale", 4)?;
     for d in &plan.dispatches {
-        // The vec4 view's loads go through the staged texels on a software adapter.
-        let texels = (unit == 4)
-            .then(|| gpu.stage_texels(encoder, input.buffer(), d.window_lo * 16, d.window_len, TexelSlot::Kernel))
-            .transpose()?;
-        let pass1 = match &texels {
-            Some(t) => gpu.pipeline_with(Shader::Moments, entry, &[t.constant()]),
-            None => gpu.pipeline(Shader::Moments, entry),
+        // The loads go through the staged texels on a software adapter (four floats a
+        // texel for the vec4 view, else one).
+        let texels = match unit {
+            4 => gpu.stage_texels(encoder, input.buffer(), d.window_lo * 16, d.window_len, TexelSlot::Kernel)?,
+            _ => gpu.stage_scalar_texels(encoder, input.buffer(), d.window_lo * 4, d.window_len)?,
         };
+        let pass1 = gpu.pipeline_with(Shader::Moments, entry, &[texels.constant()]);
         let params = gpu.uniform(&ReduceParams {
             seg: kseg.into(),
             window_lo: d.window_lo as u32,
@@ -180,9 +179,7 @@ pub fn record_moments_into(
             (2, partials.as_entire_binding()),
             (3, prescale.unwrap_or(&unused).as_entire_binding()),
         ];
-        if let Some(t) = &texels {
-            bindings.push((TEXEL_BINDING, t.binding()));
-        }
+        bindings.push((if unit == 4 { TEXEL_BINDING } else { SCALAR_TEXEL_BINDING }, texels.binding()));
         gpu.dispatch_numbered(encoder, &pass1, &bindings, d.tiles * d.parts)?;
     }
     let params = gpu.uniform(&MergeParams { count: seg.count, parts_total: parts_total as u32, _pad: [0; 2] });
