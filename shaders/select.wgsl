@@ -950,6 +950,15 @@ fn bracket_main(
 const NCOUNT: u32 = 4u * MAXB;
 
 @group(0) @binding(1) var<storage, read> k_x: array<f32>;
+
+// Element i of count_main's input: from the buffer, or its staged scalar texels
+// (TEXEL_INPUT).
+fn k_x_at(i: u32) -> f32 {
+    if (TEXEL_INPUT) {
+        return scalar_texel(i);
+    }
+    return k_x[i];
+}
 @group(0) @binding(2) var<storage, read> k_brk: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> k_bcount: array<atomic<u32>>;
 @group(0) @binding(4) var<storage, read_write> k_ccount: array<atomic<u32>>;
@@ -1139,8 +1148,8 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
             for (var k = k0; k < k_stop; k += 4u * cw.z) {
                 let q = walk_quad(&walk, k, cw.z, k_stop);
                 let o = q.offsets;
-                let bv = vec4<u32>(bitcast<u32>(k_x[o.x]), bitcast<u32>(k_x[o.y]), bitcast<u32>(k_x[o.z]),
-                                   bitcast<u32>(k_x[o.w]));
+                let bv = vec4<u32>(bitcast<u32>(k_x_at(o.x)), bitcast<u32>(k_x_at(o.y)), bitcast<u32>(k_x_at(o.z)),
+                                   bitcast<u32>(k_x_at(o.w)));
                 let ok = q.inside & !nan_bits4(bv);
                 let n_ok = dot(count1(ok), one);
                 nans += 4u - n_ok;

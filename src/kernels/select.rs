@@ -36,7 +36,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TexelSlot, TexelSource, TEXEL_BINDING};
+use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TexelSlot, TexelSource, SCALAR_TEXEL_BINDING, TEXEL_BINDING};
 use crate::kernels::moments::{check_input, record_moments, MOMENTS_BYTES};
 use crate::kernels::{lane_group, lane_walk_flags, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::reference::quantiles::{lerp, rank};
@@ -997,11 +997,14 @@ fn record_count(
         9..=12 => 12,
         _ => MAX_BRACKETS,
     };
-    let count = gpu.pipeline_with(Shader::Select, "count_main", &[("COUNT_BRACKETS", brackets as f64)]);
     for d in &plan.dispatches {
         if d.k_end <= d.k_first {
             continue;
         }
+        // On a software adapter the loads read staged texels (one float each).
+        let texels = gpu.stage_scalar_texels(encoder, input.buffer(), d.window_lo * 4, d.window_len)?;
+        let count =
+            gpu.pipeline_with(Shader::Select, "count_main", &[("COUNT_BRACKETS", brackets as f64), texels.constant()]);
         let (tile, tiles, parts) = count_main_shape(gpu, &seg, d);
         let params = gpu.uniform(&SelectParams {
             window_lo: d.window_lo as u32,
@@ -1017,17 +1020,18 @@ fn record_count(
             parts_total: parts as u32,
             ..*qp
         });
-        gpu.dispatch(
+        gpu.dispatch_numbered(
             encoder,
             &count,
             &[
-                params.as_entire_binding(),
-                Gpu::binding(input.buffer(), d.window_lo, d.window_len),
-                brk.as_entire_binding(),
-                bcount.as_entire_binding(),
-                ccount.as_entire_binding(),
-                cand.as_entire_binding(),
-                valid.as_entire_binding(),
+                (0, params.as_entire_binding()),
+                (1, Gpu::binding(input.buffer(), d.window_lo, d.window_len)),
+                (2, brk.as_entire_binding()),
+                (3, bcount.as_entire_binding()),
+                (4, ccount.as_entire_binding()),
+                (5, cand.as_entire_binding()),
+                (6, valid.as_entire_binding()),
+                (SCALAR_TEXEL_BINDING, texels.binding()),
             ],
             workgroups(tiles * parts)?,
         )?;
