@@ -219,15 +219,16 @@ fn sums_main(
 @group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> sdy4: array<vec4<f32>>;
 
-// vec4 i of x and of dy: from the buffers, or their staged texels (TEXEL_INPUT).
-fn sums_x4_at(i: u32) -> vec4<f32> {
+// vec4 i of x and of dy (sums_vec4 and dx_vec4): from the buffers, or their staged
+// texels (TEXEL_INPUT).
+fn x4_at(i: u32) -> vec4<f32> {
     if (TEXEL_INPUT) {
         return input_texel(i);
     }
     return sx4[i];
 }
 
-fn sums_dy4_at(i: u32) -> vec4<f32> {
+fn dy4_at(i: u32) -> vec4<f32> {
     if (TEXEL_INPUT) {
         return second_texel(i);
     }
@@ -260,9 +261,9 @@ fn sums_vec4(
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let i = walk_offset(walk);
             walk_next(&walk);
-            let d = sums_dy4_at(i);
+            let d = dy4_at(i);
             sum_dy += d;
-            sum_dyx += d * (((sums_x4_at(i) - mu) - lo) * inv);
+            sum_dyx += d * (((x4_at(i) - mu) - lo) * inv);
         }
     }
     let acc = vec2<f32>(dot(sum_dy, vec4<f32>(1.0)), dot(sum_dyx, vec4<f32>(1.0)));
@@ -534,24 +535,8 @@ fn dx_main(
 
 // dx_main over vec4 views of x, dy and dx (four neighbouring elements of one segment
 // per load, γ per segment): same walk and arithmetic, a vec4 at a time.
-@group(0) @binding(1) var<storage, read> dx_x4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> dx_dy4: array<vec4<f32>>;
+// x and dy at bindings 1 and 2 as in sums_vec4 (read through x4_at and dy4_at).
 @group(0) @binding(3) var<storage, read_write> dx_out4: array<vec4<f32>>;
-
-// vec4 i of x and of dy: from the buffers, or their staged texels (TEXEL_INPUT).
-fn dx_x4_at(i: u32) -> vec4<f32> {
-    if (TEXEL_INPUT) {
-        return input_texel(i);
-    }
-    return dx_x4[i];
-}
-
-fn dx_dy4_at(i: u32) -> vec4<f32> {
-    if (TEXEL_INPUT) {
-        return second_texel(i);
-    }
-    return dx_dy4[i];
-}
 
 @compute @workgroup_size(256)
 fn dx_vec4(
@@ -585,13 +570,13 @@ fn dx_vec4(
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let i = walk_offset(walk);
             walk_next(&walk);
-            dx_out4[i] = (gi * dx_dy4_at(i) - cx) - (((dx_x4_at(i) - mu4) - lo4) * inv4) * cy;
+            dx_out4[i] = (gi * dy4_at(i) - cx) - (((x4_at(i) - mu4) - lo4) * inv4) * cy;
         }
     } else {
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let i = walk_offset(walk);
             walk_next(&walk);
-            dx_out4[i] = inv4 * (vec4<f32>(gm) * dx_dy4_at(i));
+            dx_out4[i] = inv4 * (vec4<f32>(gm) * dy4_at(i));
         }
     }
 }

@@ -96,38 +96,11 @@ impl Gpu {
         *self.texel_reads_off.lock().unwrap_or_else(|p| p.into_inner()) = off;
     }
 
-    /// Record a copy of `len` vec4 starting at byte `offset` of `buffer` into the
-    /// staging texture of `slot`, and return it as a source; or, where the texture path
-    /// is off or cannot take this window, the stand-in (the kernel then reads the
-    /// buffer).
+    /// Record a copy of `len` texels of the slot's format (vec4, or one float for
+    /// `KernelScalar`) starting at byte `offset` of `buffer` into the staging texture of
+    /// `slot`, and return it as a source; or, where the texture path is off or cannot
+    /// take this window, the stand-in (the kernel then reads the buffer).
     pub fn stage_texels(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        buffer: &wgpu::Buffer,
-        offset: u64,
-        len: u64,
-        slot: TexelSlot,
-    ) -> Result<TexelSource> {
-        debug_assert!(slot != TexelSlot::KernelScalar, "vec4 texels go to a four-float slot");
-        self.stage(encoder, buffer, offset, len, slot)
-    }
-
-    /// Record a copy of `len` floats starting at byte `offset` (a multiple of 4) of
-    /// `buffer` into the scalar staging texture (`R32Float`, one float a texel), for a
-    /// kernel without a vec4 view of its input (`scalar_texel` in common.wgsl); or the
-    /// stand-in, as [`Gpu::stage_texels`].
-    pub fn stage_scalar_texels(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        buffer: &wgpu::Buffer,
-        offset: u64,
-        len: u64,
-    ) -> Result<TexelSource> {
-        self.stage(encoder, buffer, offset, len, TexelSlot::KernelScalar)
-    }
-
-    /// `len` texels of the slot's format from byte `offset` of `buffer`.
-    fn stage(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         buffer: &wgpu::Buffer,
@@ -173,6 +146,18 @@ impl Gpu {
             copy(encoder, offset + full as u64 * row_bytes, full, rest, 1);
         }
         Ok(TexelSource { view: texture.create_view(&wgpu::TextureViewDescriptor::default()), staged: true })
+    }
+
+    /// [`Gpu::stage_texels`] of `len` floats into the scalar slot (`R32Float`), for a
+    /// kernel without a vec4 view of its input (`scalar_texel` in common.wgsl).
+    pub fn stage_scalar_texels(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        len: u64,
+    ) -> Result<TexelSource> {
+        self.stage_texels(encoder, buffer, offset, len, TexelSlot::KernelScalar)
     }
 
     /// Stage the same window of two buffers (a kernel's two inputs: slots `Kernel` and
