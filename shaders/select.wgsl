@@ -828,6 +828,10 @@ fn hash_u32(v: u32) -> u32 {
 
 @group(0) @binding(1) var<storage, read> sm_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sm_out: array<f32>;
+// Per segment, its sample's values that are not NaN: m to begin with, one off per NaN
+// drawn (the sample's counts, with no moments pass; NaN is rare, and a software
+// adapter skips the atomic of a lane that is not NaN).
+@group(0) @binding(3) var<storage, read_write> sm_valid: array<atomic<u32>>;
 
 @compute @workgroup_size(256)
 fn sample_main(
@@ -856,7 +860,11 @@ fn sample_main(
             off = element_offset(p.seg, k);
         }
         for (var s = p.seg_first; s < p.seg_end; s++) {
-            sm_out[(s - p.seg_first) * p.sample_m + j] = sample_at(segment_base(p.seg, s) - p.window_lo + off);
+            let v = sample_at(segment_base(p.seg, s) - p.window_lo + off);
+            sm_out[(s - p.seg_first) * p.sample_m + j] = v;
+            if (is_nan(v)) {
+                atomicSub(&sm_valid[s - p.seg_first], 1u);
+            }
         }
     }
 }

@@ -890,8 +890,10 @@ fn record_brackets(
         None => gpu.unstaged_texels(),
     };
 
-    // Sample: one element per stratum of len / m elements.
+    // Sample: one element per stratum of len / m elements, and its non-NaN counts.
     let sample = Arc::new(gpu.storage_buffer("quantile sample", s_count * m * 4)?);
+    let sample_valid =
+        storage_with(gpu, "quantile sample counts", bytemuck::cast_slice(&vec![sp.m; seg.count as usize]))?;
     let params = gpu.uniform(&SelectParams {
         seg_first: 0,
         seg_end: s_count as u32,
@@ -907,13 +909,15 @@ fn record_brackets(
             (0, params.as_entire_binding()),
             (1, Gpu::binding(input.buffer(), 0, input.numel() as u64)),
             (2, sample.as_entire_binding()),
+            (3, sample_valid.as_entire_binding()),
             (TEXEL_BINDING, texels.binding()),
         ],
         per_item(s_count * m)?.min(4 * gpu.reduce_workgroups()),
     )?;
     let sample_t = GpuTensor::from_buffer(sample, &[(s_count * m) as usize])?;
     let sample_g = Grouping::Rows { rows: s_count as usize, len: m as usize };
-    let sample_m = record_moments(gpu, encoder, &sample_t, &sample_g)?;
+    let sample_m = gpu.storage_buffer("quantile sample moments", s_count * MOMENTS_BYTES)?;
+    record_valid_moments(gpu, encoder, qp, &sample_valid, &sample_m, s_count)?;
     let sample_q = record_select(gpu, encoder, &sample_t, &sample_g, Some(&sample_m), &sp.bq, Purpose::SampleBrackets)?;
 
     // Brackets.
@@ -948,13 +952,7 @@ fn record_brackets(
         record_count(ctx, encoder, input, plan, qp, sp, [&brk, &bcount, &ccount, &cand, &valid])?;
     }
     if let Some(counts) = counting.counts {
-        let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ..*qp });
-        gpu.dispatch(
-            encoder,
-            &gpu.pipeline(Shader::Select, "valid_main"),
-            &[params.as_entire_binding(), valid.as_entire_binding(), counts.as_entire_binding()],
-            per_item(s_count)?,
-        )?;
+        record_valid_moments(gpu, encoder, qp, &valid, counts, s_count)?;
     }
     record_init(encoder)?;
 
@@ -975,6 +973,24 @@ fn record_brackets(
         per_item(s_count)?,
     )?;
     Ok((cand, ccount, brk))
+}
+
+/// Moments states whose counts are `valid` (u32 per segment), for `init_main`.
+fn record_valid_moments(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    qp: &SelectParams,
+    valid: &wgpu::Buffer,
+    moments: &wgpu::Buffer,
+    s_count: u64,
+) -> Result<()> {
+    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ..*qp });
+    gpu.dispatch(
+        encoder,
+        &gpu.pipeline(Shader::Select, "valid_main"),
+        &[params.as_entire_binding(), valid.as_entire_binding(), moments.as_entire_binding()],
+        per_item(s_count)?,
+    )
 }
 
 /// The counting pass over the input, float by float (`count_main`).
