@@ -27,7 +27,7 @@ struct AffineParams {
     piece_len: u32,     // runs kernels: elements per piece (multiple of 4)
     pieces: u32,        // runs kernels: pieces overlapping the window
     group: u32,         // vec4 kernels: threads that stride together (see copy.wgsl)
-    _pad0: u32,
+    param_stride: u32,  // rows kernels with TEXEL_INPUT: texels between the stacked row parameters
     _pad1: u32,
     _pad2: u32,
 }
@@ -381,6 +381,24 @@ fn beta4_at(c: u32, cols4: u32) -> vec4<f32> {
     return vec4<f32>(beta[q], beta[q + 1u], beta[q + 2u], beta[q + 3u]);
 }
 
+// Row r's center, center_lo and inv_scale as vec4s: from the buffers, or (TEXEL_INPUT)
+// from the scalar texels they are stacked in, `ap.param_stride` apart. Every lane of a
+// SIMD batch reads the same row: a software adapter loads a buffer lane by lane, but a
+// texel fetch for all of them at once.
+struct RowParams {
+    c: vec4<f32>,
+    lo: vec4<f32>,
+    inv: vec4<f32>,
+}
+
+fn row_params(r: u32) -> RowParams {
+    if (TEXEL_INPUT) {
+        return RowParams(vec4<f32>(scalar_texel(r)), vec4<f32>(scalar_texel(ap.param_stride + r)),
+                         vec4<f32>(scalar_texel(2u * ap.param_stride + r)));
+    }
+    return RowParams(vec4<f32>(center[r]), vec4<f32>(center_lo[r]), vec4<f32>(inv_scale[r]));
+}
+
 fn affine4_rows(w: u32, lid: u32, inverse: bool) {
     let cols4 = ap.run_len / 4u;
     let row0 = ap.window_lo / ap.run_len;
@@ -408,18 +426,16 @@ fn affine4_rows(w: u32, lid: u32, inverse: bool) {
         let b3 = beta4_at(c0 + 3u, cols4);
         var i = (r_first * ap.run_len - ap.window_lo) / 4u + c0;
         for (var r = r_first; r < r_end; r++) {
-            let c4 = vec4<f32>(center[r]);
-            let l4 = vec4<f32>(center_lo[r]);
-            let i4 = vec4<f32>(inv_scale[r]);
-            y4[i] = apply4(x4_at(i), inverse, c4, l4, i4, g0, b0);
+            let rp = row_params(r);
+            y4[i] = apply4(x4_at(i), inverse, rp.c, rp.lo, rp.inv, g0, b0);
             if (n > 1u) {
-                y4[i + 1u] = apply4(x4_at(i + 1u), inverse, c4, l4, i4, g1, b1);
+                y4[i + 1u] = apply4(x4_at(i + 1u), inverse, rp.c, rp.lo, rp.inv, g1, b1);
             }
             if (n > 2u) {
-                y4[i + 2u] = apply4(x4_at(i + 2u), inverse, c4, l4, i4, g2, b2);
+                y4[i + 2u] = apply4(x4_at(i + 2u), inverse, rp.c, rp.lo, rp.inv, g2, b2);
             }
             if (n > 3u) {
-                y4[i + 3u] = apply4(x4_at(i + 3u), inverse, c4, l4, i4, g3, b3);
+                y4[i + 3u] = apply4(x4_at(i + 3u), inverse, rp.c, rp.lo, rp.inv, g3, b3);
             }
             i += cols4;
         }
@@ -435,8 +451,8 @@ fn affine4_rows(w: u32, lid: u32, inverse: bool) {
         let r_hi = min(r_end, select(0u, (win_hi - q + ap.run_len - 1u) / ap.run_len, win_hi > q));
         var i = (r_lo * ap.run_len + q - ap.window_lo) / 4u;
         for (var r = r_lo; r < r_hi; r++) {
-            y4[i] = apply4(x4_at(i), inverse, vec4<f32>(center[r]), vec4<f32>(center_lo[r]), vec4<f32>(inv_scale[r]),
-                           g4, b4);
+            let rp = row_params(r);
+            y4[i] = apply4(x4_at(i), inverse, rp.c, rp.lo, rp.inv, g4, b4);
             i += cols4;
         }
     }

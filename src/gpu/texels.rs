@@ -108,15 +108,61 @@ impl Gpu {
         len: u64,
         slot: TexelSlot,
     ) -> Result<TexelSource> {
-        let texel_bytes = slot.format().block_copy_size(None).unwrap_or(16) as u64;
         let rows = len.div_ceil(TEXEL_ROW as u64);
-        let fits = rows <= self.limits.max_texture_dimension_2d as u64
-            && offset.is_multiple_of(texel_bytes)
-            && offset + len * texel_bytes <= buffer.size();
-        if !self.reads_through_texels() || len == 0 || !fits {
+        if !self.stageable(buffer, offset, len, slot, rows) {
             return Ok(self.unstaged_texels());
         }
         let texture = self.texels_for(slot, rows as u32);
+        self.record_texel_copy(encoder, buffer, offset, len, (&texture, slot, 0));
+        Ok(TexelSource { view: texture.create_view(&wgpu::TextureViewDescriptor::default()), staged: true })
+    }
+
+    /// Stack the first `len` floats of each buffer into the scalar slot, each from a
+    /// texel row of its own: buffer j's float i is texel `j·stride + i`. Returns the
+    /// source and `stride` (a multiple of TEXEL_ROW), or the stand-in where one of
+    /// them cannot be staged.
+    pub fn stage_scalar_stack(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        buffers: &[&wgpu::Buffer],
+        len: u64,
+    ) -> Result<(TexelSource, u32)> {
+        let slot = TexelSlot::KernelScalar;
+        let rows_each = len.div_ceil(TEXEL_ROW as u64).max(1);
+        let rows = rows_each * buffers.len() as u64;
+        if buffers.iter().any(|b| !self.stageable(b, 0, len, slot, rows)) {
+            return Ok((self.unstaged_texels(), 0));
+        }
+        let texture = self.texels_for(slot, rows as u32);
+        for (j, b) in buffers.iter().enumerate() {
+            self.record_texel_copy(encoder, b, 0, len, (&texture, slot, j as u32 * rows_each as u32));
+        }
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        Ok((TexelSource { view, staged: true }, (rows_each * TEXEL_ROW as u64) as u32))
+    }
+
+    /// Whether `len` texels of the slot's format from byte `offset` of `buffer` can be
+    /// staged into a texture `rows` rows high.
+    fn stageable(&self, buffer: &wgpu::Buffer, offset: u64, len: u64, slot: TexelSlot, rows: u64) -> bool {
+        let texel_bytes = slot.format().block_copy_size(None).unwrap_or(16) as u64;
+        self.reads_through_texels()
+            && len > 0
+            && rows <= self.limits.max_texture_dimension_2d as u64
+            && offset.is_multiple_of(texel_bytes)
+            && offset + len * texel_bytes <= buffer.size()
+    }
+
+    /// Record the copy of `len` texels from byte `offset` of `buffer` into `texture`
+    /// (of `slot`'s format) from texel row `row0` on.
+    fn record_texel_copy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        len: u64,
+        (texture, slot, row0): (&wgpu::Texture, TexelSlot, u32),
+    ) {
+        let texel_bytes = slot.format().block_copy_size(None).unwrap_or(16) as u64;
         let full = (len / TEXEL_ROW as u64) as u32;
         let rest = (len % TEXEL_ROW as u64) as u32;
         let row_bytes = TEXEL_ROW as u64 * texel_bytes;
@@ -131,9 +177,9 @@ impl Gpu {
                     },
                 },
                 wgpu::TexelCopyTextureInfo {
-                    texture: &texture,
+                    texture,
                     mip_level: 0,
-                    origin: wgpu::Origin3d { x: 0, y: row, z: 0 },
+                    origin: wgpu::Origin3d { x: 0, y: row0 + row, z: 0 },
                     aspect: wgpu::TextureAspect::All,
                 },
                 wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
@@ -145,7 +191,6 @@ impl Gpu {
         if rest > 0 {
             copy(encoder, offset + full as u64 * row_bytes, full, rest, 1);
         }
-        Ok(TexelSource { view: texture.create_view(&wgpu::TextureViewDescriptor::default()), staged: true })
     }
 
     /// [`Gpu::stage_texels`] of `len` floats into the scalar slot (`R32Float`), for a

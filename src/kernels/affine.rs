@@ -1,7 +1,7 @@
 //! Host side of `shaders/affine.wgsl`: the elementwise step of every scaler and norm.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Shader, TexelSlot, TEXEL_BINDING};
+use crate::gpu::{Gpu, GpuTensor, Shader, TexelSlot, SCALAR_TEXEL_BINDING, TEXEL_BINDING};
 use crate::kernels::IndexMapGpu;
 use crate::segments::{Grouping, IndexMap};
 
@@ -51,7 +51,8 @@ struct AffineParams {
     piece_len: u32,
     pieces: u32,
     group: u32,
-    _pad: [u32; 3],
+    param_stride: u32,
+    _pad: [u32; 2],
 }
 
 /// How an index map behaves along a thread's vec4s (the `MAP_*` kinds of affine.wgsl),
@@ -320,7 +321,8 @@ pub fn record_affine(
         piece_len: 0,
         pieces: 0,
         group,
-        _pad: [0; 3],
+        param_stride: 0,
+        _pad: [0; 2],
     };
     let mut lo = 0u64;
     while lo < numel {
@@ -363,6 +365,22 @@ pub fn record_affine(
                     }
                 }
             };
+            // On a software adapter the vec4 loads read staged texels (see gpu/texels.rs),
+            // and the rows kernels their rows' center, center_lo and inv_scale too
+            // (stacked in the scalar texels; both or neither, one switch).
+            let mut texels = gpu.stage_texels(encoder, input.buffer(), lo * 4, n4, TexelSlot::Kernel)?;
+            let mut row_params = None;
+            if let (Some(r), false) = (rows_len, elementwise) {
+                let (stack, stride) = match texels.staged {
+                    true => gpu.stage_scalar_stack(encoder, &[center, center_lo, inv_scale], numel / r)?,
+                    false => (gpu.unstaged_texels(), 0),
+                };
+                if !stack.staged {
+                    texels = gpu.unstaged_texels();
+                }
+                params.param_stride = stride;
+                row_params = Some(stack);
+            }
             let params = gpu.uniform(&params);
             let bytes = std::num::NonZeroU64::new(n4 * 16);
             let view =
@@ -377,12 +395,13 @@ pub fn record_affine(
                     center_lo.as_entire_binding(),
                 ]);
             }
-            // On a software adapter the vec4 loads read staged texels (see gpu/texels.rs).
-            let texels = gpu.stage_texels(encoder, input.buffer(), lo * 4, n4, TexelSlot::Kernel)?;
             let vec4 = gpu.pipeline_with(Shader::Affine, vec4_entry, &[texels.constant()]);
             let mut numbered: Vec<(u32, wgpu::BindingResource)> =
                 bindings.into_iter().enumerate().map(|(i, b)| (i as u32, b)).collect();
             numbered.push((TEXEL_BINDING, texels.binding()));
+            if let Some(stack) = &row_params {
+                numbered.push((SCALAR_TEXEL_BINDING, stack.binding()));
+            }
             gpu.dispatch_numbered(encoder, &vec4, &numbered, wgs)?;
         }
         let first = n4 * 4;
