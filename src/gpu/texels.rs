@@ -5,9 +5,10 @@
 //! store-forwarding stall per float (profiled with `perf`: ~80 % of a streaming pass).
 //! A texel fetch goes through their texture path, a real vector gather: summing 1e7
 //! floats took 35 ms from a storage buffer and 3.5 ms from an `Rgba32Float` texture.
-//! So on a software adapter a kernel's vec4 view of its input is first copied into a
-//! texture (a memcpy there, ~4.5 ms per 40 MB) and read with `textureLoad`; on a GPU the
-//! kernels read the buffer directly and nothing here runs.
+//! So on a software adapter a kernel's vec4 view of its input (or, without one, its
+//! floats, one a texel) is first copied into a texture (a memcpy there, ~4.5 ms per
+//! 40 MB) and read with `textureLoad`; on a GPU the kernels read the buffer directly
+//! and nothing here runs.
 //!
 //! The texture is `TEXEL_ROW` texels wide: vec4 `i` of the window is texel
 //! `(i % TEXEL_ROW, i / TEXEL_ROW)` (`input_texel` in common.wgsl). One texture per
@@ -26,9 +27,9 @@ pub const TEXEL_ROW: u32 = 4096;
 /// The pipeline constant that switches a kernel's input loads to the texture.
 pub const TEXEL_INPUT: &str = "TEXEL_INPUT";
 
-/// Where a kernel reads its vec4 input from: the texture view to bind at binding
-/// `TEXEL_BINDING` (the staged copy, or a 1×1 stand-in when the kernel reads the
-/// buffer), and the pipeline constant's value.
+/// Where a kernel reads an input from: the texture view to bind at the input's texture
+/// binding (the staged copy, or a 1×1 stand-in when the kernel reads the buffer), and
+/// the pipeline constant's value.
 pub struct TexelSource {
     pub view: wgpu::TextureView,
     pub staged: bool,
@@ -67,6 +68,14 @@ impl TexelSlot {
         match self {
             TexelSlot::KernelScalar => wgpu::TextureFormat::R32Float,
             _ => wgpu::TextureFormat::Rgba32Float,
+        }
+    }
+
+    /// Bytes of one texel of the slot's format.
+    fn texel_bytes(self) -> u64 {
+        match self {
+            TexelSlot::KernelScalar => 4,
+            _ => 16,
         }
     }
 }
@@ -144,12 +153,11 @@ impl Gpu {
     /// Whether `len` texels of the slot's format from byte `offset` of `buffer` can be
     /// staged into a texture `rows` rows high.
     fn stageable(&self, buffer: &wgpu::Buffer, offset: u64, len: u64, slot: TexelSlot, rows: u64) -> bool {
-        let texel_bytes = slot.format().block_copy_size(None).unwrap_or(16) as u64;
         self.reads_through_texels()
             && len > 0
             && rows <= self.limits.max_texture_dimension_2d as u64
-            && offset.is_multiple_of(texel_bytes)
-            && offset + len * texel_bytes <= buffer.size()
+            && offset.is_multiple_of(slot.texel_bytes())
+            && offset + len * slot.texel_bytes() <= buffer.size()
     }
 
     /// Record the copy of `len` texels from byte `offset` of `buffer` into `texture`
@@ -162,10 +170,9 @@ impl Gpu {
         len: u64,
         (texture, slot, row0): (&wgpu::Texture, TexelSlot, u32),
     ) {
-        let texel_bytes = slot.format().block_copy_size(None).unwrap_or(16) as u64;
         let full = (len / TEXEL_ROW as u64) as u32;
         let rest = (len % TEXEL_ROW as u64) as u32;
-        let row_bytes = TEXEL_ROW as u64 * texel_bytes;
+        let row_bytes = TEXEL_ROW as u64 * slot.texel_bytes();
         let copy = |encoder: &mut wgpu::CommandEncoder, at: u64, row: u32, width: u32, height: u32| {
             encoder.copy_buffer_to_texture(
                 wgpu::TexelCopyBufferInfo {
@@ -215,17 +222,15 @@ impl Gpu {
         offset: u64,
         len: u64,
     ) -> Result<(TexelSource, TexelSource)> {
-        let a = self.stage_texels(encoder, first, offset, len, TexelSlot::Kernel)?;
-        if !a.staged {
-            return Ok((a, self.unstaged_texels()));
+        let rows = len.div_ceil(TEXEL_ROW as u64);
+        let both = [(first, TexelSlot::Kernel), (second, TexelSlot::KernelSecond)];
+        if both.iter().any(|&(b, slot)| !self.stageable(b, offset, len, slot, rows)) {
+            return Ok((self.unstaged_texels(), self.unstaged_texels()));
         }
-        let b = self.stage_texels(encoder, second, offset, len, TexelSlot::KernelSecond)?;
-        if !b.staged {
-            // The first copy is left unread: harmless, and rare (a second buffer whose
-            // window the first's passes).
-            return Ok((self.unstaged_texels(), b));
-        }
-        Ok((a, b))
+        Ok((
+            self.stage_texels(encoder, first, offset, len, TexelSlot::Kernel)?,
+            self.stage_texels(encoder, second, offset, len, TexelSlot::KernelSecond)?,
+        ))
     }
 
     /// The source of a kernel that reads its buffer: the stand-in fills the binding.

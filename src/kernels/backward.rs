@@ -215,6 +215,32 @@ impl SavedCenter<'_> {
     }
 }
 
+/// x and dy of a vec4 pass (`sums_vec4`, `dx_vec4`): their staged texels on a software
+/// adapter (the stand-ins elsewhere), the pass's pipeline and the two texture bindings.
+struct XDyTexels(TexelSource, TexelSource);
+
+impl XDyTexels {
+    /// Stage the window of `len` vec4 from vec4 `lo` of both.
+    fn stage(
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        (x, dy): (&GpuTensor, &GpuTensor),
+        lo: u64,
+        len: u64,
+    ) -> Result<Self> {
+        let (a, b) = gpu.stage_texel_pair(encoder, (x.buffer(), dy.buffer()), lo * 16, len)?;
+        Ok(XDyTexels(a, b))
+    }
+
+    fn pipeline(&self, gpu: &Gpu, entry: &'static str) -> std::sync::Arc<wgpu::ComputePipeline> {
+        gpu.pipeline_with(Shader::Backward, entry, &[self.0.constant()])
+    }
+
+    fn bindings(&self) -> [(u32, wgpu::BindingResource<'_>); 2] {
+        [(TEXEL_BINDING, self.0.binding()), (SECOND_TEXEL_BINDING, self.1.binding())]
+    }
+}
+
 /// Record the fused reduction over `(dy, x)`: per segment of `red`, `Σw·dy` and
 /// `Σw·dy·x̂` with `x̂` from `saved` (see [`SavedCenter`]) at `t` from `stat`, `w`
 /// from `weight` (or 1). Returns a buffer of `red.num_segments()` `vec2<f32>`.
@@ -269,10 +295,6 @@ pub fn record_sums(
         Some(w) => (w.gamma, w.param_map, 2),
         None => (&dummy, stat_map, 0),
     };
-    let pass1 = |texels: &TexelSource| match vec4 {
-        true => gpu.pipeline_with(Shader::Backward, "sums_vec4", &[texels.constant()]),
-        false => gpu.pipeline(Shader::Backward, "sums_main"),
-    };
     let elem_map = element_map(&seg);
     let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
     for d in &plan.dispatches {
@@ -305,19 +327,19 @@ pub fn record_sums(
             (6, partials.as_entire_binding()),
             (7, mean_lo.as_entire_binding()),
         ];
-        // x and dy through texels on a software adapter (sums_vec4 only).
-        let (x_texels, dy_texels) = match vec4 {
-            true => gpu.stage_texel_pair(encoder, (x.buffer(), dy.buffer()), d.window_lo * 16, d.window_len)?,
-            false => (gpu.unstaged_texels(), gpu.unstaged_texels()),
+        let texels = vec4.then(|| XDyTexels::stage(gpu, encoder, (x, dy), d.window_lo, d.window_len)).transpose()?;
+        let pass1 = match &texels {
+            Some(t) => {
+                bindings.extend(t.bindings());
+                t.pipeline(gpu, "sums_vec4")
+            }
+            None => {
+                // γ (sums_vec4 serves the unweighted sums only).
+                bindings.push((5, gamma.as_entire_binding()));
+                gpu.pipeline(Shader::Backward, "sums_main")
+            }
         };
-        if vec4 {
-            bindings.push((TEXEL_BINDING, x_texels.binding()));
-            bindings.push((SECOND_TEXEL_BINDING, dy_texels.binding()));
-        } else {
-            // γ (sums_vec4 serves the unweighted sums only).
-            bindings.push((5, gamma.as_entire_binding()));
-        }
-        gpu.dispatch_numbered(encoder, &pass1(&x_texels), &bindings, d.tiles * d.parts)?;
+        gpu.dispatch_numbered(encoder, &pass1, &bindings, d.tiles * d.parts)?;
     }
     let params = gpu.uniform(&SumsMergeParams { count: seg.count, parts_total: parts_total as u32, _pad: [0; 2] });
     let pass2 = gpu.pipeline(Shader::Backward, "sums_merge_main");
@@ -442,14 +464,10 @@ pub fn record_dx(
     let elem_map = element_map(&seg);
     let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
     for d in &plan.dispatches {
-        // x and dy through texels on a software adapter (dx_vec4 only).
-        let (x_texels, dy_texels) = match vec4 {
-            true => gpu.stage_texel_pair(encoder, (x.buffer(), dy.buffer()), d.window_lo * 16, d.window_len)?,
-            false => (gpu.unstaged_texels(), gpu.unstaged_texels()),
-        };
-        let pipeline = match vec4 {
-            true => gpu.pipeline_with(Shader::Backward, "dx_vec4", &[x_texels.constant()]),
-            false => gpu.pipeline(Shader::Backward, "dx_main"),
+        let texels = vec4.then(|| XDyTexels::stage(gpu, encoder, (x, dy), d.window_lo, d.window_len)).transpose()?;
+        let pipeline = match &texels {
+            Some(t) => t.pipeline(gpu, "dx_vec4"),
+            None => gpu.pipeline(Shader::Backward, "dx_main"),
         };
         let params = gpu.uniform(&DxParams {
             seg: seg.into(),
@@ -479,9 +497,8 @@ pub fn record_dx(
             (7, args.coeffs.unwrap_or(&dummy).as_entire_binding()),
             (8, mean_lo.as_entire_binding()),
         ];
-        if vec4 {
-            bindings.push((TEXEL_BINDING, x_texels.binding()));
-            bindings.push((SECOND_TEXEL_BINDING, dy_texels.binding()));
+        if let Some(t) = &texels {
+            bindings.extend(t.bindings());
         }
         gpu.dispatch_numbered(encoder, &pipeline, &bindings, d.tiles * d.parts)?;
     }
