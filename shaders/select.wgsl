@@ -988,7 +988,7 @@ var<workgroup> sh_bc: array<atomic<u32>, 2048>; // segments of a workgroup × NC
 // chunks of CHUNK loads in turns (see `chunk_walk`), so that values that lie together
 // (sorted input) spread over the writers. Both also count each segment's values that
 // are not NaN (`k_valid`), so that no moments pass is needed.
-const CHUNK: u32 = 16u; // loads of a lane group before the next group's turn (COUNT_CHUNK)
+const CHUNK: u32 = 16u; // loads of a lane group before the next group's turn (COUNT_CHUNK); at most 32 (a round a bit of `redo`)
 
 fn count1(v: vec4<bool>) -> vec4<u32> {
     return select(vec4<u32>(0u), vec4<u32>(1u), v);
@@ -1016,14 +1016,18 @@ fn bracket4(lo: vec4<u32>, hi: vec4<u32>, d: vec4<u32>) -> Bracket4 {
 // Count four keys against a bracket; true where a key lies strictly inside, and there
 // `d` gets the bracket's offset.
 fn count_bracket(b: ptr<function, Bracket4>, sk: vec4<i32>, d: ptr<function, vec4<u32>>) -> vec4<bool> {
-    let le_lo = sk <= (*b).lo;
-    let lt_hi = sk < (*b).hi;
     (*b).lt_lo += count1(sk < (*b).lo);
-    (*b).le_lo += count1(le_lo);
-    (*b).lt_hi += count1(lt_hi);
+    (*b).le_lo += count1(sk <= (*b).lo);
+    (*b).lt_hi += count1(sk < (*b).hi);
     (*b).le_hi += count1(sk <= (*b).hi);
-    let inside = !le_lo & lt_hi;
-    *d = select(*d, (*b).d, inside);
+    return in_bracket(*b, sk, d);
+}
+
+// Which of the four keys lie strictly inside bracket b (their dense offset into `d`),
+// without counting them.
+fn in_bracket(b: Bracket4, sk: vec4<i32>, d: ptr<function, vec4<u32>>) -> vec4<bool> {
+    let inside = !(sk <= b.lo) & (sk < b.hi);
+    *d = select(*d, b.d, inside);
     return inside;
 }
 
@@ -1041,30 +1045,34 @@ fn chunk_walk(task: LaneTask, span: u32) -> vec3<u32> {
 
 // A writer's share of its segment's candidate list: the list's extent (its `found`
 // candidates' slots times the writers), or cap + 1 when they filled its slots (the
-// last one must stay free, see `write_candidates`).
+// last one must stay free, see `write_first`).
 fn flush_candidates(s: u32, found: u32, ct: u32, writers: u32) {
     atomicMax(&k_ccount[s], select(found * writers, p.cap + 1u, found >= ct));
 }
 
-// Write the keys `kv` that lie `inside` to the writer's slots, the components in order:
-// component i goes to list `list[i]`, at the writer's running count `found[i]` (with
-// `one_list`, the components share one list and every component of `found` counts them
-// all). Every call stores once, the first key inside or else a 0 into the next free
-// slot of component x's list, and loops for the rest: a software adapter runs the body
-// of every `if` and pays for a store whether its lanes store or not, but leaves a loop
-// once none of its lanes has rounds left, and few calls have two keys inside. Past its
-// slots a writer overwrites its last one; its segment then goes to the fallback (see
-// `flush_candidates`, which keeps that last slot free for the 0s).
-fn write_candidates(list: vec4<u32>, found: ptr<function, vec4<u32>>, inside: vec4<bool>, kv: vec4<u32>, ct: u32,
-                    writers: u32, one_list: bool) {
-    var left = inside;
-    write_first(list, found, &left, kv, ct, writers, one_list);
-    while (any(left)) {
-        write_first(list, found, &left, kv, ct, writers, one_list);
+// Candidate writes. The keys `kv` that lie inside a bracket go to the writer's slots,
+// the components in order: component i goes to list `list[i]`, at the writer's running
+// count `found[i]` (with `one_list`, the components share one list and every component
+// of `found` counts them all). Past its slots a writer overwrites its last one; its
+// segment then goes to the fallback (see `flush_candidates`, which keeps that last
+// slot free for the 0s).
+//
+// A software adapter runs the body of every `if` and of every loop at least once,
+// paying for each store in it whether its lanes store or not (a loop over the lanes).
+// So a counting round stores once (`write_first`: the first key inside, or else a 0
+// into the next free slot of component x's list) and only marks a round with more
+// keys inside; the chunk's marked rounds are read again at its end and their other
+// keys written by `write_rest`. A loop per round cost 16 % of the counting pass.
+
+// The keys still `left` after `write_first`, one round each.
+fn write_rest(list: vec4<u32>, found: ptr<function, vec4<u32>>, left: ptr<function, vec4<bool>>, kv: vec4<u32>,
+              ct: u32, writers: u32, one_list: bool) {
+    while (any(*left)) {
+        write_first(list, found, left, kv, ct, writers, one_list);
     }
 }
 
-// One round of `write_candidates`: the first key `left` (taken off it), or a 0 into the
+// One store: the first key `left` (taken off it), or a 0 into the
 // next free slot of component x's list when none is left.
 fn write_first(list: vec4<u32>, found: ptr<function, vec4<u32>>, left: ptr<function, vec4<bool>>, kv: vec4<u32>,
                ct: u32, writers: u32, one_list: bool) {
@@ -1153,6 +1161,10 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
             let k0 = p.k_first + c0 + task.lane_k % cw.z;
             let k_stop = min(p.k_first + c0 + cw.z * 4u * CHUNK, p.k_end);
             var walk = element_walk(p.seg, base, k0, cw.z);
+            // As in count_vec4: one store per round, the rounds with more keys inside
+            // (bit r: round r) read again at the end of the chunk.
+            var redo = 0u;
+            var round = 0u;
             for (var k = k0; k < k_stop; k += 4u * cw.z) {
                 let q = walk_quad(&walk, k, cw.z, k_stop);
                 let o = q.offsets;
@@ -1180,7 +1192,40 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
                     inside |= count_bracket(&b12, sk, &d) | count_bracket(&b13, sk, &d) |
                         count_bracket(&b14, sk, &d) | count_bracket(&b15, sk, &d);
                 }
-                write_candidates(list, &found, inside, (ukey4(sk) + d) << dense, ct, writers, true);
+                var left = inside;
+                write_first(list, &found, &left, (ukey4(sk) + d) << dense, ct, writers, true);
+                redo |= select(0u, 1u << round, any(left));
+                round += 1u;
+            }
+            while (redo != 0u) {
+                let r = firstTrailingBit(redo);
+                redo &= redo - 1u;
+                let k = k0 + 4u * r * cw.z;
+                var w = element_walk(p.seg, base, k, cw.z);
+                let q = walk_quad(&w, k, cw.z, k_stop);
+                let o = q.offsets;
+                let bv = vec4<u32>(bitcast<u32>(k_x_at(o.x)), bitcast<u32>(k_x_at(o.y)), bitcast<u32>(k_x_at(o.z)),
+                                   bitcast<u32>(k_x_at(o.w)));
+                let sk = skeys4(bv, !(q.inside & !nan_bits4(bv)));
+                var d = vec4<u32>(0u);
+                var inside = in_bracket(b0, sk, &d) | in_bracket(b1, sk, &d) | in_bracket(b2, sk, &d);
+                if (nb > 3u) {
+                    inside |= in_bracket(b3, sk, &d);
+                }
+                if (nb > 4u) {
+                    inside |= in_bracket(b4, sk, &d) | in_bracket(b5, sk, &d) | in_bracket(b6, sk, &d) |
+                        in_bracket(b7, sk, &d);
+                }
+                if (nb > 8u) {
+                    inside |= in_bracket(b8, sk, &d) | in_bracket(b9, sk, &d) | in_bracket(b10, sk, &d) |
+                        in_bracket(b11, sk, &d);
+                }
+                if (nb > 12u) {
+                    inside |= in_bracket(b12, sk, &d) | in_bracket(b13, sk, &d) | in_bracket(b14, sk, &d) |
+                        in_bracket(b15, sk, &d);
+                }
+                var left = inside & vec4<bool>(false, inside.x, inside.x | inside.y, inside.x | inside.y | inside.z);
+                write_rest(list, &found, &left, (ukey4(sk) + d) << dense, ct, writers, true);
             }
         }
         flush_candidates(s, found.x, ct, writers);
@@ -1308,6 +1353,9 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
             let k0 = p.k_first + c0 + task.lane_k % cw.z;
             let k_stop = min(p.k_first + c0 + cw.z * CHUNK, p.k_end);
             var walk = element_walk(p.seg, base, k0, cw.z);
+            // Rounds of this chunk with a second key inside (bit r: round r).
+            var redo = 0u;
+            var round = 0u;
             for (var k = k0; k < k_stop; k += cw.z) {
                 let bv = bitcast<vec4<u32>>(k_x4_at(walk_offset(walk)));
                 walk_next(&walk);
@@ -1321,8 +1369,28 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
                 if (four) {
                     inside |= count_bracket(&b3, sk, &d);
                 }
+                var left = inside & real;
+                // One store per round; the rest of its keys wait for the end of the chunk
+                // (a loop here would run its body every round on a software adapter).
+                write_first(list, &found, &left, (ukey4(sk) + d) << dense, ct, writers, !by_segment);
+                redo |= select(0u, 1u << round, any(left));
+                round += 1u;
+            }
+            // The chunk's rounds with more than one key inside (rare, but every round of
+            // sorted input inside a bracket): read again, their first key taken off.
+            while (redo != 0u) {
+                let r = firstTrailingBit(redo);
+                redo &= redo - 1u;
+                let bv = bitcast<vec4<u32>>(k_x4_at(walk_offset(element_walk(p.seg, base, k0 + r * cw.z, cw.z))));
+                let sk = skeys4(bv, nan_bits4(bv));
+                var d = vec4<u32>(0u);
+                var inside = in_bracket(b0, sk, &d) | in_bracket(b1, sk, &d) | in_bracket(b2, sk, &d);
+                if (four) {
+                    inside |= in_bracket(b3, sk, &d);
+                }
                 inside &= real;
-                write_candidates(list, &found, inside, (ukey4(sk) + d) << dense, ct, writers, !by_segment);
+                var left = inside & vec4<bool>(false, inside.x, inside.x | inside.y, inside.x | inside.y | inside.z);
+                write_rest(list, &found, &left, (ukey4(sk) + d) << dense, ct, writers, !by_segment);
             }
         }
         let b = array<Bracket4, 4>(b0, b1, b2, b3);

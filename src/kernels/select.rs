@@ -560,7 +560,7 @@ fn sample_plan(
     let share = 1.25 * width * len as f64 / writers as f64;
     let slots = (share + 5.0 * share.sqrt()).ceil() as u64 + 2 * COUNT_CHUNK * per_round;
     // No more than a writer's values (its chunks), which short segments reach, and a
-    // last slot that stays free (see `write_candidates` in select.wgsl).
+    // last slot that stays free (see `write_first` in select.wgsl).
     let slots = slots.min(rounds.div_ceil(writers * COUNT_CHUNK) * COUNT_CHUNK * per_round) + 1;
     let cap = writers * gpu.candidate_slots().map_or(slots, |n| u64::from(n.max(1)));
     let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
