@@ -377,6 +377,14 @@ fn error_paths() {
         .expect_code(2)
         .stderr_has(&["CSV"]);
     assert_eq!(dir.names(), before);
+    // An output that cannot be written (a directory of that name) fails after the
+    // running stats' directories were made: they go again, nested ones too.
+    std::fs::create_dir(dir.file("taken.npy")).unwrap();
+    let before = dir.names();
+    gpunorm(&a(&["norm", "--kind", "batch", &xs, "-o", &f("taken.npy"), "--running-out", &f("new/rs")]))
+        .expect_code(2)
+        .stderr_has(&["taken.npy"]);
+    assert_eq!(dir.names(), before);
     // And the good run: both running files appear.
     gpunorm(&a(&["norm", "--kind", "batch", &xs, "-o", &y, "--running-out", &f("rs"), "--verify"])).expect_code(0);
     let mut names: Vec<String> = std::fs::read_dir(dir.file("rs"))

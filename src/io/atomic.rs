@@ -111,6 +111,56 @@ fn write_all_with(files: &[(PathBuf, Vec<u8>)], mut rename: impl FnMut(&Path, &P
     Ok(())
 }
 
+/// Directories made for output files, removed again (deepest first, only while empty)
+/// when dropped before [`CreatedDirs::keep`]: a run that fails after making them
+/// leaves nothing behind.
+#[must_use = "dropping it removes the directories it made"]
+pub struct CreatedDirs {
+    made: Vec<PathBuf>,
+}
+
+impl CreatedDirs {
+    /// The writes succeeded: keep the directories.
+    pub fn keep(mut self) {
+        self.made.clear();
+    }
+}
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        for dir in self.made.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Creates `dir` and any missing parents, remembering which of them did not exist.
+pub fn create_dirs(dir: &Path) -> Result<CreatedDirs> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err()) {
+        missing.push(d.to_path_buf());
+        at = d.parent();
+    }
+    missing.reverse();
+    let mut made = CreatedDirs { made: Vec::with_capacity(missing.len()) };
+    for d in missing {
+        match fs::create_dir(&d) {
+            Ok(()) => made.made.push(d),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => return Err(io_error(dir, "cannot create the directory".into(), e)),
+        }
+    }
+    if !dir.is_dir() {
+        return Err(io_error(
+            dir,
+            "cannot create the directory: a file of that name exists".into(),
+            io::Error::from(io::ErrorKind::AlreadyExists),
+        ));
+    }
+    Ok(made)
+}
+
 /// A temporary file that is removed when dropped, unless disarmed.
 struct Temp {
     path: PathBuf,

@@ -23,7 +23,7 @@ use ndarray::{ArrayD, ArrayViewD};
 
 use crate::error::{Error, Result};
 
-pub use atomic::{write_atomic, write_atomic_all};
+pub use atomic::{create_dirs, write_atomic, write_atomic_all, CreatedDirs};
 pub use csv::{csv_bytes, parse_csv};
 pub use npy::{npy_bytes, parse_npy, parse_npy_typed};
 

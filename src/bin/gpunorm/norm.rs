@@ -118,14 +118,18 @@ pub fn run(args: &Parsed) -> Result<(), CliError> {
 
     // The output and the running stats appear together or not at all.
     let mut files = vec![(req.output.clone(), output_bytes(&req.output, y.view(), &x)?)];
+    // A directory made here goes again if the writes fail (nothing left behind).
+    let mut made = None;
     if let (Some(dir), Some((m, v))) = (&req.running_out, running) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::BadInput(format!("{}: cannot create the directory: {e}", dir.display())))?;
+        made = Some(gpunorm::io::create_dirs(dir).map_err(|e| CliError::BadInput(e.to_string()))?);
         let npy = |v: Vec<f32>| gpunorm::io::npy_bytes(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).unwrap().view());
         files.push((dir.join("running_mean.npy"), npy(m)));
         files.push((dir.join("running_var.npy"), npy(v)));
     }
     gpunorm::io::write_atomic_all(&files)?;
+    if let Some(dirs) = made {
+        dirs.keep();
+    }
     Ok(())
 }
 
