@@ -20,7 +20,7 @@ struct ReduceParams {
     part_offset: u32,    // this dispatch's first part in the partials of a segment
     parts_total: u32,    // partials per segment
     tiles: u32,          // workgroups along the segments in this dispatch
-    flags: u32,          // 1: multiply each segment's values by prescale[s] (huge magnitudes);
+    flags: u32,          // 1: multiply each segment's values by prescale[s] (huge or tiny magnitudes);
                          // 2: each element lane takes a contiguous block (software adapters);
                          // 4: (partials_vec4) a vec4's components are four segments;
                          // 8: each lane writes its own partial (parts_total counts lanes), no
@@ -40,7 +40,8 @@ fn x_at(i: u32) -> f32 {
 }
 @group(0) @binding(2) var<storage, read_write> partials: array<Moments>;
 // A power of two per segment that brings values near 3e38 (whose squares and
-// differences overflow float32) down to a safe range; min and max stay unscaled.
+// differences overflow float32) down, or values near 1e-25 (whose squared deviations
+// underflow) up, to a safe range; min and max stay unscaled.
 @group(0) @binding(3) var<storage, read> prescale: array<f32>;
 
 var<workgroup> sh_count: array<u32, WG>;

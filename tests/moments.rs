@@ -289,6 +289,40 @@ fn huge_magnitudes_with_prescale() {
     }
 }
 
+#[test]
+fn tiny_magnitudes_with_prescale() {
+    // A spread of 1e-25: squared deviations (1e-50) underflow float32 to zero, which
+    // read such a column as constant. Scaled up by a power of two, the moments match.
+    use gpunorm::kernels::moments::{moments_prescaled, prescale_for};
+    let mut rng = Rng::new(77);
+    for (rows, cols) in [(1000, 1), (1001, 4), (999, 3)] {
+        let g = Grouping::Columns { rows, cols };
+        let data: Vec<f32> = (0..rows * cols)
+            .map(|i| match i % cols {
+                0 => rng.normal() as f32 * 1e-25,
+                1 => 3e-30 + rng.normal() as f32 * 1e-35,
+                2 => (i % 5) as f32 * 1e-38,
+                _ => rng.normal() as f32,
+            })
+            .collect();
+        let want = reference::moments(&data, &g);
+        let prescale: Vec<f32> = (0..cols)
+            .map(|j| prescale_for((0..rows).map(|i| data[i * cols + j].abs() as f64).fold(0.0, f64::max)))
+            .collect();
+        if cols > 3 {
+            assert_eq!(prescale[3], 1.0, "ordinary data is left alone");
+        }
+        let t = GpuTensor::from_slice(gpu(), &data, &[rows, cols]).unwrap();
+        let got = moments_prescaled(gpu(), &t, &g, &prescale).unwrap();
+        for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!(b.var() > 0.0);
+            assert_eq!((a.min, a.max), (b.min, b.max));
+            assert!(Tolerance::new(1e-5 * b.std(), 1e-6).accepts(a.mean, b.mean), "column {j}: {a:?} vs {b:?}");
+            assert!(Tolerance::new(0.0, 1e-4).accepts(a.var(), b.var()), "column {j}: {a:?} vs {b:?}");
+        }
+    }
+}
+
 /// The GPU paths (interleaved lanes, workgroup trees, many workgroups), forced on this
 /// software adapter: what a hardware GPU runs.
 #[test]

@@ -414,3 +414,42 @@ fn host_path_range_beyond_float32_scales_right() {
         }
     }
 }
+
+/// Columns of tiny magnitude (a spread of 1e-25; a lone 1e-30 among zeros), whose
+/// squared deviations underflow float32: standard scaling gives the float64 answer
+/// (scikit-learn on the same data), not a constant column's, through transform,
+/// inverse_transform and `Verify::Always`. (Min-max, max-abs and robust scaling take
+/// ranges this small as zero, as scikit-learn does: see the zero-scale test above.)
+#[test]
+fn tiny_magnitudes_scale_right() {
+    let mut gpu = common::own_gpu();
+    gpu.set_verify(gpunorm::Verify::Always);
+    let mut rng = Rng::new(12);
+    let rows = 300;
+    let x = Array2::from_shape_fn((rows, 3), |(i, j)| match j {
+        0 => rng.normal() as f32 * 1e-25,
+        1 => {
+            if i == 7 {
+                1e-30
+            } else {
+                0.0
+            }
+        }
+        _ => 4e-21 + (i % 9) as f32 * 1e-27,
+    });
+    let s = Scaler::from(StandardScaler::new());
+    let (f, y) = s.fit_transform(&gpu, x.view()).unwrap();
+    for j in 0..x.ncols() {
+        let (center, scale) = Column::of(x.column(j)).center_scale(&s);
+        for i in 0..rows {
+            let want = (x[[i, j]] as f64 - center) / scale;
+            let got = y[[i, j]] as f64;
+            assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "[{i}, {j}]: {got} vs {want}");
+        }
+    }
+    let back = f.inverse_transform(&gpu, y.view()).unwrap();
+    for ((i, j), &v) in x.indexed_iter() {
+        let b = back[[i, j]] as f64;
+        assert!((b - v as f64).abs() <= 1e-5 * (v as f64).abs().max(1e-30), "inverse [{i}, {j}]: {b} vs {v}");
+    }
+}

@@ -208,12 +208,17 @@ pub fn moments(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping) -> Result<Vec<
     download_moments(gpu, &buf, grouping.num_segments())
 }
 
-/// The power of two that keeps a segment's float32 accumulation clear of overflow:
-/// values up to `max_abs` are brought to about 2^16 when `max_abs` exceeds 2^40
-/// (float32 squares and differences overflow near 1.8e19 and 1.7e38), else 1.
+/// The power of two that keeps a segment's float32 accumulation clear of overflow and
+/// underflow: values up to `max_abs` are brought to about 2^16 when `max_abs` exceeds
+/// 2^40 (float32 squares and differences overflow near 1.8e19 and 1.7e38) or lies
+/// below 2^-20 (squared deviations of values near 1e-20 fall under float32's smallest
+/// normal, 1.2e-38, and then to zero: a spread of 1e-25 read as a constant column),
+/// else 1. Powers of two scale exactly; the factor is at most 2^100.
 pub fn prescale_for(max_abs: f64) -> f32 {
-    if max_abs.is_finite() && max_abs > (1u64 << 40) as f64 {
-        2f32.powi(16 - max_abs.log2().ceil() as i32)
+    let huge = max_abs > (1u64 << 40) as f64;
+    let tiny = max_abs > 0.0 && max_abs < 2f64.powi(-20);
+    if max_abs.is_finite() && (huge || tiny) {
+        2f32.powi((16 - max_abs.log2().ceil() as i32).min(100))
     } else {
         1.0
     }
