@@ -87,6 +87,8 @@ use ndarray::ArrayView2;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::kernels::{moments::moments_prescaled, select::quantiles};
+use crate::scale::offsets::host_input;
+use crate::scale::Element;
 use crate::segments::Grouping;
 use crate::verify::{self, Tolerance, Verify};
 
@@ -162,9 +164,14 @@ pub fn quantile_tolerance() -> Tolerance {
 
 /// Per-column statistics of a `(n_samples, n_features)` matrix on the GPU: count, NaN
 /// count, mean, variances, min, max and exact quantiles (numpy's linear method).
-/// NaN is missing; ±inf is an error naming row and column.
-pub fn describe(gpu: &Gpu, x: ArrayView2<f32>, qs: &[f64]) -> Result<Vec<FeatureStats>> {
+/// NaN is missing; ±inf is an error naming row and column. float64 columns are centred
+/// on the host before they become float32, and the statistics moved back in float64
+/// (see `scale/offsets.rs`): 1e6 + N(0, 1) keeps its mean and median to ~1e-7.
+pub fn describe<T: Element>(gpu: &Gpu, x: ArrayView2<T>, qs: &[f64]) -> Result<Vec<FeatureStats>> {
     check_quantiles(qs)?;
+    let (x, offsets) = host_input(x, true);
+    let offsets = offsets.unwrap_or_else(|| vec![0.0; x.ncols()]);
+    let x = x.view();
     let prescale = column_prescale(x)?;
     let (rows, cols) = x.dim();
     let grouping = Grouping::Columns { rows, cols };
@@ -177,16 +184,17 @@ pub fn describe(gpu: &Gpu, x: ArrayView2<f32>, qs: &[f64]) -> Result<Vec<Feature
     }
     Ok(m.iter()
         .zip(q)
-        .map(|(m, quantiles)| FeatureStats {
+        .zip(offsets)
+        .map(|((m, quantiles), c)| FeatureStats {
             count: m.count,
             nan_count: m.nan_count,
-            mean: m.mean,
+            mean: m.mean + c,
             var: m.var(),
             var_sample: m.var_sample(),
             std: m.std(),
-            min: m.min,
-            max: m.max,
-            quantiles,
+            min: m.min + c,
+            max: m.max + c,
+            quantiles: quantiles.into_iter().map(|v| v + c).collect(),
         })
         .collect())
 }

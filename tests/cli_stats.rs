@@ -3,7 +3,7 @@
 
 mod cli_common;
 
-use cli_common::{golden, gpunorm, nums, nums_f32, write_csv, write_npy, write_npy_i64, TmpDir};
+use cli_common::{golden, gpunorm, nums, nums_f32, write_csv, write_npy, write_npy_f64, write_npy_i64, TmpDir};
 use gpunorm::verify::{mean_tolerance, var_tolerance, F32_EPS};
 use serde_json::Value;
 
@@ -295,4 +295,47 @@ fn integer_and_float64_npy_inputs() {
     assert_eq!(doc["features"][0]["mean"], 3.0);
     assert_eq!(doc["features"][0]["min"], -2.0);
     assert_eq!(doc["features"][0]["quantiles"]["0.5"], 2.0);
+}
+
+/// float64 columns whose detail lies below float32's resolution at their magnitude
+/// (1e6 plus noise of ~1; timestamps near 1.7e9, where float32 steps by 128 s) keep
+/// their mean, quantiles, min and max to float64's figures (each column is centred on
+/// the host before it becomes float32), and `--verify` passes.
+#[test]
+fn float64_columns_keep_their_detail() {
+    let dir = TmpDir::new("stats-f64-detail");
+    let rows = 1001;
+    let mut state = 12345u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut data = Vec::with_capacity(rows * 2);
+    for _ in 0..rows {
+        data.push(1e6 + (next() + next() + next() - 1.5) * 2.0);
+        data.push(1.7e9 + 86400.0 * next());
+    }
+    let path = dir.file("detail.npy");
+    write_npy_f64(&path, (rows, 2), &data);
+    let run = gpunorm(&["stats", path.to_str().unwrap(), "--quantiles", "0.1,0.5,0.9", "--verify"]);
+    run.expect_code(0);
+    let doc = run.json();
+    for j in 0..2 {
+        let mut col: Vec<f64> = (0..rows).map(|i| data[i * 2 + j]).collect();
+        let mean = col.iter().sum::<f64>() / rows as f64;
+        let std = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / rows as f64).sqrt();
+        col.sort_by(f64::total_cmp);
+        let f = &doc["features"][j];
+        let num = |k: &str| f[k].as_f64().unwrap();
+        // float32 arithmetic on the residuals: a few ulp of the spread.
+        let tol = 1e-6 * std;
+        assert!((num("mean") - mean).abs() <= tol, "column {j} mean {} vs {mean}", num("mean"));
+        assert!((num("std") / std - 1.0).abs() <= 1e-5, "column {j} std {} vs {std}", num("std"));
+        assert!((num("min") - col[0]).abs() <= tol, "column {j} min");
+        assert!((num("max") - col[rows - 1]).abs() <= tol, "column {j} max");
+        for (key, rank) in [("0.1", 100), ("0.5", 500), ("0.9", 900)] {
+            let q = f["quantiles"][key].as_f64().unwrap();
+            assert!((q - col[rank]).abs() <= tol, "column {j} quantile {key}: {q} vs {}", col[rank]);
+        }
+    }
 }

@@ -17,6 +17,7 @@
 //! # Ok::<(), gpunorm::Error>(())
 //! ```
 
+pub(crate) mod offsets;
 mod options;
 mod params;
 
@@ -83,22 +84,34 @@ impl InputDtype {
     }
 }
 
-/// Elements that can be scaled: converted to float32 on upload.
+/// Elements that can be scaled: converted to float32 on upload (float64 columns
+/// centred on the host first, see `offsets.rs`).
 pub trait Element: Copy {
     /// The dtype scikit-learn would fit this element type in.
     const DTYPE: InputDtype;
+    /// Every value is a float32: nothing to centre on the host.
+    const EXACT_IN_F32: bool;
     fn to_f32(self) -> f32;
+    fn to_f64(self) -> f64;
 }
 impl Element for f32 {
     const DTYPE: InputDtype = InputDtype::Float32;
+    const EXACT_IN_F32: bool = true;
     fn to_f32(self) -> f32 {
         self
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
     }
 }
 impl Element for f64 {
     const DTYPE: InputDtype = InputDtype::Float64;
+    const EXACT_IN_F32: bool = false;
     fn to_f32(self) -> f32 {
         self as f32
+    }
+    fn to_f64(self) -> f64 {
+        self
     }
 }
 
@@ -168,15 +181,41 @@ impl Scaler {
 
     /// Fit to `x` (`n_samples × n_features`; NaN is missing).
     pub fn fit<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<FittedScaler> {
-        self.fit_as(gpu, to_f32(x).view(), T::DTYPE)
+        self.fit_as(gpu, x, T::DTYPE)
     }
 
-    /// [`Scaler::fit`] of float32 values that stand for data of `dtype` (e.g. a float64
-    /// file already read as float32): `dtype` sets the zero-scale threshold.
-    pub fn fit_as(&self, gpu: &Gpu, x: ArrayView2<f32>, dtype: InputDtype) -> Result<FittedScaler> {
-        let ranges = self.check_input(x)?;
-        let tensor = upload(gpu, x)?;
-        self.fit_tensor(gpu, &tensor, x.dim(), &ranges, dtype)
+    /// [`Scaler::fit`] of values that stand for data of `dtype` (e.g. float32 data
+    /// stored as float64, or float64 data already read as float32): `dtype` sets the
+    /// zero-scale threshold.
+    pub fn fit_as<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>, dtype: InputDtype) -> Result<FittedScaler> {
+        let (x, offsets) = self.fit_input(x);
+        let ranges = self.check_input(x.view())?;
+        let tensor = upload(gpu, x.view())?;
+        let fitted = self.fit_tensor(gpu, &tensor, x.dim(), &ranges, dtype)?;
+        Ok(fitted.shifted_by(offsets.as_deref()))
+    }
+
+    /// The float32 matrix the GPU fits for `x` and the per-column offsets taken off it
+    /// on the host (float64 input; log1p is not shift-invariant, so log takes none).
+    fn fit_input<T: Element>(&self, x: ArrayView2<T>) -> (Array2<f32>, Option<Vec<f64>>) {
+        offsets::host_input(x, !matches!(self, Scaler::Log(_)))
+    }
+
+    /// Whether the transform takes a fitted center off each value: only then do the
+    /// residuals of a host-centred input help it (max-abs, say, divides x itself, and
+    /// would only add `x − c` and `c` back in float32).
+    fn subtracts_center(&self) -> bool {
+        match *self {
+            Scaler::Standard(o) => o.with_mean,
+            Scaler::MinMax(_) => true,
+            Scaler::Robust(o) => o.with_centering,
+            Scaler::MaxAbs(_) | Scaler::Log(_) => false,
+        }
+    }
+
+    /// The float32 matrix the GPU transforms for `x`, and the offsets taken off it.
+    fn transform_input<T: Element>(&self, x: ArrayView2<T>) -> (Array2<f32>, Option<Vec<f64>>) {
+        offsets::host_input(x, self.subtracts_center())
     }
 
     /// Fit the uploaded `(rows, cols)` matrix whose column ranges `check_input` found.
@@ -234,20 +273,26 @@ impl Scaler {
 
     /// Fit and transform the same data, uploading it once.
     pub fn fit_transform<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<(FittedScaler, Array2<f32>)> {
-        self.fit_transform_as(gpu, to_f32(x).view(), T::DTYPE)
+        self.fit_transform_as(gpu, x, T::DTYPE)
     }
 
-    /// [`Scaler::fit_transform`] of float32 values that stand for data of `dtype`.
-    pub fn fit_transform_as(
+    /// [`Scaler::fit_transform`] of values that stand for data of `dtype`.
+    pub fn fit_transform_as<T: Element>(
         &self,
         gpu: &Gpu,
-        x: ArrayView2<f32>,
+        x: ArrayView2<T>,
         dtype: InputDtype,
     ) -> Result<(FittedScaler, Array2<f32>)> {
-        let ranges = self.check_input(x)?;
-        let tensor = upload(gpu, x)?;
-        let fitted = self.fit_tensor(gpu, &tensor, x.dim(), &ranges, dtype)?;
-        let out = fitted.apply(gpu, x, &tensor, false, &ranges)?;
+        let (r, offsets) = self.fit_input(x);
+        let ranges = self.check_input(r.view())?;
+        let tensor = upload(gpu, r.view())?;
+        let fitted = self.fit_tensor(gpu, &tensor, r.dim(), &ranges, dtype)?.shifted_by(offsets.as_deref());
+        if offsets.is_none() || self.subtracts_center() {
+            // The data just fitted, uploaded once.
+            let out = fitted.apply(gpu, r.view(), &tensor, false, &ranges, offsets.as_deref())?;
+            return Ok((fitted, out));
+        }
+        let out = fitted.transform(gpu, x)?;
         Ok((fitted, out))
     }
 
@@ -353,6 +398,29 @@ fn matrix_shape(shape: &[usize]) -> Result<(usize, usize)> {
 }
 
 impl FittedScaler {
+    /// The statistics of data `offsets` higher than those it was fitted on (a fit of
+    /// the host's residuals, see `offsets.rs`): means, min, max and robust centers move
+    /// by each column's offset; variances and scales stay.
+    fn shifted_by(mut self, offsets: Option<&[f64]>) -> Self {
+        let Some(off) = offsets else { return self };
+        match (&mut self.state, self.scaler) {
+            (FitState::Moments(m), _) => {
+                for (s, &c) in m.iter_mut().zip(off).filter(|(s, _)| s.count > 0) {
+                    s.mean += c;
+                    s.min += c;
+                    s.max += c;
+                }
+            }
+            (FitState::Robust { center, .. }, Scaler::Robust(o)) if o.with_centering => {
+                for (x, &c) in center.iter_mut().zip(off) {
+                    *x += c;
+                }
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// Per-feature (center, inverse scale) in float64.
     pub fn center_inv_scale(&self) -> Option<(Vec<f64>, Vec<f64>)> {
         match &self.state {
@@ -382,12 +450,21 @@ impl FittedScaler {
     /// `ranges` is each feature's (min, max) over the values the forward map will see
     /// (a transform's input); without it, the fitted min and max where the state has
     /// them (the inverse map's output range).
+    ///
+    /// `offsets`: what the host took off each column of the input (see `offsets.rs`);
+    /// the kernel then takes `center − offset` off the residuals.
     fn affine_params(
         &self,
         cols: usize,
         ranges: Option<&[(f64, f64)]>,
+        offsets: Option<&[f64]>,
     ) -> Option<(Vec<f64>, Vec<f64>, Option<GammaBeta>)> {
         let (mut center, mut inv) = self.center_inv_scale()?;
+        if let Some(off) = offsets {
+            for (c, o) in center.iter_mut().zip(off) {
+                *c -= o;
+            }
+        }
         let mut gb = self.scaler.gamma_beta(cols);
         let fitted: Vec<(f64, f64)>;
         let ranges = match (ranges, &self.state) {
@@ -436,11 +513,11 @@ impl FittedScaler {
 
     /// Transform `x` with the fitted statistics.
     pub fn transform<T: Element>(&self, gpu: &Gpu, x: ArrayView2<T>) -> Result<Array2<f32>> {
-        let x = to_f32(x);
+        let (x, offsets) = self.scaler.transform_input(x);
         let ranges = self.scaler.check_input(x.view())?;
         self.check_width(x.ncols())?;
         let tensor = upload(gpu, x.view())?;
-        self.apply(gpu, x.view(), &tensor, false, &ranges)
+        self.apply(gpu, x.view(), &tensor, false, &ranges, offsets.as_deref())
     }
 
     /// Undo [`FittedScaler::transform`] (`expm1` for log).
@@ -449,7 +526,7 @@ impl FittedScaler {
         let ranges = column_ranges(x.view())?;
         self.check_width(x.ncols())?;
         let tensor = upload(gpu, x.view())?;
-        self.apply(gpu, x.view(), &tensor, true, &ranges)
+        self.apply(gpu, x.view(), &tensor, true, &ranges, None)
     }
 
     /// Fold another batch into the statistics (standard, min-max, max-abs), as
@@ -458,9 +535,8 @@ impl FittedScaler {
         let FitState::Moments(m) = &self.state else {
             return Err(Error::InvalidParameter(format!("the {} scaler has no partial_fit", self.scaler.method())));
         };
-        let x = to_f32(x);
         self.check_width(x.ncols())?;
-        let more = self.scaler.fit(gpu, x.view())?;
+        let more = self.scaler.fit(gpu, x)?;
         let FitState::Moments(b) = more.state else { unreachable!("same scaler, same state kind") };
         self.state = FitState::Moments(crate::stats::merge_all(m, &b));
         Ok(())
@@ -474,7 +550,7 @@ impl FittedScaler {
         input: &GpuTensor,
         inverse: bool,
     ) -> Result<GpuTensor> {
-        self.record_apply(gpu, encoder, input, inverse, None)
+        self.record_apply(gpu, encoder, input, inverse, None, None)
     }
 
     /// [`FittedScaler::transform_gpu`], with the input's per-feature (min, max) when the
@@ -486,12 +562,13 @@ impl FittedScaler {
         input: &GpuTensor,
         inverse: bool,
         ranges: Option<&[(f64, f64)]>,
+        offsets: Option<&[f64]>,
     ) -> Result<GpuTensor> {
         let (rows, cols) = matrix_shape(input.shape())?;
         self.check_width(cols)?;
         let g = Grouping::Columns { rows, cols };
         let output = GpuTensor::empty(gpu, input.shape())?;
-        let Some((center, inv, gb)) = self.affine_params(cols, ranges) else {
+        let Some((center, inv, gb)) = self.affine_params(cols, ranges, offsets) else {
             let mode = if inverse { AffineMode::Expm1 } else { AffineMode::Log1p };
             let args =
                 AffineArgs { mode, center: None, center_lo: None, inv_scale: None, gamma_beta: None, clip: None };
@@ -537,7 +614,7 @@ impl FittedScaler {
     }
 
     /// Transform an uploaded matrix whose column ranges are `x_ranges`, download, and
-    /// verify when asked.
+    /// verify when asked. `offsets`: what the host took off the input's columns.
     fn apply(
         &self,
         gpu: &Gpu,
@@ -545,6 +622,7 @@ impl FittedScaler {
         tensor: &GpuTensor,
         inverse: bool,
         x_ranges: &[(f64, f64)],
+        offsets: Option<&[f64]>,
     ) -> Result<Array2<f32>> {
         // The forward map's input range (for an inverse, its output's) decides which
         // features need a midpoint center.
@@ -558,24 +636,31 @@ impl FittedScaler {
             }
         };
         let mut enc = gpu.encoder();
-        let out = self.record_apply(gpu, &mut enc, tensor, inverse, ranges)?;
+        let out = self.record_apply(gpu, &mut enc, tensor, inverse, ranges, offsets)?;
         gpu.submit_and_wait(enc)?;
         let y = out.to_vec(gpu)?;
         if gpu.verify() == Verify::Always {
-            self.verify_apply(x, &y, inverse, ranges)?;
+            self.verify_apply(x, &y, inverse, ranges, offsets)?;
         }
         Array2::from_shape_vec(x.dim(), y).map_err(|e| Error::Shape(e.to_string()))
     }
 
     /// The reference twin of [`FittedScaler::apply`], with the same float32 parameters.
-    fn verify_apply(&self, x: ArrayView2<f32>, y: &[f32], inverse: bool, ranges: Option<&[(f64, f64)]>) -> Result<()> {
+    fn verify_apply(
+        &self,
+        x: ArrayView2<f32>,
+        y: &[f32],
+        inverse: bool,
+        ranges: Option<&[(f64, f64)]>,
+        offsets: Option<&[f64]>,
+    ) -> Result<()> {
         let (rows, cols) = x.dim();
         let g = Grouping::Columns { rows, cols };
         let data: Vec<f32> = x.iter().copied().collect();
         let gpu_out: Vec<f64> = y.iter().map(|&v| v as f64).collect();
         let what = format!("{} {}", self.scaler.method(), if inverse { "inverse_transform" } else { "transform" });
         let shape = [rows, cols];
-        let Some((center, inv, gb)) = self.affine_params(cols, ranges) else {
+        let Some((center, inv, gb)) = self.affine_params(cols, ranges, offsets) else {
             let (mode, f): (_, fn(f64) -> f64) =
                 if inverse { (AffineMode::Expm1, reference::expm1) } else { (AffineMode::Log1p, reference::log1p) };
             let _ = mode;

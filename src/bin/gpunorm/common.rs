@@ -59,12 +59,12 @@ pub enum Infinity {
     Allow,
 }
 
-/// A 1-D or 2-D input as a float32 matrix.
+/// A 1-D or 2-D input as a matrix of the values read (each fits in float32).
 #[derive(Clone, Debug)]
 pub struct Matrix {
     pub path: PathBuf,
     /// `(n_samples, n_features)`; a 1-D input of length n is `(n, 1)`.
-    pub data: Array2<f32>,
+    pub data: Array2<f64>,
     /// The file held a 1-D array: write outputs back 1-D.
     pub was_1d: bool,
     /// The CSV header, if any (kept in CSV outputs).
@@ -82,11 +82,11 @@ impl Matrix {
     }
 }
 
-/// An input of any rank as float32 (for `norm`).
+/// An input of any rank: as float32 for `norm`, as read (float64) on the way in.
 #[derive(Clone, Debug)]
-pub struct Tensor {
+pub struct Tensor<T = f32> {
     pub path: PathBuf,
-    pub data: ArrayD<f32>,
+    pub data: ArrayD<T>,
     pub header: Option<Vec<String>>,
     pub dtype: InputDtype,
     pub first_data_line: Option<usize>,
@@ -105,15 +105,22 @@ pub fn py_shape(shape: &[usize]) -> String {
 /// A finite value too large for float32 is bad input (naming row and column,
 /// i.e. the index into the data); with [`Infinity::Reject`] so is ±inf.
 pub fn load_tensor(path: &Path, inf: Infinity) -> Result<Tensor, CliError> {
+    let t = load_checked(path, inf)?;
+    let data = t.data.mapv(|v| v as f32);
+    Ok(Tensor { path: t.path, data, header: t.header, dtype: t.dtype, first_data_line: t.first_data_line })
+}
+
+/// Read `path` and check every value as [`load_tensor`] says, keeping the values as
+/// read (float64: the scalers and `stats` centre each column on the host before it
+/// becomes float32).
+fn load_checked(path: &Path, inf: Infinity) -> Result<Tensor<f64>, CliError> {
     let Table { data, header, float32, first_data_line } = read_array(path)?;
     let at_line = |row: usize| first_data_line.map(|l| format!(":{}", l + row)).unwrap_or_default();
     let shape = data.shape().to_vec();
-    let mut out = ArrayD::<f32>::zeros(data.raw_dim());
-    // read_array gives C order, as does `out`: the flat index is the C-order index.
-    for (flat, (&v, o)) in data.iter().zip(out.iter_mut()).enumerate() {
-        let f = v as f32;
+    // read_array gives C order: the flat index is the C-order index.
+    for (flat, &v) in data.iter().enumerate() {
         let idx = || unravel(flat, &shape);
-        if v.is_finite() && f.is_infinite() {
+        if v.is_finite() && (v as f32).is_infinite() {
             return Err(CliError::BadInput(format!(
                 "{}{}: value {v:e} at {} does not fit in float32 (largest magnitude {:e})",
                 path.display(),
@@ -130,10 +137,9 @@ pub fn load_tensor(path: &Path, inf: Infinity) -> Result<Tensor, CliError> {
                 first_data_line,
             ));
         }
-        *o = f;
     }
     let dtype = if float32 { InputDtype::Float32 } else { InputDtype::Float64 };
-    Ok(Tensor { path: path.to_path_buf(), data: out, header, dtype, first_data_line })
+    Ok(Tensor { path: path.to_path_buf(), data, header, dtype, first_data_line })
 }
 
 /// The (row, column) of a 1-D or 2-D index (a 1-D array is one column).
@@ -155,16 +161,17 @@ fn where_is(idx: &[usize], shape: &[usize]) -> String {
     }
 }
 
-/// Read a 1-D or 2-D input as an `(n_samples, n_features)` float32 matrix
-/// (1-D: `(n, 1)`, remembered in [`Matrix::was_1d`]). Any other rank is bad
-/// input naming the file and the shape.
+/// Read a 1-D or 2-D input as an `(n_samples, n_features)` matrix, its values as
+/// read (1-D: `(n, 1)`, remembered in [`Matrix::was_1d`]), checked as
+/// [`load_tensor`] checks them. Any other rank is bad input naming the file and the
+/// shape.
 pub fn load_matrix(path: &Path, inf: Infinity) -> Result<Matrix, CliError> {
-    let t = load_tensor(path, inf)?;
-    let shape = t.data.shape().to_vec();
+    let Tensor { data, header, dtype, first_data_line, .. } = load_checked(path, inf)?;
+    let shape = data.shape().to_vec();
     let was_1d = shape.len() == 1;
     let data = match shape.len() {
-        1 => t.data.into_shape_with_order((shape[0], 1)).expect("same size"),
-        2 => t.data.into_dimensionality::<Ix2>().expect("2-D"),
+        1 => data.into_shape_with_order((shape[0], 1)).expect("same size"),
+        2 => data.into_dimensionality::<Ix2>().expect("2-D"),
         _ => {
             return Err(CliError::BadInput(format!(
                 "{}: expected a 1-D or 2-D array (n_samples, n_features), got shape {} ({}-D)",
@@ -174,7 +181,7 @@ pub fn load_matrix(path: &Path, inf: Infinity) -> Result<Matrix, CliError> {
             )))
         }
     };
-    Ok(Matrix { path: t.path, data, was_1d, header: t.header, dtype: t.dtype, first_data_line: t.first_data_line })
+    Ok(Matrix { path: path.to_path_buf(), data, was_1d, header, dtype, first_data_line })
 }
 
 /// Write a result the shape of `like` atomically to `path`: `.csv` (keeping the
