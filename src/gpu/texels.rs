@@ -8,7 +8,10 @@
 //! So on a software adapter a kernel's vec4 view of its input (or, without one, its
 //! floats, one a texel) is first copied into a texture (a memcpy there, ~4.5 ms per
 //! 40 MB) and read with `textureLoad`; on a GPU the kernels read the buffer directly
-//! and nothing here runs.
+//! and nothing here runs. That stall is the JIT's, on a CPU without AVX-512: with it,
+//! the lane-by-lane loads are masked broadcasts and the buffer is the faster source, so
+//! there texel reads are off by default (`texel_reads_off_by_default` in gpu/mod.rs;
+//! `GPUNORM_TEXEL_READS=on|off` decides either way).
 //!
 //! The texture is `TEXEL_ROW` texels wide: vec4 `i` of the window is texel
 //! `(i % TEXEL_ROW, i / TEXEL_ROW)` (`input_texel` in common.wgsl). One texture per
