@@ -107,33 +107,28 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
 
 /// Write a 2-D little-endian float64 `.npy` (C order).
 pub fn write_npy_f64(path: &Path, (rows, cols): (usize, usize), data: &[f64]) {
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for v in data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
+    let body: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_raw_npy(path, "<f8", &format!("({rows}, {cols})"), &body);
 }
 
 /// Write a 1-D little-endian int64 `.npy` (the reader converts it to float32).
 pub fn write_npy_i64(path: &Path, data: &[i64]) {
+    let body: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_raw_npy(path, "<i8", &format!("({},)", data.len()), &body);
+}
+
+/// A version 1.0 `.npy` of dtype `descr` and shape `shape` (numpy's spelling) around
+/// the C-order bytes `body`.
+fn write_raw_npy(path: &Path, descr: &str, shape: &str, body: &[u8]) {
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}", data.len());
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
-    for v in data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
+    bytes.extend_from_slice(body);
     std::fs::write(path, bytes).unwrap();
 }
 
