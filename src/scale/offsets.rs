@@ -29,21 +29,34 @@ const SAMPLE: usize = 1025;
 /// lemma, so that min, max and quantiles come back exactly); a column that spans zero,
 /// or ±3e38 (whose residuals would overflow), is better off as it is.
 pub fn column_offsets<T: Element>(x: ArrayView2<T>) -> Vec<f64> {
-    let rows = x.nrows();
+    let (rows, cols) = x.dim();
     let step = rows.div_ceil(SAMPLE).max(1);
-    x.axis_iter(Axis(1))
-        .map(|col| {
-            let mut v: Vec<f64> = col.iter().step_by(step).map(|&e| e.to_f64()).filter(|e| e.is_finite()).collect();
+    // Row by row (the data is row-major): every `step`-th row into the samples, every
+    // row into the finite range.
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rows.div_ceil(step)); cols];
+    let mut range = vec![(f64::INFINITY, f64::NEG_INFINITY); cols];
+    for (i, row) in x.axis_iter(Axis(0)).enumerate() {
+        let sampled = i % step == 0;
+        for ((&e, (lo, hi)), sample) in row.iter().zip(range.iter_mut()).zip(samples.iter_mut()) {
+            let e = e.to_f64();
+            if e.is_finite() {
+                *lo = lo.min(e);
+                *hi = hi.max(e);
+                if sampled {
+                    sample.push(e);
+                }
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .zip(range)
+        .map(|(mut v, (lo, hi))| {
             if v.is_empty() {
                 return 0.0;
             }
             let mid = v.len() / 2;
             let c = *v.select_nth_unstable_by(mid, f64::total_cmp).1;
-            let (lo, hi) = col
-                .iter()
-                .map(|&e| e.to_f64())
-                .filter(|e| e.is_finite())
-                .fold((c, c), |(lo, hi), e| (lo.min(e), hi.max(e)));
             if 2.0 * (hi - lo) <= c.abs() {
                 c
             } else {
@@ -57,8 +70,10 @@ pub fn column_offsets<T: Element>(x: ArrayView2<T>) -> Vec<f64> {
 /// the input checks to name).
 pub fn residuals<T: Element>(x: ArrayView2<T>, offsets: &[f64]) -> Array2<f32> {
     let mut out = Array2::<f32>::zeros(x.dim());
-    for ((i, j), &e) in x.indexed_iter() {
-        out[[i, j]] = (e.to_f64() - offsets[j]) as f32;
+    for (mut out_row, row) in out.axis_iter_mut(Axis(0)).zip(x.axis_iter(Axis(0))) {
+        for ((o, &e), &c) in out_row.iter_mut().zip(row.iter()).zip(offsets) {
+            *o = (e.to_f64() - c) as f32;
+        }
     }
     out
 }
