@@ -30,6 +30,15 @@ impl Moments {
     pub const EMPTY: Moments =
         Moments { count: 0, nan_count: 0, mean: f64::NAN, m2: f64::NAN, min: f64::NAN, max: f64::NAN };
 
+    /// The state of the same values plus `c`: mean, min and max move, M2 stays (the
+    /// moments of host-centred residuals moved back, see `scale/offsets.rs`).
+    pub fn shifted(self, c: f64) -> Moments {
+        if self.count == 0 {
+            return self;
+        }
+        Moments { mean: self.mean + c, min: self.min + c, max: self.max + c, ..self }
+    }
+
     /// Merge two states (Chan et al.): `M2 = M2a + M2b + d²·na·nb/n`.
     pub fn merge(&self, other: &Moments) -> Moments {
         let nan_count = self.nan_count + other.nan_count;
@@ -185,16 +194,19 @@ pub fn describe<T: Element>(gpu: &Gpu, x: ArrayView2<T>, qs: &[f64]) -> Result<V
     Ok(m.iter()
         .zip(q)
         .zip(offsets)
-        .map(|((m, quantiles), c)| FeatureStats {
-            count: m.count,
-            nan_count: m.nan_count,
-            mean: m.mean + c,
-            var: m.var(),
-            var_sample: m.var_sample(),
-            std: m.std(),
-            min: m.min + c,
-            max: m.max + c,
-            quantiles: quantiles.into_iter().map(|v| v + c).collect(),
+        .map(|((m, quantiles), c)| {
+            let m = m.shifted(c);
+            FeatureStats {
+                count: m.count,
+                nan_count: m.nan_count,
+                mean: m.mean,
+                var: m.var(),
+                var_sample: m.var_sample(),
+                std: m.std(),
+                min: m.min,
+                max: m.max,
+                quantiles: quantiles.into_iter().map(|v| v + c).collect(),
+            }
         })
         .collect())
 }

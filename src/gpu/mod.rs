@@ -546,8 +546,9 @@ impl Gpu {
 /// Mesa's JIT loads a storage buffer lane by lane, inserting each value into its
 /// vector at a variable position: with AVX-512 that is a masked broadcast, without it
 /// a trip through the stack and a store-forwarding stall per float. Measured on
-/// lavapipe (Mesa 22.3.6) on an AMD EPYC with AVX-512: buffer reads 1.3-2x faster than
-/// texels for every streaming op (a transform of 1e7 floats 23 -> 15 ms); the same
+/// lavapipe (Mesa 22.3.6) on an AMD EPYC with AVX-512: buffer reads up to 2x faster than
+/// texels on most streaming ops and slower on none (a transform of 1e7 floats 23 -> 15
+/// ms); the same
 /// machine with its AVX-512 and AVX2 hidden from Mesa (`GALLIUM_OVERRIDE_CPU_CAPS=avx`)
 /// took 3x longer through buffers than through texels (stats 32 vs 11 ms).
 fn texel_reads_off_by_default() -> bool {

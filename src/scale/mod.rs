@@ -405,10 +405,8 @@ impl FittedScaler {
         let Some(off) = offsets else { return self };
         match (&mut self.state, self.scaler) {
             (FitState::Moments(m), _) => {
-                for (s, &c) in m.iter_mut().zip(off).filter(|(s, _)| s.count > 0) {
-                    s.mean += c;
-                    s.min += c;
-                    s.max += c;
+                for (s, &c) in m.iter_mut().zip(off) {
+                    *s = s.shifted(c);
                 }
             }
             (FitState::Robust { center, .. }, Scaler::Robust(o)) if o.with_centering => {

@@ -82,7 +82,7 @@ pub fn residuals<T: Element>(x: ArrayView2<T>, offsets: &[f64]) -> Array2<f32> {
 /// (`None`: the values as they are, for float32 elements or where `centre` is false).
 pub fn host_input<T: Element>(x: ArrayView2<T>, centre: bool) -> (Array2<f32>, Option<Vec<f64>>) {
     if T::EXACT_IN_F32 || !centre {
-        return (x.mapv(Element::to_f32), None);
+        return (super::to_f32(x), None);
     }
     let offsets = column_offsets(x);
     (residuals(x, &offsets), Some(offsets))
