@@ -607,25 +607,7 @@ fn poison_main(
     if (s >= pp.count) {
         return;
     }
-    var m = p_moments[s];
-    if (m.nan_count > 0u) {
-        m.shift = nan_f32();
-        m.mean = nan_f32();
-        m.m2 = nan_f32();
-        p_moments[s] = m;
-    } else if (m.count > 0u && (m.max == inf_f32() || m.min == -inf_f32())) {
-        // As sum / n: +inf or -inf when only one sign occurs, else NaN; variance NaN.
-        if (m.max == inf_f32() && m.min == -inf_f32()) {
-            m.shift = nan_f32();
-        } else if (m.max == inf_f32()) {
-            m.shift = inf_f32();
-        } else {
-            m.shift = -inf_f32();
-        }
-        m.mean = 0.0;
-        m.m2 = nan_f32();
-        p_moments[s] = m;
-    }
+    p_moments[s] = poisoned(p_moments[s]);
 }
 
 @group(0) @binding(2) var<storage, read_write> p_running_mean: array<f32>;

@@ -265,3 +265,35 @@ fn second_texel(i: u32) -> vec4<f32> {
 fn scalar_texel(i: u32) -> f32 {
     return textureLoad(scalar_texels, vec2<u32>(i & ((1u << TEXEL_ROW_LOG2) - 1u), i >> TEXEL_ROW_LOG2), 0).x;
 }
+
+// The mean as a float32 pair: shift + mean rounded, and what the rounding lost
+// (Fast2Sum, exact when |shift| >= |mean|, which holds for the offset-dominated
+// segments it is for; otherwise the pair is still the rounded mean plus a correction).
+fn mean_pair(m: Moments) -> vec2<f32> {
+    let s = opaque(m.shift + m.mean, m.count);
+    let lo = select(m.shift - (s - m.mean), m.mean - (s - m.shift), abs(m.shift) >= abs(m.mean));
+    return vec2<f32>(s, select(lo, 0.0, is_nan(lo) || is_nan(s) || abs(lo) > abs(s)));
+}
+
+// A state whose segment holds NaN or ±inf, as the mean and variance of those values
+// come out in float64 (PyTorch, numpy): NaN anywhere gives NaN; ±inf gives a mean of
+// +inf or -inf when only one sign occurs, else NaN, and a NaN variance.
+fn poisoned(state: Moments) -> Moments {
+    var m = state;
+    if (m.nan_count > 0u) {
+        m.shift = nan_f32();
+        m.mean = nan_f32();
+        m.m2 = nan_f32();
+    } else if (m.count > 0u && (m.max == inf_f32() || m.min == -inf_f32())) {
+        if (m.max == inf_f32() && m.min == -inf_f32()) {
+            m.shift = nan_f32();
+        } else if (m.max == inf_f32()) {
+            m.shift = inf_f32();
+        } else {
+            m.shift = -inf_f32();
+        }
+        m.mean = 0.0;
+        m.m2 = nan_f32();
+    }
+    return m;
+}

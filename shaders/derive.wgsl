@@ -36,15 +36,6 @@ const UPDATE_RUNNING: u32 = 4u;
 @group(0) @binding(6) var<storage, read_write> running_var: array<f32>;
 @group(0) @binding(7) var<storage, read_write> center_lo_out: array<f32>;
 
-// The mean as a float32 pair: shift + mean rounded, and what the rounding lost
-// (Fast2Sum, exact when |shift| >= |mean|, which holds for the offset-dominated
-// segments it is for; otherwise the pair is still the rounded mean plus a correction).
-fn mean_pair(m: Moments) -> vec2<f32> {
-    let s = opaque(m.shift + m.mean, m.count);
-    let lo = select(m.shift - (s - m.mean), m.mean - (s - m.shift), abs(m.shift) >= abs(m.mean));
-    return vec2<f32>(s, select(lo, 0.0, is_nan(lo) || is_nan(s) || abs(lo) > abs(s)));
-}
-
 // scikit-learn's _handle_zeros_in_scale: a scale below `tiny` is taken as 1. So is one
 // whose inverse overflows float32 (a scale below ~2.9e-39, subnormal in float32).
 fn safe_inverse(scale: f32, tiny: f32) -> f32 {

@@ -12,6 +12,7 @@ pub enum Shader {
     Select,
     Copy,
     Backward,
+    Fused,
 }
 
 impl Shader {
@@ -23,6 +24,7 @@ impl Shader {
             Shader::Select => "select.wgsl",
             Shader::Copy => "copy.wgsl",
             Shader::Backward => "backward.wgsl",
+            Shader::Fused => "fused.wgsl",
         }
     }
 
@@ -34,6 +36,7 @@ impl Shader {
             Shader::Select => include_str!("../../shaders/select.wgsl"),
             Shader::Copy => include_str!("../../shaders/copy.wgsl"),
             Shader::Backward => include_str!("../../shaders/backward.wgsl"),
+            Shader::Fused => include_str!("../../shaders/fused.wgsl"),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod affine;
 pub mod backward;
 pub mod copy;
 pub mod derive;
+pub mod fused;
 pub mod moments;
 pub mod plan;
 pub mod select;

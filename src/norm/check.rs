@@ -25,11 +25,19 @@ use super::{Grads, SavedStats};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::backward::{reduction_chain, SUMS_BYTES};
+use crate::kernels::fused::fused_chain;
 use crate::kernels::moments::MOMENTS_BYTES;
 use crate::reference::norms as reference;
 use crate::segments::Grouping;
 use crate::stats::Moments;
 use crate::verify::{self, Tolerance, F32_EPS as U};
+
+/// The reduction chain of a forward's statistics over `g`: the moments pass's, or the
+/// fused pass's where that may have run instead (the longer of the two).
+fn forward_chain(gpu: &Gpu, g: &Grouping) -> Result<usize> {
+    let chain = reduction_chain(gpu, &g.segments(), MOMENTS_BYTES)?;
+    Ok(chain.max(fused_chain(gpu, g).unwrap_or(0)))
+}
 
 /// Per-segment error model of the statistics a forward used.
 struct StatErrors {
@@ -143,7 +151,7 @@ pub(crate) fn check_forward(
                 }
                 None => {
                     let st = reference::norm_stats(&xd, &g);
-                    let chain = reduction_chain(gpu, &g.segments(), MOMENTS_BYTES)?;
+                    let chain = forward_chain(gpu, &g)?;
                     let e = StatErrors::batch(&st, plan.eps, chain);
                     (st.mean, st.var, st.var_unbiased, e)
                 }
@@ -247,7 +255,7 @@ pub(crate) fn check_backward(
         None => {
             let want = reference::backward_train(&xd, &dyd, &g, saved.eps, gamma);
             let st = reference::norm_stats(&xd, &g);
-            let fchain = reduction_chain(gpu, &g.segments(), MOMENTS_BYTES)?;
+            let fchain = forward_chain(gpu, &g)?;
             (want, StatErrors::batch(&st, saved.eps, fchain), Tolerance::reduction(g.segment_len(), chain + bs.sub).rel)
         }
     };

@@ -13,6 +13,7 @@ use crate::kernels::backward::{
     StatIndex, Weight,
 };
 use crate::kernels::derive::{record_derive, DeriveRule};
+use crate::kernels::fused::{fused_layout, record_norm_fused};
 use crate::kernels::moments::{record_moments, MomentsGpu, MOMENTS_BYTES};
 use crate::segments::{Grouping, IndexMap};
 use crate::stats::Moments;
@@ -77,6 +78,9 @@ pub(crate) fn record_forward(
     }
     plan.grouping.validate()?;
     let running = state.running.as_ref().map(|(m, v)| (m, v));
+    if let Some(fused) = record_fused_forward(gpu, encoder, plan, state, x, given)? {
+        return Ok(fused);
+    }
     let (derived, running_saved) = match plan.stats {
         StatsMode::Running { grouping } => {
             let (rm, rv) =
@@ -154,6 +158,47 @@ pub(crate) fn record_forward(
         running: running_saved,
     };
     Ok((output, saved))
+}
+
+/// The forward in one pass (see [`crate::kernels::fused`]) where it applies: batch or
+/// instance statistics of this input (not merged from shards), no batch-norm running
+/// update, a layout the fused pass takes on this adapter. `None`: take the passes.
+fn record_fused_forward(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    plan: &Plan,
+    state: &LayerState,
+    x: &GpuTensor,
+    given: Option<&wgpu::Buffer>,
+) -> Result<Option<(GpuTensor, SavedStats)>> {
+    let instance_update = match plan.stats {
+        StatsMode::Batch { update: None } => None,
+        StatsMode::Instance { update } => update,
+        _ => return Ok(None),
+    };
+    let Some(layout) = given.is_none().then(|| fused_layout(gpu, &plan.grouping)).flatten() else {
+        return Ok(None);
+    };
+    let running = state.running.as_ref().map(|(m, v)| (m, v));
+    if instance_update.is_some() && running.is_none() {
+        return Ok(None);
+    }
+    let affine = state.affine.as_ref().map(|(g, b)| (g, b));
+    let fused = record_norm_fused(gpu, encoder, x, &layout, plan.eps, affine)?;
+    if let (Some(f), Some((rm, rv)), Grouping::Instances { n, c, .. }) = (instance_update, running, plan.grouping) {
+        record_instance_running(gpu, encoder, &fused.moments, n, c, f, rm, rv)?;
+    }
+    let saved = SavedStats {
+        grouping: plan.grouping,
+        mean: fused.derived.center,
+        mean_lo: fused.derived.center_lo,
+        invstd: fused.derived.inv_scale,
+        batch_stats: true,
+        eps: plan.eps,
+        shape: plan.shape.clone(),
+        running: None,
+    };
+    Ok(Some((fused.output, saved)))
 }
 
 /// `IndexMap` for `e / d`.
