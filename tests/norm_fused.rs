@@ -179,7 +179,7 @@ fn layouts_the_fused_pass_leaves_to_the_passes() {
         Grouping::Instances { n: big, c: 2, spatial: 10, channels_last: false },
         Grouping::Groups { n: big, c: 4, spatial: 6, groups: 2, channels_last: false },
         Grouping::Instances { n: big, c: 2, spatial: 16, channels_last: true },
-        Grouping::Rows { rows: big, len: 8196 },
+        Grouping::Rows { rows: big, len: 16388 },
         Grouping::Rows { rows: 8, len: 1024 },
     ];
     for g in cases {
