@@ -3,7 +3,8 @@
 //! on a software adapter.
 //!
 //! - `copy` (8 B/element): the compute copy kernel, the roofline.
-//! - `stats` (4 B/element): per-column moments of a `(n / 16, 16)` matrix.
+//! - `stats` (4 B/element): per-column moments of a `(n / 16, 16)` matrix;
+//!   `stats_wide` the same of `(n / 1000, 1000)` (from 1e6 elements).
 //! - per scaler (standard, minmax, maxabs, robust, log): `fit` (4 B/element; robust:
 //!   4 B per pass over the data), `transform` (8 B) and `fit_transform` (12 B; robust:
 //!   its passes plus 8 B), all GPU-resident (`fit_transform_gpu`, `transform_gpu`,
@@ -31,6 +32,7 @@ use gpunorm::scale::{
 use gpunorm::{Gpu, GpuTensor, Grouping, Result};
 
 const FEATURES: usize = 16;
+const WIDE_FEATURES: usize = 1000;
 
 fn env_sizes(name: &str, default: Vec<usize>) -> Vec<usize> {
     match std::env::var(name) {
@@ -84,6 +86,16 @@ fn kernels(c: &mut Criterion) {
 
         run(&mut group, &gpu, &timer, "copy", numel, 8 * b, &mut |enc| record_copy(&gpu, enc, &x, &dst));
         run(&mut group, &gpu, &timer, "stats", numel, 4 * b, &mut |enc| record_moments(&gpu, enc, &x, &g).map(drop));
+        // The same elements as a wide matrix (1,000 columns: rows 4 KB apart).
+        if numel >= 1_000_000 {
+            let wide_rows = n / WIDE_FEATURES;
+            let wide_g = Grouping::Columns { rows: wide_rows, cols: WIDE_FEATURES };
+            let wide_numel = wide_rows * WIDE_FEATURES;
+            let xw = GpuTensor::from_slice(&gpu, &test_data(wide_numel, 2), &[wide_rows, WIDE_FEATURES]).unwrap();
+            run(&mut group, &gpu, &timer, "stats_wide", wide_numel, 4 * wide_numel as u64, &mut |enc| {
+                record_moments(&gpu, enc, &xw, &wide_g).map(drop)
+            });
+        }
         if numel > scaler_max {
             continue;
         }

@@ -408,3 +408,72 @@ fn merge_main(
     }
     merge_out[s] = m;
 }
+
+// Wide row-major layouts through the vec4 view (the components four neighbouring
+// columns), on a software adapter: the same accumulation as partials_vec4, each
+// element lane a contiguous block of rows, but the workgroup steps through its blocks
+// WIDE_STEP rows at a time with a barrier after each. Such an adapter runs one SIMD
+// batch of threads (eight neighbouring vec4 columns) up to the next barrier before the
+// next batch. Without the barriers each batch walks its 128-byte strip down every row
+// of its block, rows 800 bytes or more apart, which the CPU's prefetchers do not follow
+// (200 columns and more were 4x slower than 100); with them the batches read a step's
+// rows front to back, strip after strip.
+const WIDE_STEP: u32 = 16u;
+
+@compute @workgroup_size(256)
+fn partials_wide(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= p.tiles * p.parts) {
+        return;
+    }
+    let task = lane_task(w, lid, p.tile_width, p.parts, p.seg_first, p.k_first, p.k_end);
+    let s = task.s; // in the view's units
+    // The lane's block of rows; the steps over it from the workgroup alone (uniform:
+    // the barriers need it), the same count for every lane.
+    let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, true, 1u);
+    let lanes = WG / p.tile_width;
+    let per_part = (p.k_end - p.k_first + p.parts - 1u) / p.parts;
+    let span = (per_part + lanes - 1u) / lanes;
+    let live = s < p.seg_end;
+    var st = Moments4(vec4<u32>(0u), vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0),
+                      vec4<f32>(inf_f32()), vec4<f32>(-inf_f32()));
+    var scale = vec4<f32>(1.0);
+    var o = 0u;
+    if (live) {
+        if ((p.flags & 1u) != 0u) {
+            scale = vec4<f32>(prescale[4u * s], prescale[4u * s + 1u], prescale[4u * s + 2u], prescale[4u * s + 3u]);
+        }
+        o = segment_base(p.seg, s) - p.window_lo + lw.x * p.seg.elem_stride_hi;
+    }
+    let esh = p.seg.elem_stride_hi;
+    var reference = vec4<f32>(0.0);
+    var k = lw.x;
+    for (var step = 0u; step < span; step += WIDE_STEP) {
+        if (live) {
+            let k1 = min(lw.x + step + WIDE_STEP, lw.y);
+            while (k < k1) {
+                var b = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
+                let kb = min(k + block_len(st), k1);
+                for (; k < kb; k++) {
+                    add4(&st, &b, x4_at(o), reference, scale);
+                    o += esh;
+                }
+                reference = fold4(&st, b, reference);
+            }
+        }
+        workgroupBarrier();
+    }
+    if (live) {
+        let slot = (p.part_offset + task.part) * task.lanes + task.lane_k;
+        for (var c = 0u; c < 4u; c++) {
+            let sc = 4u * s + c;
+            if (sc < p.comp_end) {
+                partials[sc * p.parts_total + slot] = component(st, c);
+            }
+        }
+    }
+}

@@ -375,3 +375,47 @@ fn software_adapters_read_texels_and_buffers_alike() {
         }
     }
 }
+
+/// Wide matrices (hundreds of vec4 columns: a thread per vec4 column, the workgroup
+/// stepping through its rows together, `partials_wide`, on a software adapter): random
+/// data with NaN, an all-NaN, a constant, an offset, an outlier-first and a sorted
+/// column, a lone outlier in the last column, row counts that are no multiple of the
+/// step, tiny windows, prescale.
+#[test]
+fn wide_matrices_every_column_kind() {
+    use gpunorm::kernels::moments::{moments_prescaled, prescale_for};
+    let mut rng = Rng::new(21);
+    let small = own_gpu();
+    small.set_max_chunk_elements(Some(4096));
+    for (rows, cols) in [(37, 256), (301, 1000), (19, 2052)] {
+        let g = Grouping::Columns { rows, cols };
+        let mut data = rng.normals(rows * cols, 3.0, 2.0);
+        sprinkle_nan(&mut data, 0.01, &mut rng);
+        for i in 0..rows {
+            let row = &mut data[i * cols..(i + 1) * cols];
+            row[1] = f32::NAN;
+            row[2] = 7.5;
+            row[3] = 1.0e6 + (i % 5) as f32;
+            row[4] = if i == 0 { 1.0e5 } else { (i % 3) as f32 };
+            row[5] = i as f32 * 0.25 - 20.0;
+            row[cols - 1] = if i == rows / 2 { -4.0e4 } else { 1.0 };
+        }
+        assert_moments_match("wide", &g, &data, &run(gpu(), &g, &data));
+        assert_moments_match("wide, tiny windows", &g, &data, &run(&small, &g, &data));
+        // Huge magnitudes with a prescale per column.
+        let mut huge = data.clone();
+        for i in 0..rows {
+            huge[i * cols + 6] = if i % 2 == 0 { 3e38 } else { -3e38 };
+        }
+        let prescale: Vec<f32> = (0..cols)
+            .map(|j| prescale_for((0..rows).map(|i| huge[i * cols + j].abs() as f64).fold(0.0, f64::max)))
+            .collect();
+        let t = GpuTensor::from_slice(gpu(), &huge, &[rows, cols]).unwrap();
+        let got = moments_prescaled(gpu(), &t, &g, &prescale).unwrap();
+        let want = reference::moments(&huge, &g);
+        let (a, b) = (&got[6], &want[6]);
+        assert_eq!((a.min, a.max), (b.min, b.max));
+        assert!(Tolerance::new(1e-6 * b.std(), 1e-5).accepts(a.mean, b.mean), "{a:?} vs {b:?}");
+        assert!(Tolerance::new(0.0, 1e-4).accepts(a.var(), b.var()), "{a:?} vs {b:?}");
+    }
+}

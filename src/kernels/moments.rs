@@ -144,6 +144,13 @@ pub fn record_moments_into(
     let (parts_total, per_lane) = partial_slots(gpu, &plan, s_count, MOMENTS_BYTES, true);
     let partials = gpu.storage_buffer("moments partials", s_count * parts_total * MOMENTS_BYTES)?;
     let group = if unit == 4 { lane_group(gpu, plan.tile_width) } else { 1 };
+    // Wide columns on a software adapter: a thread per vec4 column, the workgroup
+    // stepping through its rows together (see `partials_wide` in moments.wgsl).
+    let entry = if by_segment && per_lane && gpu.is_software() && plan.tile_width >= 64 && kseg.inner_div == 1 {
+        "partials_wide"
+    } else {
+        entry
+    };
     let unused = gpu.storage_buffer("unused prescale", 4)?;
     for d in &plan.dispatches {
         // The loads go through the staged texels on a software adapter (four floats a
