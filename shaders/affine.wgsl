@@ -366,19 +366,37 @@ fn affine4_runs(w: u32, lid: u32, inverse: bool, has_params: bool) {
     }
 }
 
-// Rows (`affine4_rows_*`): layer norm's layout — segment = e / run_len (a row), γ/β
-// index = e % run_len (the position in the row), run_len a multiple of 4. Thread t
-// takes the vec4 columns t, t + WG, ... of the workgroup's rows and walks down the
-// rows: its γ/β are loaded once per column, only the row's center and scale per step.
-// γ and β of vec4 column c of a row (clamped to its last column).
-fn gamma4_at(c: u32, cols4: u32) -> vec4<f32> {
-    let q = 4u * min(c, cols4 - 1u);
-    return vec4<f32>(gamma[q], gamma[q + 1u], gamma[q + 2u], gamma[q + 3u]);
+// Grids (`affine4_rows_*`, `affine4_cols_*`): a window of rows of `run_len` elements
+// (a multiple of 4). Rows: layer norm's layout — segment = e / run_len (a row), γ/β
+// index = e % run_len (the position in the row). Columns: the scalers' layout and
+// channels-last batch norm's — segment (and γ/β, when present) = e % run_len. Either
+// way the parameters of a position are loaded once per thread (a per-element load of
+// them costs a software adapter, which loads lane by lane, three times the input's):
+// thread t takes the vec4 columns t, t + WG, ... of the workgroup's rows and walks
+// down the rows, loading per step only a row's center and scale (rows).
+// The parameters of vec4 column c (clamped to the last column): γ/β, and (columns) the
+// center, its low part and the inverse scale.
+struct ColParams {
+    c: vec4<f32>,
+    lo: vec4<f32>,
+    inv: vec4<f32>,
+    g: vec4<f32>,
+    b: vec4<f32>,
 }
 
-fn beta4_at(c: u32, cols4: u32) -> vec4<f32> {
+fn col_params(c: u32, cols4: u32, columns: bool) -> ColParams {
     let q = 4u * min(c, cols4 - 1u);
-    return vec4<f32>(beta[q], beta[q + 1u], beta[q + 2u], beta[q + 3u]);
+    var cp = ColParams(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(1.0), vec4<f32>(1.0), vec4<f32>(0.0));
+    if ((ap.flags & FLAG_GAMMA_BETA) != 0u) {
+        cp.g = vec4<f32>(gamma[q], gamma[q + 1u], gamma[q + 2u], gamma[q + 3u]);
+        cp.b = vec4<f32>(beta[q], beta[q + 1u], beta[q + 2u], beta[q + 3u]);
+    }
+    if (columns) {
+        cp.c = vec4<f32>(center[q], center[q + 1u], center[q + 2u], center[q + 3u]);
+        cp.lo = vec4<f32>(center_lo[q], center_lo[q + 1u], center_lo[q + 2u], center_lo[q + 3u]);
+        cp.inv = vec4<f32>(inv_scale[q], inv_scale[q + 1u], inv_scale[q + 2u], inv_scale[q + 3u]);
+    }
+    return cp;
 }
 
 // Row r's center, center_lo and inv_scale as vec4s: from the buffers, or (TEXEL_INPUT)
@@ -399,7 +417,22 @@ fn row_params(r: u32) -> RowParams {
     return RowParams(vec4<f32>(center[r]), vec4<f32>(center_lo[r]), vec4<f32>(inv_scale[r]));
 }
 
-fn affine4_rows(w: u32, lid: u32, inverse: bool) {
+// The affine step of vec4 column cp in row r (rp: that row's parameters, rows only).
+fn apply_grid(v: vec4<f32>, inverse: bool, columns: bool, rp: RowParams, cp: ColParams) -> vec4<f32> {
+    if (columns) {
+        return apply4(v, inverse, cp.c, cp.lo, cp.inv, cp.g, cp.b);
+    }
+    return apply4(v, inverse, rp.c, rp.lo, rp.inv, cp.g, cp.b);
+}
+
+fn grid_row(r: u32, columns: bool) -> RowParams {
+    if (columns) {
+        return RowParams(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(1.0));
+    }
+    return row_params(r);
+}
+
+fn affine4_grid(w: u32, lid: u32, inverse: bool, columns: bool) {
     let cols4 = ap.run_len / 4u;
     let row0 = ap.window_lo / ap.run_len;
     let r_first = row0 + w * ap.per_wg;
@@ -414,28 +447,24 @@ fn affine4_rows(w: u32, lid: u32, inverse: bool) {
             return;
         }
         let n = min(cols4 - c0, 4u);
-        // Columns past the row's end (the last thread's) read the last one's γ/β and
-        // are not written.
-        let g0 = gamma4_at(c0, cols4);
-        let g1 = gamma4_at(c0 + 1u, cols4);
-        let g2 = gamma4_at(c0 + 2u, cols4);
-        let g3 = gamma4_at(c0 + 3u, cols4);
-        let b0 = beta4_at(c0, cols4);
-        let b1 = beta4_at(c0 + 1u, cols4);
-        let b2 = beta4_at(c0 + 2u, cols4);
-        let b3 = beta4_at(c0 + 3u, cols4);
+        // Columns past the row's end (the last thread's) read the last one's parameters
+        // and are not written.
+        let p0 = col_params(c0, cols4, columns);
+        let p1 = col_params(c0 + 1u, cols4, columns);
+        let p2 = col_params(c0 + 2u, cols4, columns);
+        let p3 = col_params(c0 + 3u, cols4, columns);
         var i = (r_first * ap.run_len - ap.window_lo) / 4u + c0;
         for (var r = r_first; r < r_end; r++) {
-            let rp = row_params(r);
-            y4[i] = apply4(x4_at(i), inverse, rp.c, rp.lo, rp.inv, g0, b0);
+            let rp = grid_row(r, columns);
+            y4[i] = apply_grid(x4_at(i), inverse, columns, rp, p0);
             if (n > 1u) {
-                y4[i + 1u] = apply4(x4_at(i + 1u), inverse, rp.c, rp.lo, rp.inv, g1, b1);
+                y4[i + 1u] = apply_grid(x4_at(i + 1u), inverse, columns, rp, p1);
             }
             if (n > 2u) {
-                y4[i + 2u] = apply4(x4_at(i + 2u), inverse, rp.c, rp.lo, rp.inv, g2, b2);
+                y4[i + 2u] = apply_grid(x4_at(i + 2u), inverse, columns, rp, p2);
             }
             if (n > 3u) {
-                y4[i + 3u] = apply4(x4_at(i + 3u), inverse, rp.c, rp.lo, rp.inv, g3, b3);
+                y4[i + 3u] = apply_grid(x4_at(i + 3u), inverse, columns, rp, p3);
             }
             i += cols4;
         }
@@ -443,16 +472,14 @@ fn affine4_rows(w: u32, lid: u32, inverse: bool) {
     }
     for (var c = lid; c < cols4; c += WG) {
         let q = 4u * c;
-        let g4 = gamma4_at(c, cols4);
-        let b4 = beta4_at(c, cols4);
+        let cp = col_params(c, cols4, columns);
         // The rows whose element q lies in the window (only the first and last rows of a
         // window can lie partly outside it).
         let r_lo = max(r_first, select(0u, (ap.window_lo - q + ap.run_len - 1u) / ap.run_len, ap.window_lo > q));
         let r_hi = min(r_end, select(0u, (win_hi - q + ap.run_len - 1u) / ap.run_len, win_hi > q));
         var i = (r_lo * ap.run_len + q - ap.window_lo) / 4u;
         for (var r = r_lo; r < r_hi; r++) {
-            let rp = row_params(r);
-            y4[i] = apply4(x4_at(i), inverse, rp.c, rp.lo, rp.inv, g4, b4);
+            y4[i] = apply_grid(x4_at(i), inverse, columns, grid_row(r, columns), cp);
             i += cols4;
         }
     }
@@ -504,11 +531,19 @@ fn affine4_expm1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 }
 @compute @workgroup_size(256)
 fn affine4_rows_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    affine4_rows(wg_index(wid, nwg), lid, false);
+    affine4_grid(wg_index(wid, nwg), lid, false, false);
 }
 @compute @workgroup_size(256)
 fn affine4_rows_inv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    affine4_rows(wg_index(wid, nwg), lid, true);
+    affine4_grid(wg_index(wid, nwg), lid, true, false);
+}
+@compute @workgroup_size(256)
+fn affine4_cols_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4_grid(wg_index(wid, nwg), lid, false, true);
+}
+@compute @workgroup_size(256)
+fn affine4_cols_inv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    affine4_grid(wg_index(wid, nwg), lid, true, true);
 }
 @compute @workgroup_size(256)
 fn affine4_runs_fwd_none(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

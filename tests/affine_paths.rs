@@ -1,7 +1,7 @@
-//! The elementwise (affine) kernel's specialised paths — runs, fixed, uniform, mod, div
-//! and general index maps, vec4 body and scalar tail, forward, inverse, clip, log1p,
-//! expm1 — against the float64 twin, on every layout, across chunk boundaries that do
-//! not fall on run or vec4-period boundaries.
+//! The elementwise (affine) kernel's specialised paths — runs, rows and columns grids,
+//! fixed, uniform, mod, div and general index maps, vec4 body and scalar tail, forward,
+//! inverse, clip, log1p, expm1 — against the float64 twin, on every layout, across chunk
+//! boundaries that do not fall on run or vec4-period boundaries.
 
 mod common;
 
@@ -16,6 +16,9 @@ fn groupings() -> Vec<Grouping> {
         Grouping::Columns { rows: 333, cols: 7 },   // mod
         Grouping::Columns { rows: 333, cols: 3 },   // general
         Grouping::Columns { rows: 257, cols: 10 },  // mod, tail
+        Grouping::Columns { rows: 37, cols: 40 },   // columns grid: 3 threads, 2 vec4s in the last
+        Grouping::Columns { rows: 29, cols: 1000 }, // columns grid: 4 vec4s a thread, 2 in the last
+        Grouping::Columns { rows: 5, cols: 4100 },  // columns grid wider than 4 vec4s a thread
         Grouping::Rows { rows: 5, len: 1000 },      // uniform + mod γ/β (rows: 4 vec4s a thread, 2 in the last)
         Grouping::Rows { rows: 4, len: 1024 },      // rows: 4 vec4s in every thread
         Grouping::Rows { rows: 3, len: 4104 },      // rows wider than 4 vec4s a thread: a vec4 each
@@ -31,6 +34,8 @@ fn groupings() -> Vec<Grouping> {
         v.push(Grouping::Instances { n: 2, c: 3, spatial: 2048, channels_last: cl });
         v.push(Grouping::Instances { n: 3, c: 12, spatial: 10, channels_last: cl });
     }
+    // Channels-last batch norm with many channels: the columns grid with γ/β.
+    v.push(Grouping::Channels { n: 3, c: 104, spatial: 7, channels_last: true });
     v
 }
 
