@@ -265,6 +265,32 @@ fn block_len(st: Moments4) -> u32 {
     return select(16u, 1u, any(st.n == vec4<u32>(0u)));
 }
 
+// Accumulate the elements k, k + stride, ... below k_stop of a lane whose offsets are
+// affine in k (one add per load), in blocks folded into the states (see partials_vec4).
+fn walk_affine(st: ptr<function, Moments4>, reference: ptr<function, vec4<f32>>, o: ptr<function, u32>,
+               k: ptr<function, u32>, k_stop: u32, stride: u32, step: u32, scale: vec4<f32>) {
+    while (*k < k_stop) {
+        var b = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
+        let kb = min(*k + block_len(*st) * stride, k_stop);
+        for (; *k < kb; *k += stride) {
+            add4(st, &b, x4_at(*o), *reference, scale);
+            *o += step;
+        }
+        *reference = fold4(st, b, *reference);
+    }
+}
+
+// Each component of the states its own segment's partial in `slot` (vec4 components
+// that are four segments, past the last one dropped).
+fn write_components(s: u32, slot: u32, st: Moments4) {
+    for (var c = 0u; c < 4u; c++) {
+        let sc = 4u * s + c;
+        if (sc < p.comp_end) {
+            partials[sc * p.parts_total + slot] = component(st, c);
+        }
+    }
+}
+
 @compute @workgroup_size(256)
 fn partials_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -302,16 +328,7 @@ fn partials_vec4(
         if (p.seg.inner_div == 1u) {
             // Offsets affine in k: one add per load.
             var o = base + k * esh;
-            let step = stride * esh;
-            while (k < k_stop) {
-                var b = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
-                let kb = min(k + block_len(st) * stride, k_stop);
-                for (; k < kb; k += stride) {
-                    add4(&st, &b, x4_at(o), reference, scale);
-                    o += step;
-                }
-                reference = fold4(&st, b, reference);
-            }
+            walk_affine(&st, &reference, &o, &k, k_stop, stride, stride * esh, scale);
         } else {
             var walk = element_walk(p.seg, base, k, stride);
             while (k < k_stop) {
@@ -331,12 +348,7 @@ fn partials_vec4(
         if (s < p.seg_end) {
             let slot = (p.part_offset + task.part) * task.lanes + task.lane_k;
             if (by_segment) {
-                for (var c = 0u; c < 4u; c++) {
-                    let sc = 4u * s + c;
-                    if (sc < p.comp_end) {
-                        partials[sc * p.parts_total + slot] = component(st, c);
-                    }
-                }
+                write_components(s, slot, st);
             } else {
                 var m = component(st, 0u);
                 m = merge_moments(m, component(st, 1u));
@@ -454,26 +466,11 @@ fn partials_wide(
     var k = lw.x;
     for (var step = 0u; step < span; step += WIDE_STEP) {
         if (live) {
-            let k1 = min(lw.x + step + WIDE_STEP, lw.y);
-            while (k < k1) {
-                var b = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
-                let kb = min(k + block_len(st), k1);
-                for (; k < kb; k++) {
-                    add4(&st, &b, x4_at(o), reference, scale);
-                    o += esh;
-                }
-                reference = fold4(&st, b, reference);
-            }
+            walk_affine(&st, &reference, &o, &k, min(lw.x + step + WIDE_STEP, lw.y), 1u, esh, scale);
         }
         workgroupBarrier();
     }
     if (live) {
-        let slot = (p.part_offset + task.part) * task.lanes + task.lane_k;
-        for (var c = 0u; c < 4u; c++) {
-            let sc = 4u * s + c;
-            if (sc < p.comp_end) {
-                partials[sc * p.parts_total + slot] = component(st, c);
-            }
-        }
+        write_components(s, (p.part_offset + task.part) * task.lanes + task.lane_k, st);
     }
 }
