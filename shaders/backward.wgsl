@@ -105,10 +105,12 @@ struct SumsParams {
     tiles: u32,
     flags: u32,          // 1: statistics segment = s / stat_div; 2: weight by gamma;
                          // sums_vec4: 4 software adapter (lane groups of flags >> 16),
-                         // 8 each lane writes its own partial (parts_total counts lanes)
+                         // 8 each lane writes its own partial (parts_total counts lanes),
+                         // 32 the components are four segments (columns) whose element k
+                         // has statistics segment k (a row: layer norm's dγ, dβ)
     stat_div: u32,
+    comp_end: u32,       // flag 32: one past the last segment
     _pad0: u32,
-    _pad1: u32,
 }
 
 const STAT_PER_SEGMENT: u32 = 1u;
@@ -211,13 +213,16 @@ fn sums_main(
     }
 }
 
-// sums_main over a vec4 view of x and dy (four neighbouring elements of one segment
-// per load; see Segments::vec4_view on the host), for one statistics segment per
-// reduction segment and no weight (batch, instance and group norm with H·W a multiple
-// of 4): the common case, at the cost of four floats' loads per vec4 on a software
-// adapter. `sp.seg` is the view.
+// sums_main over a vec4 view of x and dy, at the cost of four floats' loads per vec4
+// on a software adapter. `sp.seg` is the view. Either four neighbouring elements of one
+// segment per load, for one statistics segment per reduction segment: batch, instance
+// and group norm with H·W a multiple of 4, and layer norm's rows weighted by γ at the
+// position in the row (flag 2, `gamma4`). Or (flag 32) four neighbouring columns of
+// rows whose statistics are per row: layer norm's dγ and dβ.
 @group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> sdy4: array<vec4<f32>>;
+// γ as vec4s, by vec4 position in a row (sums_vec4 and dx_vec4 with γ per element).
+@group(0) @binding(9) var<storage, read> gamma4: array<vec4<f32>>;
 
 // vec4 i of x and of dy (sums_vec4 and dx_vec4): from the buffers, or their staged
 // texels (TEXEL_INPUT).
@@ -235,6 +240,8 @@ fn dy4_at(i: u32) -> vec4<f32> {
     return sdy4[i];
 }
 
+const COLUMNS_BY_ROW: u32 = 32u;
+
 @compute @workgroup_size(256)
 fn sums_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -247,24 +254,50 @@ fn sums_vec4(
     }
     let task = lane_task(w, lid, sp.tile_width, sp.parts, sp.seg_first, sp.k_first, sp.k_end);
     let s = task.s;
+    let weighted = (sp.flags & WEIGHTED) != 0u;
+    let by_row = (sp.flags & COLUMNS_BY_ROW) != 0u;
 
     var sum_dy = vec4<f32>(0.0);
     var sum_dyx = vec4<f32>(0.0);
     if (s < sp.seg_end) {
         let base = segment_base(sp.seg, s) - sp.window_lo;
-        let t = s / sp.stat_div;
-        let mu = vec4<f32>(s_mean[t]);
-        let lo = vec4<f32>(s_mean_lo[t]);
-        let inv = vec4<f32>(s_inv[t]);
+        // One statistics segment for the whole segment, or (by_row) one per element.
+        let t = select(s / sp.stat_div, 0u, by_row);
+        var mu = vec4<f32>(s_mean[t]);
+        var lo = vec4<f32>(s_mean_lo[t]);
+        var inv = vec4<f32>(s_inv[t]);
         let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (sp.flags & 4u) != 0u, sp.flags >> 16u);
         var walk = element_walk(sp.seg, base, lw.x, lw.z);
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let i = walk_offset(walk);
             walk_next(&walk);
-            let d = dy4_at(i);
+            var d = dy4_at(i);
+            if (weighted) {
+                d *= gamma4[k];
+            }
+            if (by_row) {
+                mu = vec4<f32>(s_mean[k]);
+                lo = vec4<f32>(s_mean_lo[k]);
+                inv = vec4<f32>(s_inv[k]);
+            }
             sum_dy += d;
             sum_dyx += d * (((x4_at(i) - mu) - lo) * inv);
         }
+    }
+    if (by_row) {
+        // Each component its own column's sums.
+        for (var c = 0u; c < 4u; c++) {
+            let sc = 4u * s + c;
+            let acc = vec2<f32>(sum_dy[c], sum_dyx[c]);
+            if ((sp.flags & 8u) != 0u) {
+                if (s < sp.seg_end && sc < sp.comp_end) {
+                    s_partials[sc * sp.parts_total + (sp.part_offset + task.part) * task.lanes + task.lane_k] = acc;
+                }
+            } else {
+                sum_lanes(lid, task, acc, sc, s < sp.seg_end && sc < sp.comp_end);
+            }
+        }
+        return;
     }
     let acc = vec2<f32>(dot(sum_dy, vec4<f32>(1.0)), dot(sum_dyx, vec4<f32>(1.0)));
     if ((sp.flags & 8u) != 0u) {
@@ -273,6 +306,12 @@ fn sums_vec4(
         }
         return;
     }
+    sum_lanes(lid, task, acc, s, s < sp.seg_end);
+}
+
+// Add the element lanes' sums of each segment lane in a workgroup tree and write the
+// total as segment `out_s`'s partial (where `live`). Every thread must call it.
+fn sum_lanes(lid: u32, task: LaneTask, acc: vec2<f32>, out_s: u32, live: bool) {
     sh_sums[lid] = acc;
     workgroupBarrier();
     for (var stride = task.lanes / 2u; stride > 0u; stride /= 2u) {
@@ -281,9 +320,10 @@ fn sums_vec4(
         }
         workgroupBarrier();
     }
-    if (task.lane_k == 0u && s < sp.seg_end) {
-        s_partials[s * sp.parts_total + sp.part_offset + task.part] = sh_sums[lid];
+    if (task.lane_k == 0u && live) {
+        s_partials[out_s * sp.parts_total + sp.part_offset + task.part] = sh_sums[lid];
     }
+    workgroupBarrier();
 }
 
 struct SumsMergeParams {
@@ -534,7 +574,8 @@ fn dx_main(
 }
 
 // dx_main over vec4 views of x, dy and dx (four neighbouring elements of one segment
-// per load, γ per segment): same walk and arithmetic, a vec4 at a time.
+// per load; γ per segment, or by position in a row, `gamma4`): same walk and
+// arithmetic, a vec4 at a time.
 // x and dy at bindings 1 and 2 as in sums_vec4 (read through x4_at and dy4_at).
 @group(0) @binding(3) var<storage, read_write> dx_out4: array<vec4<f32>>;
 
@@ -564,9 +605,17 @@ fn dx_vec4(
     let lo4 = vec4<f32>(dc.lo);
     let inv4 = vec4<f32>(dc.inv);
     let train = (xp.flags & DX_TRAIN) != 0u;
+    let per_element = (xp.flags & (DX_GAMMA | DX_GAMMA_PER_ELEMENT)) == (DX_GAMMA | DX_GAMMA_PER_ELEMENT);
     let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (xp.flags & 8u) != 0u, xp.flags >> 16u);
     var walk = element_walk(xp.seg, base, lw.x, lw.z);
-    if (train) {
+    if (train && per_element) {
+        // Layer norm: γ by vec4 position in the row.
+        for (var k = lw.x; k < lw.y; k += lw.z) {
+            let i = walk_offset(walk);
+            walk_next(&walk);
+            dx_out4[i] = (inv4 * gamma4[k] * dy4_at(i) - cx) - (((x4_at(i) - mu4) - lo4) * inv4) * cy;
+        }
+    } else if (train) {
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let i = walk_offset(walk);
             walk_next(&walk);

@@ -84,6 +84,18 @@ fn vec4_elements(gpu: &Gpu, seg: &Segments) -> Option<Segments> {
     }
 }
 
+/// Whether γ of each element of `red` is its position in its segment: layer norm's rows
+/// (`e % len`, segments of `len` elements).
+fn gamma_by_position(red: &Grouping, param_map: &IndexMap) -> bool {
+    matches!(*red, Grouping::Rows { len, .. } if *param_map == IndexMap { d1: 1, m1: 1, s1: 0, m2: len as u32, d2: 1, s2: 1 })
+}
+
+/// Whether the statistics segment of each element of `red` is its row: layer norm's
+/// columns (`e / cols` over a `(rows, cols)` matrix, the segment of element `k` is row `k`).
+fn stats_by_row(red: &Grouping, stat_map: &IndexMap) -> bool {
+    matches!(*red, Grouping::Columns { cols, .. } if *stat_map == IndexMap { d1: cols as u32, m1: u32::MAX, s1: 1, m2: 1, d2: 1, s2: 0 })
+}
+
 /// Element `k` of a segment → its offset from the segment's base, as an [`IndexMap`].
 fn element_map(seg: &Segments) -> IndexMap {
     IndexMap {
@@ -116,7 +128,8 @@ struct SumsParams {
     tiles: u32,
     flags: u32,
     stat_div: u32,
-    _pad: [u32; 2],
+    comp_end: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -260,15 +273,25 @@ pub fn record_sums(
     let seg = red.segments();
     let s_count = seg.count as u64;
     let out = gpu.storage_buffer("norm backward sums", s_count * SUMS_BYTES)?;
-    // The common case (one statistics segment per reduction segment, no weight, runs of
-    // a multiple of 4) reads through a vec4 view, as the moments kernel does.
-    let view = match (stat, weight.is_none()) {
-        (StatIndex::PerSegment { .. }, true) => vec4_elements(gpu, &seg),
+    // Through a vec4 view, as the moments kernel reads: runs of a multiple of 4 with one
+    // statistics segment per reduction segment, unweighted or (layer norm's rows)
+    // weighted by γ at the position in the row; or (layer norm's dγ, dβ) columns four at
+    // a time, a multiple of 4 of them, whose statistics are per row (flag 32).
+    let view = match (stat, weight) {
+        (StatIndex::PerSegment { .. }, None) => vec4_elements(gpu, &seg).map(|v| (v, 0)),
+        (StatIndex::PerSegment { .. }, Some(w)) if gamma_by_position(red, &w.param_map) => {
+            vec4_elements(gpu, &seg).map(|v| (v, 0))
+        }
+        (StatIndex::Map(m), None) if stats_by_row(red, &m) => match vec4_view(gpu, &seg) {
+            Some((v, Vec4Parts::Segments)) => Some((v, 32)),
+            _ => None,
+        },
         _ => None,
     };
     let vec4 = view.is_some();
+    let by_row = view.is_some_and(|(_, f)| f == 32);
     let (seg, unit) = match view {
-        Some(v) => (v, 4),
+        Some((v, _)) => (v, 4),
         None => (seg, 1),
     };
     let plan = plan::plan_reduction(&seg, &unit_plan_limits(gpu, SUMS_BYTES, unit, vec4))?;
@@ -297,6 +320,8 @@ pub fn record_sums(
     };
     let elem_map = element_map(&seg);
     let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
+    let dummy4 = gpu.storage_buffer("backward unused vec4", 16)?;
+    let gamma4 = if weight.is_some() { gamma } else { &dummy4 };
     for d in &plan.dispatches {
         let params = gpu.uniform(&SumsParams {
             seg: seg.into(),
@@ -314,9 +339,10 @@ pub fn record_sums(
             part_offset: d.part_offset,
             parts_total: parts_total as u32,
             tiles: d.tiles,
-            flags: stat_flag | weight_flag | soft,
+            flags: stat_flag | weight_flag | soft | if by_row { 32 } else { 0 },
             stat_div,
-            _pad: [0; 2],
+            comp_end: s_count as u32,
+            _pad: 0,
         });
         let mut bindings = vec![
             (0, params.as_entire_binding()),
@@ -331,6 +357,8 @@ pub fn record_sums(
         let pass1 = match &texels {
             Some(t) => {
                 bindings.extend(t.bindings());
+                // γ by position (weighted rows; else unread).
+                bindings.push((9, gamma4.as_entire_binding()));
                 t.pipeline(gpu, "sums_vec4")
             }
             None => {
@@ -341,13 +369,13 @@ pub fn record_sums(
         };
         gpu.dispatch_numbered(encoder, &pass1, &bindings, d.tiles * d.parts)?;
     }
-    let params = gpu.uniform(&SumsMergeParams { count: seg.count, parts_total: parts_total as u32, _pad: [0; 2] });
+    let params = gpu.uniform(&SumsMergeParams { count: s_count as u32, parts_total: parts_total as u32, _pad: [0; 2] });
     let pass2 = gpu.pipeline(Shader::Backward, "sums_merge_main");
     gpu.dispatch(
         encoder,
         &pass2,
         &[params.as_entire_binding(), partials.as_entire_binding(), out.as_entire_binding()],
-        seg.count.div_ceil(256),
+        (s_count as u32).div_ceil(256),
     )?;
     Ok(out)
 }
@@ -447,13 +475,16 @@ pub fn record_dx(
         return Err(Error::InvalidParameter("grad_input cannot be written into x or grad_output".into()));
     }
     let dummy = gpu.storage_buffer("backward unused", 8)?;
+    let dummy4 = gpu.storage_buffer("backward unused vec4", 16)?;
     let mean_lo = args.saved.mean_lo(gpu)?;
     let flags = args.coeffs.is_some() as u32
         | (args.gamma.is_some() as u32) << 1
         | ((args.gamma.is_some() && args.gamma_per_element) as u32) << 2;
     let seg = args.walk.segments();
-    // γ per segment and runs of a multiple of 4: through vec4 views.
-    let view = if args.gamma.is_some() && args.gamma_per_element { None } else { vec4_elements(gpu, &seg) };
+    // Runs of a multiple of 4 through vec4 views: γ per segment, or by position in a row.
+    let by_position = args.gamma.is_some() && args.gamma_per_element;
+    let view =
+        if by_position && !matches!(*args.walk, Grouping::Rows { .. }) { None } else { vec4_elements(gpu, &seg) };
     let vec4 = view.is_some();
     let (seg, unit) = match view {
         Some(v) => (v, 4),
@@ -499,6 +530,8 @@ pub fn record_dx(
         ];
         if let Some(t) = &texels {
             bindings.extend(t.bindings());
+            // γ by position in the row (dx_vec4; unread without it).
+            bindings.push((9, if by_position { args.gamma.unwrap_or(&dummy) } else { &dummy4 }.as_entire_binding()));
         }
         gpu.dispatch_numbered(encoder, &pipeline, &bindings, d.tiles * d.parts)?;
     }
