@@ -470,17 +470,24 @@ fn affine4_grid(w: u32, lid: u32, inverse: bool, columns: bool) {
         }
         return;
     }
-    for (var c = lid; c < cols4; c += WG) {
-        let q = 4u * c;
-        let cp = col_params(c, cols4, columns);
-        // The rows whose element q lies in the window (only the first and last rows of a
-        // window can lie partly outside it).
-        let r_lo = max(r_first, select(0u, (ap.window_lo - q + ap.run_len - 1u) / ap.run_len, ap.window_lo > q));
-        let r_hi = min(r_end, select(0u, (win_hi - q + ap.run_len - 1u) / ap.run_len, win_hi > q));
-        var i = (r_lo * ap.run_len + q - ap.window_lo) / 4u;
-        for (var r = r_lo; r < r_hi; r++) {
-            y4[i] = apply_grid(x4_at(i), inverse, columns, grid_row(r, columns), cp);
-            i += cols4;
+    // Rows wider than 4·WG vec4s, or a window that cuts rows: the rows one after the
+    // other, each group of `ap.group` lanes streaming a contiguous stretch of the row (as
+    // the copy kernel walks), the row's parameters loaded once, γ/β (and the columns'
+    // parameters) per vec4.
+    let groups = WG / ap.group;
+    let lane = lid % ap.group;
+    let stretch = (cols4 + groups - 1u) / groups;
+    let c_lo = (lid / ap.group) * stretch;
+    let c_hi = min(c_lo + stretch, cols4);
+    let win_lo4 = ap.window_lo / 4u;
+    let win_hi4 = win_hi / 4u;
+    for (var r = r_first; r < r_end; r++) {
+        let rp = grid_row(r, columns);
+        let row4 = r * cols4;
+        let v_end = min(row4 + c_hi, win_hi4);
+        for (var v = max(row4 + c_lo, win_lo4) + lane; v < v_end; v += ap.group) {
+            let i = v - win_lo4;
+            y4[i] = apply_grid(x4_at(i), inverse, columns, rp, col_params(v - row4, cols4, columns));
         }
     }
 }
