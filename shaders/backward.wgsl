@@ -326,6 +326,86 @@ fn sum_lanes(lid: u32, task: LaneTask, acc: vec2<f32>, out_s: u32, live: bool) {
     workgroupBarrier();
 }
 
+// Layer norm's dγ and dβ over a (rows, cols) input, cols a multiple of 4, in one
+// binding: per column Σdy and Σdy·x̂ with each row's own statistics, as sums_vec4 with
+// flag 32 computes them, but laid out as the affine kernel's grid: workgroup (tile,
+// part) takes 4·WG vec4 columns and a block of rows, each thread four neighbouring
+// vec4 columns down the block (so a row's statistics are loaded once per four vec4s
+// and each SIMD batch reads 512 contiguous bytes of a row per step); one partial per
+// (column, part), merged by sums_merge_main.
+struct GridSumsParams {
+    rows: u32,
+    cols4: u32,
+    parts: u32,      // row blocks (partials per column)
+    rows_per: u32,   // rows of a block
+    tiles: u32,      // column tiles of 4·WG vec4s
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> gsp: GridSumsParams;
+
+// Σdy and Σdy·x̂ of vec4 i in row r.
+fn grid_term(i: u32, mu: vec4<f32>, lo: vec4<f32>, inv: vec4<f32>, a: ptr<function, vec4<f32>>,
+             b: ptr<function, vec4<f32>>) {
+    let d = dy4_at(i);
+    *a += d;
+    *b += d * (((x4_at(i) - mu) - lo) * inv);
+}
+
+@compute @workgroup_size(256)
+fn colsums_grid(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= gsp.tiles * gsp.parts) {
+        return;
+    }
+    let part = w % gsp.parts;
+    let c0 = (w / gsp.parts) * 4u * WG + 4u * lid;
+    if (c0 >= gsp.cols4) {
+        return;
+    }
+    let n = min(gsp.cols4 - c0, 4u);
+    let r0 = part * gsp.rows_per;
+    let r1 = min(r0 + gsp.rows_per, gsp.rows);
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    var b2 = vec4<f32>(0.0);
+    var b3 = vec4<f32>(0.0);
+    var i = r0 * gsp.cols4 + c0;
+    for (var r = r0; r < r1; r++) {
+        let mu = vec4<f32>(s_mean[r]);
+        let lo = vec4<f32>(s_mean_lo[r]);
+        let inv = vec4<f32>(s_inv[r]);
+        grid_term(i, mu, lo, inv, &a0, &b0);
+        if (n > 1u) {
+            grid_term(i + 1u, mu, lo, inv, &a1, &b1);
+        }
+        if (n > 2u) {
+            grid_term(i + 2u, mu, lo, inv, &a2, &b2);
+        }
+        if (n > 3u) {
+            grid_term(i + 3u, mu, lo, inv, &a3, &b3);
+        }
+        i += gsp.cols4;
+    }
+    let a = array<vec4<f32>, 4>(a0, a1, a2, a3);
+    let b = array<vec4<f32>, 4>(b0, b1, b2, b3);
+    for (var j = 0u; j < n; j++) {
+        for (var c = 0u; c < 4u; c++) {
+            s_partials[(4u * (c0 + j) + c) * gsp.parts + part] = vec2<f32>(a[j][c], b[j][c]);
+        }
+    }
+}
+
 struct SumsMergeParams {
     count: u32,
     parts_total: u32,

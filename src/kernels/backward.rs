@@ -369,15 +369,100 @@ pub fn record_sums(
         };
         gpu.dispatch_numbered(encoder, &pass1, &bindings, d.tiles * d.parts)?;
     }
-    let params = gpu.uniform(&SumsMergeParams { count: s_count as u32, parts_total: parts_total as u32, _pad: [0; 2] });
+    record_merge(gpu, encoder, &partials, &out, s_count, parts_total)?;
+    Ok(out)
+}
+
+/// Add each of `count` segments' `parts_total` partial sums into `out`.
+fn record_merge(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    partials: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    count: u64,
+    parts_total: u64,
+) -> Result<()> {
+    let params = gpu.uniform(&SumsMergeParams { count: count as u32, parts_total: parts_total as u32, _pad: [0; 2] });
     let pass2 = gpu.pipeline(Shader::Backward, "sums_merge_main");
     gpu.dispatch(
         encoder,
         &pass2,
         &[params.as_entire_binding(), partials.as_entire_binding(), out.as_entire_binding()],
-        (s_count as u32).div_ceil(256),
-    )?;
-    Ok(out)
+        (count as u32).div_ceil(256),
+    )
+}
+
+/// Rows of one block of [`record_column_sums`].
+pub const GRID_ROWS: u64 = 256;
+
+/// The longest run of additions into one accumulator of [`record_column_sums`] over
+/// `rows` rows: a block's rows, then the blocks' partials.
+pub fn column_sums_chain(rows: usize) -> usize {
+    GRID_ROWS as usize + rows.div_ceil(GRID_ROWS as usize)
+}
+
+/// The WGSL `GridSumsParams` struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct GridSumsParams {
+    rows: u32,
+    cols4: u32,
+    parts: u32,
+    rows_per: u32,
+    tiles: u32,
+    _pad: [u32; 3],
+}
+
+/// Layer norm's dγ/dβ sums over a `(rows, cols)` input: per column `Σdy` and `Σdy·x̂`
+/// with each row's statistics from `saved`, as [`record_sums`] gives them for
+/// `Columns { rows, cols }` with statistics `e / cols`, through the grid kernel
+/// `colsums_grid` (blocks of [`GRID_ROWS`] rows, a partial per column and block). `None`
+/// where it does not apply: `cols` not a multiple of 4, or the input beyond one binding.
+pub fn record_column_sums(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    (x, dy): (&GpuTensor, &GpuTensor),
+    (rows, cols): (usize, usize),
+    saved: SavedCenter,
+) -> Result<Option<wgpu::Buffer>> {
+    let numel = (rows * cols) as u64;
+    if !cols.is_multiple_of(4) || numel == 0 || numel > gpu.max_chunk_elements() || x.numel() as u64 != numel {
+        return Ok(None);
+    }
+    let cols4 = (cols / 4) as u64;
+    let parts = (rows as u64).div_ceil(GRID_ROWS);
+    let tiles = cols4.div_ceil(4 * 256);
+    let out = gpu.storage_buffer("layer norm column sums", cols as u64 * SUMS_BYTES)?;
+    // One block: its partials are the sums.
+    let partials = match parts {
+        1 => out.clone(),
+        _ => gpu.storage_buffer("layer norm column partials", cols as u64 * parts * SUMS_BYTES)?,
+    };
+    let params = gpu.uniform(&GridSumsParams {
+        rows: rows as u32,
+        cols4: cols4 as u32,
+        parts: parts as u32,
+        rows_per: GRID_ROWS as u32,
+        tiles: tiles as u32,
+        _pad: [0; 3],
+    });
+    let mean_lo = saved.mean_lo(gpu)?;
+    let texels = XDyTexels::stage(gpu, encoder, (x, dy), 0, numel / 4)?;
+    let mut bindings = vec![
+        (0, params.as_entire_binding()),
+        (1, Gpu::binding(x.buffer(), 0, numel)),
+        (2, Gpu::binding(dy.buffer(), 0, numel)),
+        (3, saved.mean.as_entire_binding()),
+        (4, saved.invstd.as_entire_binding()),
+        (6, partials.as_entire_binding()),
+        (7, mean_lo.as_entire_binding()),
+    ];
+    bindings.extend(texels.bindings());
+    gpu.dispatch_numbered(encoder, &texels.pipeline(gpu, "colsums_grid"), &bindings, (tiles * parts) as u32)?;
+    if parts > 1 {
+        record_merge(gpu, encoder, &partials, &out, cols as u64, parts)?;
+    }
+    Ok(Some(out))
 }
 
 /// Record the per-statistics-segment coefficients `(Σg/N, Σg·x̂/N)` (`vec2<f32>` each):

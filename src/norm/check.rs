@@ -24,7 +24,7 @@ use super::core::{backward_shape, Plan, StatsMode};
 use super::{Grads, SavedStats};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::backward::{reduction_chain, SUMS_BYTES};
+use crate::kernels::backward::{column_sums_chain, reduction_chain, SUMS_BYTES};
 use crate::kernels::fused::fused_chain;
 use crate::kernels::moments::MOMENTS_BYTES;
 use crate::reference::norms as reference;
@@ -308,7 +308,8 @@ pub(crate) fn check_backward(
         cnt[q] += 1;
     }
     let pchain = match bs.columns {
-        Some(cols) => reduction_chain(gpu, &cols.segments(), SUMS_BYTES)?,
+        // The column sums' plan, or the grid kernel's blocks (the longer).
+        Some(cols) => reduction_chain(gpu, &cols.segments(), SUMS_BYTES)?.max(column_sums_chain(cols.segment_len())),
         None => chain + bs.loops,
     };
     let rp = |q: usize| Tolerance::reduction(cnt[q], pchain).rel;

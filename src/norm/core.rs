@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::kernels::affine::{record_affine, AffineArgs, AffineMode};
 use crate::kernels::backward::{
-    record_coeffs, record_dx, record_instance_running, record_param_grads, record_poison, record_sums, DxArgs,
-    StatIndex, Weight,
+    record_coeffs, record_column_sums, record_dx, record_instance_running, record_param_grads, record_poison,
+    record_sums, DxArgs, StatIndex, Weight,
 };
 use crate::kernels::derive::{record_derive, DeriveRule};
 use crate::kernels::fused::{fused_layout, record_norm_fused};
@@ -329,8 +329,11 @@ pub(crate) fn record_backward(
     if gamma.is_some() {
         match bs.columns {
             Some(cols) => {
-                let Grouping::Rows { len, .. } = g else { unreachable!() };
-                let col_sums = record_sums(gpu, encoder, x, dy, &cols, StatIndex::Map(div_map(len)), center, None)?;
+                let Grouping::Rows { rows, len } = g else { unreachable!() };
+                let col_sums = match record_column_sums(gpu, encoder, (x, dy), (rows, len), center)? {
+                    Some(sums) => sums,
+                    None => record_sums(gpu, encoder, x, dy, &cols, StatIndex::Map(div_map(len)), center, None)?,
+                };
                 set_params(&mut grads, record_param_grads(gpu, encoder, &col_sums, len, 1, len)?)?;
             }
             None => {
