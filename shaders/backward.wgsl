@@ -241,6 +241,8 @@ fn dy4_at(i: u32) -> vec4<f32> {
 }
 
 const COLUMNS_BY_ROW: u32 = 32u;
+// The components are four segments, each with its own statistics segment (channels-last).
+const COMPONENT_SEGMENTS: u32 = 64u;
 
 @compute @workgroup_size(256)
 fn sums_vec4(
@@ -256,16 +258,23 @@ fn sums_vec4(
     let s = task.s;
     let weighted = (sp.flags & WEIGHTED) != 0u;
     let by_row = (sp.flags & COLUMNS_BY_ROW) != 0u;
+    let components = by_row || (sp.flags & COMPONENT_SEGMENTS) != 0u;
 
     var sum_dy = vec4<f32>(0.0);
     var sum_dyx = vec4<f32>(0.0);
     if (s < sp.seg_end) {
         let base = segment_base(sp.seg, s) - sp.window_lo;
-        // One statistics segment for the whole segment, or (by_row) one per element.
-        let t = select(s / sp.stat_div, 0u, by_row);
-        var mu = vec4<f32>(s_mean[t]);
-        var lo = vec4<f32>(s_mean_lo[t]);
-        var inv = vec4<f32>(s_inv[t]);
+        // One statistics segment for the whole segment, one per component (its four
+        // segments), or (by_row) one per element.
+        var mu = vec4<f32>(0.0);
+        var lo = vec4<f32>(0.0);
+        var inv = vec4<f32>(0.0);
+        for (var c = 0u; c < 4u; c++) {
+            let t = select(select(s, min(4u * s + c, sp.comp_end - 1u), components) / sp.stat_div, 0u, by_row);
+            mu[c] = s_mean[t];
+            lo[c] = s_mean_lo[t];
+            inv[c] = s_inv[t];
+        }
         let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (sp.flags & 4u) != 0u, sp.flags >> 16u);
         var walk = element_walk(sp.seg, base, lw.x, lw.z);
         for (var k = lw.x; k < lw.y; k += lw.z) {
@@ -284,8 +293,8 @@ fn sums_vec4(
             sum_dyx += d * (((x4_at(i) - mu) - lo) * inv);
         }
     }
-    if (by_row) {
-        // Each component its own column's sums.
+    if (components) {
+        // Each component its own segment's sums.
         for (var c = 0u; c < 4u; c++) {
             let sc = 4u * s + c;
             let acc = vec2<f32>(sum_dy[c], sum_dyx[c]);
@@ -537,6 +546,8 @@ struct DxParams {
 const DX_TRAIN: u32 = 1u;
 const DX_GAMMA: u32 = 2u;
 const DX_GAMMA_PER_ELEMENT: u32 = 4u;
+// dx_vec4: the components of a vec4 are four segments (channels-last), 32.
+const DX_COMPONENTS: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> xp: DxParams;
 @group(0) @binding(1) var<storage, read> dx_x: array<f32>;
@@ -676,14 +687,26 @@ fn dx_vec4(
     }
 
     let base = segment_base(xp.seg, s) - xp.window_lo;
-    let dc = dx_constants(s);
-    let gm = dc.gm;
-    let gi = vec4<f32>(dc.gi);
-    let cx = vec4<f32>(dc.cx);
-    let cy = vec4<f32>(dc.cy);
-    let mu4 = vec4<f32>(dc.mu);
-    let lo4 = vec4<f32>(dc.lo);
-    let inv4 = vec4<f32>(dc.inv);
+    // The constants of the vec4's segment, or (DX_COMPONENTS) of the four segments its
+    // components are (channels-last: four neighbouring channels).
+    var gm = vec4<f32>(0.0);
+    var gi = vec4<f32>(0.0);
+    var cx = vec4<f32>(0.0);
+    var cy = vec4<f32>(0.0);
+    var mu4 = vec4<f32>(0.0);
+    var lo4 = vec4<f32>(0.0);
+    var inv4 = vec4<f32>(0.0);
+    let components = (xp.flags & DX_COMPONENTS) != 0u;
+    for (var c = 0u; c < 4u; c++) {
+        let dc = dx_constants(select(s, 4u * s + c, components));
+        gm[c] = dc.gm;
+        gi[c] = dc.gi;
+        cx[c] = dc.cx;
+        cy[c] = dc.cy;
+        mu4[c] = dc.mu;
+        lo4[c] = dc.lo;
+        inv4[c] = dc.inv;
+    }
     let train = (xp.flags & DX_TRAIN) != 0u;
     let per_element = (xp.flags & (DX_GAMMA | DX_GAMMA_PER_ELEMENT)) == (DX_GAMMA | DX_GAMMA_PER_ELEMENT);
     let lw = lane_walk(task.k_lo, task.k_hi, task.lane_k, task.lanes, (xp.flags & 8u) != 0u, xp.flags >> 16u);
@@ -705,7 +728,7 @@ fn dx_vec4(
         for (var k = lw.x; k < lw.y; k += lw.z) {
             let i = walk_offset(walk);
             walk_next(&walk);
-            dx_out4[i] = inv4 * (vec4<f32>(gm) * dy4_at(i));
+            dx_out4[i] = inv4 * (gm * dy4_at(i));
         }
     }
 }

@@ -278,7 +278,12 @@ pub fn record_sums(
     // weighted by γ at the position in the row; or (layer norm's dγ, dβ) columns four at
     // a time, a multiple of 4 of them, whose statistics are per row (flag 32).
     let view = match (stat, weight) {
-        (StatIndex::PerSegment { .. }, None) => vec4_elements(gpu, &seg).map(|v| (v, 0)),
+        // Runs of one segment, or four neighbouring segments a vec4 (channels-last).
+        (StatIndex::PerSegment { .. }, None) => match vec4_view(gpu, &seg) {
+            Some((v, Vec4Parts::Elements)) => Some((v, 0)),
+            Some((v, Vec4Parts::Segments)) => Some((v, 64)),
+            None => None,
+        },
         (StatIndex::PerSegment { .. }, Some(w)) if gamma_by_position(red, &w.param_map) => {
             vec4_elements(gpu, &seg).map(|v| (v, 0))
         }
@@ -289,7 +294,7 @@ pub fn record_sums(
         _ => None,
     };
     let vec4 = view.is_some();
-    let by_row = view.is_some_and(|(_, f)| f == 32);
+    let view_flag = view.map_or(0, |(_, f)| f);
     let (seg, unit) = match view {
         Some((v, _)) => (v, 4),
         None => (seg, 1),
@@ -339,7 +344,7 @@ pub fn record_sums(
             part_offset: d.part_offset,
             parts_total: parts_total as u32,
             tiles: d.tiles,
-            flags: stat_flag | weight_flag | soft | if by_row { 32 } else { 0 },
+            flags: stat_flag | weight_flag | soft | view_flag,
             stat_div,
             comp_end: s_count as u32,
             _pad: 0,
@@ -566,17 +571,23 @@ pub fn record_dx(
         | (args.gamma.is_some() as u32) << 1
         | ((args.gamma.is_some() && args.gamma_per_element) as u32) << 2;
     let seg = args.walk.segments();
-    // Runs of a multiple of 4 through vec4 views: γ per segment, or by position in a row.
+    // Through vec4 views: runs of a multiple of 4 (γ per segment, or by position in a
+    // row), or four neighbouring segments a vec4 (channels-last, γ per segment: flag 32).
     let by_position = args.gamma.is_some() && args.gamma_per_element;
-    let view =
-        if by_position && !matches!(*args.walk, Grouping::Rows { .. }) { None } else { vec4_elements(gpu, &seg) };
+    let view = match vec4_view(gpu, &seg) {
+        Some((v, Vec4Parts::Elements)) if !by_position || matches!(*args.walk, Grouping::Rows { .. }) => Some((v, 0)),
+        Some((v, Vec4Parts::Segments)) if !by_position => Some((v, 32)),
+        _ => None,
+    };
     let vec4 = view.is_some();
+    let view_flag = view.map_or(0, |(_, f)| f);
     let (seg, unit) = match view {
-        Some(v) => (v, 4),
+        Some((v, _)) => (v, 4),
         None => (seg, 1),
     };
     let plan = plan::plan_reduction(&seg, &unit_plan_limits(gpu, SUMS_BYTES, unit, false))?;
-    let flags = flags | if vec4 && gpu.is_software() { 8 | (lane_group(gpu, plan.tile_width) << 16) } else { 0 };
+    let flags =
+        flags | view_flag | if vec4 && gpu.is_software() { 8 | (lane_group(gpu, plan.tile_width) << 16) } else { 0 };
     let elem_map = element_map(&seg);
     let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
     for d in &plan.dispatches {
