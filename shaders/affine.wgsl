@@ -28,8 +28,12 @@ struct AffineParams {
     pieces: u32,        // runs kernels: pieces overlapping the window
     group: u32,         // vec4 kernels: threads that stride together (see copy.wgsl)
     param_stride: u32,  // rows kernels with TEXEL_INPUT: texels between the stacked row parameters
+    block_rows: u32,    // columns kernels: rows of a sample (0: one set of column parameters)
+    block_seg: u32,     // columns kernels: segments of a sample (its first is sample · block_seg)
+    col_div: u32,       // columns kernels: segment of column q within a sample is q / col_div
     _pad1: u32,
     _pad2: u32,
+    _pad3: u32,
 }
 
 const FLAG_CLIP: u32 = 1u;
@@ -384,7 +388,7 @@ struct ColParams {
     b: vec4<f32>,
 }
 
-fn col_params(c: u32, cols4: u32, columns: bool) -> ColParams {
+fn col_params(c: u32, cols4: u32, columns: bool, seg0: u32) -> ColParams {
     let q = 4u * min(c, cols4 - 1u);
     var cp = ColParams(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(1.0), vec4<f32>(1.0), vec4<f32>(0.0));
     if ((ap.flags & FLAG_GAMMA_BETA) != 0u) {
@@ -392,11 +396,21 @@ fn col_params(c: u32, cols4: u32, columns: bool) -> ColParams {
         cp.b = vec4<f32>(beta[q], beta[q + 1u], beta[q + 2u], beta[q + 3u]);
     }
     if (columns) {
-        cp.c = vec4<f32>(center[q], center[q + 1u], center[q + 2u], center[q + 3u]);
-        cp.lo = vec4<f32>(center_lo[q], center_lo[q + 1u], center_lo[q + 2u], center_lo[q + 3u]);
-        cp.inv = vec4<f32>(inv_scale[q], inv_scale[q + 1u], inv_scale[q + 2u], inv_scale[q + 3u]);
+        // The segments of columns q..q+3 of the sample whose first segment is seg0.
+        let s = vec4<u32>(seg0) + (vec4<u32>(q) + vec4<u32>(0u, 1u, 2u, 3u)) / vec4<u32>(ap.col_div);
+        cp.c = vec4<f32>(center[s.x], center[s.y], center[s.z], center[s.w]);
+        cp.lo = vec4<f32>(center_lo[s.x], center_lo[s.y], center_lo[s.z], center_lo[s.w]);
+        cp.inv = vec4<f32>(inv_scale[s.x], inv_scale[s.y], inv_scale[s.z], inv_scale[s.w]);
     }
     return cp;
+}
+
+// The first segment of row r's sample (columns kernels; 0 without samples).
+fn sample_seg(r: u32) -> u32 {
+    if (ap.block_rows == 0u) {
+        return 0u;
+    }
+    return (r / ap.block_rows) * ap.block_seg;
 }
 
 // Row r's center, center_lo and inv_scale as vec4s: from the buffers, or (TEXEL_INPUT)
@@ -448,25 +462,34 @@ fn affine4_grid(w: u32, lid: u32, inverse: bool, columns: bool) {
         }
         let n = min(cols4 - c0, 4u);
         // Columns past the row's end (the last thread's) read the last one's parameters
-        // and are not written.
-        let p0 = col_params(c0, cols4, columns);
-        let p1 = col_params(c0 + 1u, cols4, columns);
-        let p2 = col_params(c0 + 2u, cols4, columns);
-        let p3 = col_params(c0 + 3u, cols4, columns);
+        // and are not written. Columns kernels with samples (channels-last instance and
+        // group norm) take the rows a sample at a time, its parameters loaded at its start.
         var i = (r_first * ap.run_len - ap.window_lo) / 4u + c0;
-        for (var r = r_first; r < r_end; r++) {
-            let rp = grid_row(r, columns);
-            y4[i] = apply_grid(x4_at(i), inverse, columns, rp, p0);
-            if (n > 1u) {
-                y4[i + 1u] = apply_grid(x4_at(i + 1u), inverse, columns, rp, p1);
+        var r = r_first;
+        while (r < r_end) {
+            var r_stop = r_end;
+            if (columns && ap.block_rows != 0u) {
+                r_stop = min(r_end, (r / ap.block_rows + 1u) * ap.block_rows);
             }
-            if (n > 2u) {
-                y4[i + 2u] = apply_grid(x4_at(i + 2u), inverse, columns, rp, p2);
+            let seg0 = select(0u, sample_seg(r), columns);
+            let p0 = col_params(c0, cols4, columns, seg0);
+            let p1 = col_params(c0 + 1u, cols4, columns, seg0);
+            let p2 = col_params(c0 + 2u, cols4, columns, seg0);
+            let p3 = col_params(c0 + 3u, cols4, columns, seg0);
+            for (; r < r_stop; r++) {
+                let rp = grid_row(r, columns);
+                y4[i] = apply_grid(x4_at(i), inverse, columns, rp, p0);
+                if (n > 1u) {
+                    y4[i + 1u] = apply_grid(x4_at(i + 1u), inverse, columns, rp, p1);
+                }
+                if (n > 2u) {
+                    y4[i + 2u] = apply_grid(x4_at(i + 2u), inverse, columns, rp, p2);
+                }
+                if (n > 3u) {
+                    y4[i + 3u] = apply_grid(x4_at(i + 3u), inverse, columns, rp, p3);
+                }
+                i += cols4;
             }
-            if (n > 3u) {
-                y4[i + 3u] = apply_grid(x4_at(i + 3u), inverse, columns, rp, p3);
-            }
-            i += cols4;
         }
         return;
     }
@@ -483,11 +506,12 @@ fn affine4_grid(w: u32, lid: u32, inverse: bool, columns: bool) {
     let win_hi4 = win_hi / 4u;
     for (var r = r_first; r < r_end; r++) {
         let rp = grid_row(r, columns);
+        let seg0 = sample_seg(r);
         let row4 = r * cols4;
         let v_end = min(row4 + c_hi, win_hi4);
         for (var v = max(row4 + c_lo, win_lo4) + lane; v < v_end; v += ap.group) {
             let i = v - win_lo4;
-            y4[i] = apply_grid(x4_at(i), inverse, columns, rp, col_params(v - row4, cols4, columns));
+            y4[i] = apply_grid(x4_at(i), inverse, columns, rp, col_params(v - row4, cols4, columns, seg0));
         }
     }
 }

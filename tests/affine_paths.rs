@@ -34,8 +34,12 @@ fn groupings() -> Vec<Grouping> {
         v.push(Grouping::Instances { n: 2, c: 3, spatial: 2048, channels_last: cl });
         v.push(Grouping::Instances { n: 3, c: 12, spatial: 10, channels_last: cl });
     }
-    // Channels-last batch norm with many channels: the columns grid with γ/β.
+    // Channels-last layers with many channels: the columns grid with γ/β, one set of
+    // column parameters (batch norm) or one per sample (instance norm: sample·C + q;
+    // group norm: sample·G + q / (C/G)).
     v.push(Grouping::Channels { n: 3, c: 104, spatial: 7, channels_last: true });
+    v.push(Grouping::Instances { n: 3, c: 40, spatial: 7, channels_last: true });
+    v.push(Grouping::Groups { n: 4, c: 48, spatial: 5, groups: 4, channels_last: true });
     v
 }
 

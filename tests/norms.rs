@@ -1064,3 +1064,33 @@ fn layer_backward_grid_verified() {
         }
     }
 }
+
+/// Channels-last instance and group norm with many channels: the affine pass reloads its
+/// columns' parameters at each sample's first row (and the backward reads four channels
+/// a vec4), verified against the twin with random γ through both read paths.
+#[test]
+fn channels_last_many_channels_verified() {
+    let mut rng = Rng::new(78);
+    let (n, spatial, c) = (5, 37, 48);
+    let x = arr(&[n, spatial, c], rng.normals(n * spatial * c, 1.0, 2.0));
+    let dy = arr(&[n, spatial, c], rng.normals(n * spatial * c, 0.0, 1.0));
+    let gamma = rng.normals(c, 1.0, 0.5);
+    let beta = rng.normals(c, 0.0, 1.0);
+    for texels in [false, true] {
+        let gpu = verifying_gpu();
+        gpu.set_texel_reads_disabled(!texels);
+        let mut layers = [
+            Layer::Instance(
+                InstanceNorm::new(&gpu, c, InstanceNormConfig::default().affine(true).channels_last(true)).unwrap(),
+            ),
+            Layer::Group(GroupNorm::new(&gpu, 4, c, GroupNormConfig::default().channels_last(true)).unwrap()),
+            Layer::Batch(BatchNorm::new(&gpu, c, BatchNormConfig::default().channels_last(true)).unwrap()),
+        ];
+        for l in layers.iter_mut() {
+            l.set_gamma_beta(&gpu, &gamma, &beta).unwrap();
+            let (y, saved) = l.forward_saved(&gpu, x.view()).unwrap();
+            assert!(y.iter().all(|v| v.is_finite()));
+            l.backward(&gpu, x.view(), dy.view(), &saved).unwrap();
+        }
+    }
+}

@@ -52,7 +52,10 @@ struct AffineParams {
     pieces: u32,
     group: u32,
     param_stride: u32,
-    _pad: [u32; 2],
+    block_rows: u32,
+    block_seg: u32,
+    col_div: u32,
+    _pad: [u32; 3],
 }
 
 /// How an index map behaves along a thread's vec4s (the `MAP_*` kinds of affine.wgsl),
@@ -278,20 +281,34 @@ pub fn record_affine(
                 && param_map == IndexMap { d1: 1, m1: 1, s1: 0, m2: r as u32, d2: 1, s2: 1 }
                 && numel + r < u32::MAX as u64
         });
-    // Columns: segment (and γ/β, if any) e % C, C a multiple of 4 that the fixed-
-    // parameter kernel cannot take (its thread's vec4 would not keep its columns), at
-    // least 40 wide (ten threads). The scalers and channels-last batch norm: on lavapipe
-    // standard scaling of 1e7 elements took 11-17 ms here for 40 to 2,000 columns, 27-55
-    // ms with parameters loaded per element (`affine4_fwd_mod_*`).
-    let cols_len = (seg_map.d1 == 1 && seg_map.s1 == 0 && seg_map.d2 == 1 && seg_map.s2 == 1)
-        .then_some(seg_map.m2 as u64)
-        .filter(|&c| {
-            c.is_multiple_of(4)
-                && c >= 40
-                && map_kind(&seg_map, step) != MapKind::Fixed
-                && (!has_gb || param_map == seg_map)
-                && numel + c < u32::MAX as u64
-        });
+    // Columns: rows of C elements (C a multiple of 4, at least 40 wide: ten threads),
+    // the segment of element q of a row (q / col_div) plus, per sample of block_rows
+    // rows, block_seg; γ/β (if any) q. The scalers and channels-last batch norm
+    // (segment q), channels-last instance norm (sample · C + q) and group norm
+    // (sample · G + q / (C/G)); not where the fixed-parameter kernel applies (its
+    // thread's vec4 keeps its columns). On lavapipe standard scaling of 1e7 elements
+    // took 11-17 ms here for 40 to 2,000 columns, 27-55 ms with parameters loaded per
+    // element (`affine4_fwd_mod_*`); channels-last instance norm 40.5 ms
+    // (`affine4_fwd_general_general`) before.
+    let row_c = seg_map.m2 as u64;
+    let samples = seg_map.s1 != 0 && seg_map.m1 != 1;
+    let cols_len = (seg_map.s2 == 1
+        && row_c > 1
+        && (!samples || (seg_map.m1 == u32::MAX && (seg_map.d1 as u64).is_multiple_of(row_c))))
+    .then_some(row_c)
+    .filter(|&c| {
+        c.is_multiple_of(4)
+            && c >= 40
+            && c.is_multiple_of(seg_map.d2 as u64)
+            && map_kind(&seg_map, step) != MapKind::Fixed
+            && (!has_gb || param_map == IndexMap { d1: 1, m1: 1, s1: 0, m2: c as u32, d2: 1, s2: 1 })
+            && numel + c < u32::MAX as u64
+    });
+    let (block_rows, block_seg, col_div) = match cols_len {
+        Some(c) if samples => ((seg_map.d1 as u64 / c) as u32, seg_map.s1, seg_map.d2),
+        Some(_) => (0, 0, seg_map.d2),
+        None => (0, 0, 1),
+    };
     let grid_len = rows_len.or(cols_len);
     let (vec4_entry, elementwise) = match args.mode {
         AffineMode::Log1p => ("affine4_log1p", true),
@@ -338,7 +355,10 @@ pub fn record_affine(
         pieces: 0,
         group,
         param_stride: 0,
-        _pad: [0; 2],
+        block_rows,
+        block_seg,
+        col_div,
+        _pad: [0; 3],
     };
     let mut lo = 0u64;
     while lo < numel {
