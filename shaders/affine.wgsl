@@ -30,8 +30,8 @@ struct AffineParams {
     param_stride: u32,  // rows kernels with TEXEL_INPUT: texels between the stacked row parameters
     block_rows: u32,    // columns kernels: rows of a sample (0: one set of column parameters)
     block_seg: u32,     // columns kernels: segments of a sample (its first is sample · block_seg)
-    col_div: u32,       // columns kernels: segment of column q within a sample is q / col_div
-    _pad1: u32,
+    col_div: u32,       // columns kernels: segment of column q within a sample is (q % col_mod) / col_div
+    col_mod: u32,       // columns kernels: matrix columns (a row of the grid holds run_len / col_mod rows)
     _pad2: u32,
     _pad3: u32,
 }
@@ -391,13 +391,19 @@ struct ColParams {
 fn col_params(c: u32, cols4: u32, columns: bool, seg0: u32) -> ColParams {
     let q = 4u * min(c, cols4 - 1u);
     var cp = ColParams(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(1.0), vec4<f32>(1.0), vec4<f32>(0.0));
+    // Rows: γ/β at the position in the row. Columns: a grid row may hold several matrix
+    // rows (col_mod columns each), so the column of position q is q % col_mod.
+    var qm = vec4<u32>(q) + vec4<u32>(0u, 1u, 2u, 3u);
+    if (columns) {
+        qm = qm % vec4<u32>(ap.col_mod);
+    }
     if ((ap.flags & FLAG_GAMMA_BETA) != 0u) {
-        cp.g = vec4<f32>(gamma[q], gamma[q + 1u], gamma[q + 2u], gamma[q + 3u]);
-        cp.b = vec4<f32>(beta[q], beta[q + 1u], beta[q + 2u], beta[q + 3u]);
+        cp.g = vec4<f32>(gamma[qm.x], gamma[qm.y], gamma[qm.z], gamma[qm.w]);
+        cp.b = vec4<f32>(beta[qm.x], beta[qm.y], beta[qm.z], beta[qm.w]);
     }
     if (columns) {
-        // The segments of columns q..q+3 of the sample whose first segment is seg0.
-        let s = vec4<u32>(seg0) + (vec4<u32>(q) + vec4<u32>(0u, 1u, 2u, 3u)) / vec4<u32>(ap.col_div);
+        // The segments of those columns in the sample whose first segment is seg0.
+        let s = vec4<u32>(seg0) + qm / vec4<u32>(ap.col_div);
         cp.c = vec4<f32>(center[s.x], center[s.y], center[s.z], center[s.w]);
         cp.lo = vec4<f32>(center_lo[s.x], center_lo[s.y], center_lo[s.z], center_lo[s.w]);
         cp.inv = vec4<f32>(inv_scale[s.x], inv_scale[s.y], inv_scale[s.z], inv_scale[s.w]);
@@ -452,8 +458,8 @@ fn affine4_grid(w: u32, lid: u32, inverse: bool, columns: bool) {
     let r_first = row0 + w * ap.per_wg;
     let r_end = row0 + min(w * ap.per_wg + ap.per_wg, ap.pieces);
     let win_hi = ap.window_lo + 4u * ap.count;
-    if (ap.window_lo % ap.run_len == 0u && win_hi % ap.run_len == 0u && cols4 <= 4u * WG) {
-        // A window of whole rows, at most 4·WG vec4s wide: each thread takes four
+    if (r_first * ap.run_len >= ap.window_lo && r_end * ap.run_len <= win_hi && cols4 <= 4u * WG) {
+        // Whole rows of the window, at most 4·WG vec4s wide: each thread takes four
         // neighbouring vec4 columns, so that a row's center and scale are loaded once per
         // four vec4s and each SIMD batch reads 512 contiguous bytes of a row per step.
         let c0 = 4u * lid;

@@ -19,6 +19,9 @@ fn groupings() -> Vec<Grouping> {
         Grouping::Columns { rows: 37, cols: 40 },   // columns grid: 3 threads, 2 vec4s in the last
         Grouping::Columns { rows: 29, cols: 1000 }, // columns grid: 4 vec4s a thread, 2 in the last
         Grouping::Columns { rows: 5, cols: 4100 },  // columns grid wider than 4 vec4s a thread
+        Grouping::Columns { rows: 23, cols: 13 },   // columns grid, a grid row of 4 matrix rows, a partial one
+        Grouping::Columns { rows: 37, cols: 10 },   // columns grid, a grid row of 4 rows (40 elements)
+        Grouping::Columns { rows: 9, cols: 1001 },  // columns grid, 4 rows a grid row, wider than 4·WG vec4s
         Grouping::Rows { rows: 5, len: 1000 },      // uniform + mod γ/β (rows: 4 vec4s a thread, 2 in the last)
         Grouping::Rows { rows: 4, len: 1024 },      // rows: 4 vec4s in every thread
         Grouping::Rows { rows: 3, len: 4104 },      // rows wider than 4 vec4s a thread: a vec4 each

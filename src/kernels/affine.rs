@@ -55,7 +55,8 @@ struct AffineParams {
     block_rows: u32,
     block_seg: u32,
     col_div: u32,
-    _pad: [u32; 3],
+    col_mod: u32,
+    _pad: [u32; 2],
 }
 
 /// How an index map behaves along a thread's vec4s (the `MAP_*` kinds of affine.wgsl),
@@ -281,28 +282,37 @@ pub fn record_affine(
                 && param_map == IndexMap { d1: 1, m1: 1, s1: 0, m2: r as u32, d2: 1, s2: 1 }
                 && numel + r < u32::MAX as u64
         });
-    // Columns: rows of C elements (C a multiple of 4, at least 40 wide: ten threads),
-    // the segment of element q of a row (q / col_div) plus, per sample of block_rows
-    // rows, block_seg; γ/β (if any) q. The scalers and channels-last batch norm
-    // (segment q), channels-last instance norm (sample · C + q) and group norm
-    // (sample · G + q / (C/G)); not where the fixed-parameter kernel applies (its
-    // thread's vec4 keeps its columns). On lavapipe standard scaling of 1e7 elements
-    // took 11-17 ms here for 40 to 2,000 columns, 27-55 ms with parameters loaded per
-    // element (`affine4_fwd_mod_*`); channels-last instance norm 40.5 ms
-    // (`affine4_fwd_general_general`) before.
+    // Columns: matrix rows of C >= 8 elements; element q of a row belongs to segment
+    // (q / col_div) plus, per sample of block_rows rows, block_seg; γ/β (if any) to q.
+    // The scalers and channels-last batch norm (segment q), channels-last instance norm
+    // (sample · C + q) and group norm (sample · G + q / (C/G)). A grid row holds whole
+    // matrix rows, a multiple of 4 elements and at least 40 (ten threads); not where
+    // the fixed-parameter kernel applies (its thread's vec4 keeps its columns). On
+    // lavapipe standard scaling of 1e7 elements took 11-17 ms here for 40 to 2,000
+    // columns, 27-55 ms with parameters loaded per element (`affine4_fwd_mod_*`);
+    // channels-last instance norm's affine pass 40.5 ms (`affine4_fwd_general_general`).
     let row_c = seg_map.m2 as u64;
     let samples = seg_map.s1 != 0 && seg_map.m1 != 1;
+    // A grid row of whole matrix rows: lcm(C, 4) elements or a multiple of it, at least
+    // 40 (samples need exactly one row).
+    let grid_c = match samples {
+        true => row_c,
+        false => {
+            let l = row_c * (4 / gcd(row_c, 4));
+            l * 40u64.div_ceil(l)
+        }
+    };
     let cols_len = (seg_map.s2 == 1
-        && row_c > 1
+        && row_c >= 8
         && (!samples || (seg_map.m1 == u32::MAX && (seg_map.d1 as u64).is_multiple_of(row_c))))
-    .then_some(row_c)
-    .filter(|&c| {
-        c.is_multiple_of(4)
-            && c >= 40
-            && c.is_multiple_of(seg_map.d2 as u64)
+    .then_some(grid_c)
+    .filter(|&r| {
+        r.is_multiple_of(4)
+            && r >= 40
+            && row_c.is_multiple_of(seg_map.d2 as u64)
             && map_kind(&seg_map, step) != MapKind::Fixed
-            && (!has_gb || param_map == IndexMap { d1: 1, m1: 1, s1: 0, m2: c as u32, d2: 1, s2: 1 })
-            && numel + c < u32::MAX as u64
+            && (!has_gb || param_map == IndexMap { d1: 1, m1: 1, s1: 0, m2: row_c as u32, d2: 1, s2: 1 })
+            && numel + r < u32::MAX as u64
     });
     let (block_rows, block_seg, col_div) = match cols_len {
         Some(c) if samples => ((seg_map.d1 as u64 / c) as u32, seg_map.s1, seg_map.d2),
@@ -358,7 +368,8 @@ pub fn record_affine(
         block_rows,
         block_seg,
         col_div,
-        _pad: [0; 3],
+        col_mod: row_c as u32,
+        _pad: [0; 2],
     };
     let mut lo = 0u64;
     while lo < numel {
