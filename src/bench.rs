@@ -104,10 +104,10 @@ pub struct BenchOptions {
 }
 
 impl BenchOptions {
-    /// `gpunorm bench --quick`: 1e6 and 1e7 elements, 5 runs, the reference twin at
+    /// `gpunorm bench --quick`: 1e6 and 1e7 elements, 11 runs, the reference twin at
     /// both (about 20 s in all on a 2-core software adapter).
     pub fn quick() -> Self {
-        BenchOptions { sizes: QUICK_SIZES.to_vec(), runs: 5, cpu_reference_max: None, cpu_baseline: true, ops: None }
+        BenchOptions { sizes: QUICK_SIZES.to_vec(), runs: 11, cpu_reference_max: None, cpu_baseline: true, ops: None }
     }
 
     /// `gpunorm bench`: 1e6, 1e7 and 3e7 elements, 9 runs, the reference everywhere.

@@ -35,7 +35,7 @@ options:
                     \"ops\": [{\"op\", \"shape\", \"bytes\", \"median_s\", \"gbps\",
                     \"ratio_to_copy\", \"cpu_reference_s\",
                     \"passes\"?, \"cpu_baseline_s\", \"runs\", \"timer\"}]}
-  --quick          1e6 and 1e7 elements, 5 runs (under two minutes on a
+  --quick          1e6 and 1e7 elements, 11 runs (under two minutes on a
                    software adapter); default 1e6, 1e7 and 3e7, 9 runs
   --backend NAME   auto, vulkan, metal, dx12 or gl (default: the
                    GPUNORM_BACKEND or WGPU_BACKEND environment variable, else
