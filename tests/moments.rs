@@ -419,3 +419,59 @@ fn wide_matrices_every_column_kind() {
         assert!(Tolerance::new(0.0, 1e-4).accepts(a.var(), b.var()), "{a:?} vs {b:?}");
     }
 }
+
+/// Widths that are no multiple of 4 read their rows four at a time (a vec4 view of a
+/// `(rows / 4, 4·cols)` matrix) plus the last `rows % 4` rows apart, the states merged:
+/// every row count modulo 4, NaN and an all-NaN column, offsets, and a prescale for
+/// ±3e38 (the factors repeated for each row of a quad).
+#[test]
+fn widths_not_a_multiple_of_four_read_four_rows_a_row() {
+    use gpunorm::kernels::moments::{moments_prescaled, prescale_for};
+    let mut rng = Rng::new(23);
+    for cols in [1usize, 3, 10, 13] {
+        for rows in [16usize, 17, 18, 19, 1003] {
+            let g = Grouping::Columns { rows, cols };
+            let mut data = rng.normals(rows * cols, 2.0, 3.0);
+            sprinkle_nan(&mut data, 0.02, &mut rng);
+            for i in 0..rows {
+                data[i * cols] += 1.0e4;
+                if cols > 2 {
+                    data[i * cols + 1] = f32::NAN;
+                    data[i * cols + 2] = if i % 2 == 0 { 3e38 } else { -3e38 };
+                }
+            }
+            // The last row decides a column's max: the tail must be merged.
+            data[(rows - 1) * cols] = 9.0e4;
+            let got = run(gpu(), &g, &data);
+            if cols > 2 {
+                // ±3e38 overflows without a prescale; compare the other columns here.
+                let keep: Vec<usize> = (0..cols).filter(|&j| j != 2).collect();
+                let want = reference::moments(&data, &g);
+                for &j in &keep {
+                    let (a, b) = (&got[j], &want[j]);
+                    assert_eq!((a.count, a.nan_count), (b.count, b.nan_count), "{rows}x{cols} column {j}");
+                    if b.count > 0 {
+                        assert_eq!((a.min, a.max), (b.min, b.max), "{rows}x{cols} column {j}");
+                        let tm = mean_tolerance(rows, rows, b.mean.abs(), b.std());
+                        assert!(tm.accepts(a.mean, b.mean), "{rows}x{cols} column {j}: {a:?} vs {b:?}");
+                        let tv = var_tolerance(rows, rows, b.mean.abs(), b.std());
+                        assert!(tv.accepts(a.var(), b.var()), "{rows}x{cols} column {j}: {a:?} vs {b:?}");
+                    } else {
+                        assert!(a.mean.is_nan() && a.min.is_nan(), "{rows}x{cols} column {j}");
+                    }
+                }
+                let prescale: Vec<f32> = (0..cols)
+                    .map(|j| prescale_for((0..rows).map(|i| data[i * cols + j].abs() as f64).fold(0.0, f64::max)))
+                    .collect();
+                let t = GpuTensor::from_slice(gpu(), &data, &[rows, cols]).unwrap();
+                let scaled = moments_prescaled(gpu(), &t, &g, &prescale).unwrap();
+                let (a, b) = (&scaled[2], &want[2]);
+                assert_eq!((a.min, a.max), (b.min, b.max));
+                assert!(Tolerance::new(1e-6 * b.std(), 1e-5).accepts(a.mean, b.mean), "{a:?} vs {b:?}");
+                assert!(Tolerance::new(0.0, 1e-4).accepts(a.var(), b.var()), "{a:?} vs {b:?}");
+            } else {
+                assert_moments_match("quads", &g, &data, &got);
+            }
+        }
+    }
+}

@@ -98,6 +98,14 @@ impl GpuTensor {
     }
 
     /// The same buffer viewed with another shape of the same size.
+    /// The first `shape.iter().product()` elements, as a tensor of `shape` on the same buffer.
+    pub(crate) fn prefix(&self, shape: &[usize]) -> Result<Self> {
+        if shape.iter().product::<usize>() > self.numel() {
+            return Err(Error::Shape(format!("shape {shape:?} is larger than the tensor's {:?}", self.shape)));
+        }
+        Ok(GpuTensor { buffer: self.buffer.clone(), shape: shape.to_vec(), gpu_id: self.gpu_id })
+    }
+
     pub fn reshaped(&self, shape: &[usize]) -> Result<Self> {
         if shape.iter().product::<usize>() != self.numel() {
             return Err(Error::Shape(format!("cannot view shape {:?} as {shape:?}", self.shape)));

@@ -128,6 +128,11 @@ pub fn record_moments_into(
             out.size()
         )));
     }
+    if let Grouping::Columns { rows, cols } = *grouping {
+        if cols % 4 != 0 && rows >= QUAD_MIN_ROWS && input.buffer().usage().contains(wgpu::BufferUsages::COPY_SRC) {
+            return record_moments_quads(gpu, encoder, input, (rows, cols), out, prescale);
+        }
+    }
     // Read through a vec4 view where the layout has one (a software adapter loads a vec4
     // for much less than four floats; a GPU makes 128-bit loads), else float by float.
     let (kseg, unit, entry, by_segment) = match vec4_view(gpu, &seg) {
@@ -198,6 +203,71 @@ pub fn record_moments_into(
         seg.count.div_ceil(256),
     )?;
     Ok(())
+}
+
+/// Fewest rows for [`record_moments_quads`].
+const QUAD_MIN_ROWS: usize = 16;
+
+/// The WGSL `QuadParams` struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct QuadParams {
+    count: u32,
+    tail: u32,
+    _pad: [u32; 2],
+}
+
+/// Columns of a `(rows, cols)` matrix with `cols` no multiple of 4 (no vec4 view): its
+/// first `rows / 4 · 4` rows read as a `(rows / 4, 4·cols)` matrix, which has one (four
+/// rows a row: matrix column `c` is its columns `c`, `cols + c`, `2·cols + c` and
+/// `3·cols + c`), the last `rows % 4` rows copied out and reduced apart, and the five
+/// states of each column merged (`merge_quads_main`). On lavapipe the moments of 1e7
+/// elements in 10 and 13 columns took 29 and 17 ms float by float, 13.6 and 12 ms so.
+fn record_moments_quads(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    (rows, cols): (usize, usize),
+    out: &wgpu::Buffer,
+    prescale: Option<&wgpu::Buffer>,
+) -> Result<()> {
+    let (quads, tail_rows) = (rows / 4, rows % 4);
+    let c = cols as u64;
+    let main = input.prefix(&[quads, 4 * cols])?;
+    let main_out = gpu.storage_buffer("moments of row quads", 4 * c * MOMENTS_BYTES)?;
+    // The prescale factors once per row of the quad.
+    let prescale4 = match prescale {
+        Some(p) => {
+            let p4 = gpu.storage_buffer("quad prescale", 4 * c * 4)?;
+            for j in 0..4 {
+                encoder.copy_buffer_to_buffer(p, 0, &p4, j * c * 4, c * 4);
+            }
+            Some(p4)
+        }
+        None => None,
+    };
+    let quad_grouping = Grouping::Columns { rows: quads, cols: 4 * cols };
+    record_moments_into(gpu, encoder, &main, &quad_grouping, &main_out, prescale4.as_ref())?;
+    let tail_out = gpu.storage_buffer("moments of the last rows", c * MOMENTS_BYTES)?;
+    if tail_rows > 0 {
+        let tail = GpuTensor::empty(gpu, &[tail_rows, cols])?;
+        let offset = (quads * 4 * cols * 4) as u64;
+        encoder.copy_buffer_to_buffer(input.buffer(), offset, tail.buffer(), 0, (tail_rows * cols * 4) as u64);
+        record_moments_into(gpu, encoder, &tail, &Grouping::Columns { rows: tail_rows, cols }, &tail_out, prescale)?;
+    }
+    let params = gpu.uniform(&QuadParams { count: cols as u32, tail: (tail_rows > 0) as u32, _pad: [0; 2] });
+    let pipeline = gpu.pipeline(Shader::Moments, "merge_quads_main");
+    gpu.dispatch(
+        encoder,
+        &pipeline,
+        &[
+            params.as_entire_binding(),
+            main_out.as_entire_binding(),
+            tail_out.as_entire_binding(),
+            out.as_entire_binding(),
+        ],
+        (cols as u32).div_ceil(256),
+    )
 }
 
 /// Read a buffer of [`MomentsGpu`] back as float64 states.
