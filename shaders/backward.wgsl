@@ -241,6 +241,10 @@ fn dy4_at(i: u32) -> vec4<f32> {
 }
 
 const COLUMNS_BY_ROW: u32 = 32u;
+// The same two choices (flags 2 and 32) as pipeline constants, which fold the loop's
+// branches away: a software adapter would run the loads of both every iteration.
+override SUMS_WEIGHTED: bool = false;
+override SUMS_BY_ROW: bool = false;
 // The components are four segments, each with its own statistics segment (channels-last).
 const COMPONENT_SEGMENTS: u32 = 64u;
 
@@ -256,8 +260,8 @@ fn sums_vec4(
     }
     let task = lane_task(w, lid, sp.tile_width, sp.parts, sp.seg_first, sp.k_first, sp.k_end);
     let s = task.s;
-    let weighted = (sp.flags & WEIGHTED) != 0u;
-    let by_row = (sp.flags & COLUMNS_BY_ROW) != 0u;
+    let weighted = SUMS_WEIGHTED;
+    let by_row = SUMS_BY_ROW;
     let components = by_row || (sp.flags & COMPONENT_SEGMENTS) != 0u;
 
     var sum_dy = vec4<f32>(0.0);

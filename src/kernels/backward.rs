@@ -246,7 +246,19 @@ impl XDyTexels {
     }
 
     fn pipeline(&self, gpu: &Gpu, entry: &'static str) -> std::sync::Arc<wgpu::ComputePipeline> {
-        gpu.pipeline_with(Shader::Backward, entry, &[self.0.constant()])
+        self.pipeline_with(gpu, entry, &[])
+    }
+
+    /// With more pipeline constants (sums_vec4's variants).
+    fn pipeline_with(
+        &self,
+        gpu: &Gpu,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> std::sync::Arc<wgpu::ComputePipeline> {
+        let mut all = vec![self.0.constant()];
+        all.extend_from_slice(constants);
+        gpu.pipeline_with(Shader::Backward, entry, &all)
     }
 
     fn bindings(&self) -> [(u32, wgpu::BindingResource<'_>); 2] {
@@ -364,7 +376,9 @@ pub fn record_sums(
                 bindings.extend(t.bindings());
                 // γ by position (weighted rows; else unread).
                 bindings.push((9, gamma4.as_entire_binding()));
-                t.pipeline(gpu, "sums_vec4")
+                let variant =
+                    [("SUMS_WEIGHTED", f64::from(weight_flag != 0)), ("SUMS_BY_ROW", f64::from(view_flag == 32))];
+                t.pipeline_with(gpu, "sums_vec4", &variant)
             }
             None => {
                 // γ (sums_vec4 serves the unweighted sums only).
