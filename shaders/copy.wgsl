@@ -62,3 +62,42 @@ fn copy_vec4(
         dst4[i] = src4_at(i);
     }
 }
+
+// The transpose of a row-major (rows, cols) matrix into (cols, rows), for kernels that
+// read each column as a contiguous run (the quantiles of many short columns on a
+// software adapter). Thread (block, c) copies column c's rows [block·TR, block·TR + TR):
+// the lanes of a SIMD batch read neighbouring columns of a row and each writes a
+// contiguous run of its column.
+struct TransposeParams {
+    rows: u32,
+    cols: u32,
+    blocks: u32, // row blocks of TRANSPOSE_ROWS
+    _pad: u32,
+}
+
+const TRANSPOSE_ROWS: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> tp: TransposeParams;
+@group(0) @binding(1) var<storage, read> t_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> t_dst: array<f32>;
+
+@compute @workgroup_size(256)
+fn transpose_main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let id = (wid.x + wid.y * nwg.x) * WG + lid;
+    let c = id % tp.cols;
+    let block = id / tp.cols;
+    if (block >= tp.blocks) {
+        return;
+    }
+    let r0 = block * TRANSPOSE_ROWS;
+    let r1 = min(r0 + TRANSPOSE_ROWS, tp.rows);
+    var i = r0 * tp.cols + c;
+    for (var r = r0; r < r1; r++) {
+        t_dst[c * tp.rows + r] = t_src[i];
+        i += tp.cols;
+    }
+}

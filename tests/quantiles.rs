@@ -653,3 +653,40 @@ fn other_read_path_matches_too() {
         check_on(&gpu, "other read path", &g, &data, &[0.25, 0.5, 0.75]);
     }
 }
+
+/// Many short columns (too short to sample, too long to rank by counting) on a software
+/// adapter: transposed first, then selected as rows. Against the sort with ties, ±0,
+/// ±3e38, NaN, an all-NaN and a constant column, q = 0 and 1 and many q, a row count
+/// that is no multiple of anything, the GPU paths too; and the counts it returns.
+#[test]
+fn many_short_columns_through_a_transpose() {
+    let mut rng = Rng::new(31);
+    for (rows, cols) in [(300usize, 70usize), (1001, 128), (65, 64)] {
+        let g = Grouping::Columns { rows, cols };
+        let mut data = rng.normals(rows * cols, 1.0, 2.0);
+        sprinkle_nan(&mut data, 0.05, &mut rng);
+        for i in 0..rows {
+            let row = &mut data[i * cols..(i + 1) * cols];
+            row[0] = f32::NAN;
+            row[1] = 2.5;
+            row[2] = (i % 3) as f32;
+            row[3] = if i % 2 == 0 { 0.0 } else { -0.0 };
+            row[4] = if i % 5 == 0 { 3e38 } else { -3e38 };
+        }
+        check("short columns", &g, &data, &[0.0, 0.25, 0.5, 0.75, 1.0]);
+        check("short columns, many q", &g, &data, &MANY_Q);
+        let other = own_gpu();
+        other.set_software_paths(Some(false));
+        check_on(&other, "short columns, GPU paths", &g, &data, &[0.1, 0.5, 0.9]);
+        // The counts (non-NaN per column) of the selection.
+        let t = GpuTensor::from_slice(gpu(), &data, &[rows, cols]).unwrap();
+        let mut enc = gpu().encoder();
+        let (_, counts) = gpunorm::kernels::select::record_quantiles_counted(gpu(), &mut enc, &t, &g, &[0.5]).unwrap();
+        gpu().submit_and_wait(enc).unwrap();
+        let m = gpunorm::kernels::moments::download_moments(gpu(), &counts, cols).unwrap();
+        for (j, mj) in m.iter().enumerate() {
+            let want = (0..rows).filter(|&i| !data[i * cols + j].is_nan()).count() as u64;
+            assert_eq!(mj.count, want, "{rows}x{cols} column {j}");
+        }
+    }
+}

@@ -132,3 +132,43 @@ pub fn record_copy_with(
     }
     Ok(())
 }
+
+/// The WGSL `TransposeParams` struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct TransposeParams {
+    rows: u32,
+    cols: u32,
+    blocks: u32,
+    _pad: u32,
+}
+
+/// Rows one thread of `transpose_main` copies (`TRANSPOSE_ROWS` in copy.wgsl).
+const TRANSPOSE_ROWS: u64 = 256;
+
+/// Record the transpose of a row-major `(rows, cols)` tensor into a new `(cols, rows)`
+/// one (within one binding).
+pub fn record_transpose(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, src: &GpuTensor) -> Result<GpuTensor> {
+    let &[rows, cols] = src.shape() else {
+        return Err(Error::Shape(format!("transpose: a matrix, not shape {:?}", src.shape())));
+    };
+    let numel = (rows * cols) as u64;
+    if numel > gpu.max_chunk_elements() {
+        return Err(Error::TooLarge(format!("transpose: {numel} elements exceed one binding")));
+    }
+    let dst = GpuTensor::empty(gpu, &[cols, rows])?;
+    if numel == 0 {
+        return Ok(dst);
+    }
+    let blocks = (rows as u64).div_ceil(TRANSPOSE_ROWS);
+    let params = gpu.uniform(&TransposeParams { rows: rows as u32, cols: cols as u32, blocks: blocks as u32, _pad: 0 });
+    let pipeline = gpu.pipeline(Shader::Copy, "transpose_main");
+    let threads = blocks * cols as u64;
+    gpu.dispatch(
+        encoder,
+        &pipeline,
+        &[params.as_entire_binding(), Gpu::binding(src.buffer(), 0, numel), dst.buffer().as_entire_binding()],
+        threads.div_ceil(256) as u32,
+    )?;
+    Ok(dst)
+}
