@@ -388,8 +388,8 @@ fn partials_vec4(
 struct MergeParams {
     count: u32,
     parts_total: u32,
-    _pad0: u32,
-    _pad1: u32,
+    seg_stride: u32,  // segment s's partial i is merge_in[s · seg_stride + i · part_stride]
+    part_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> mp: MergeParams;
@@ -408,7 +408,7 @@ fn merge_main(
     }
     var m = empty_moments();
     for (var i = 0u; i < mp.parts_total; i++) {
-        m = merge_moments(m, merge_in[s * mp.parts_total + i]);
+        m = merge_moments(m, merge_in[s * mp.seg_stride + i * mp.part_stride]);
     }
     merge_out[s] = finished(m);
 }
@@ -425,42 +425,6 @@ fn finished(state: Moments) -> Moments {
         m.max = nan_f32();
     }
     return m;
-}
-
-// Columns of a row-major matrix whose width C is no multiple of 4 (so no vec4 view):
-// the host reads its rows four at a time as a matrix of 4·C columns (which has one) and
-// the last rows % 4 rows apart; here column c merges its four quad columns c, C + c,
-// 2C + c, 3C + c and its tail state.
-struct QuadParams {
-    count: u32, // C
-    tail: u32,  // 1: quad_tail holds the last rows' states
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> qp: QuadParams;
-@group(0) @binding(1) var<storage, read> quad_in: array<Moments>;
-@group(0) @binding(2) var<storage, read> quad_tail: array<Moments>;
-@group(0) @binding(3) var<storage, read_write> quad_out: array<Moments>;
-
-@compute @workgroup_size(256)
-fn merge_quads_main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let c = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (c >= qp.count) {
-        return;
-    }
-    var m = empty_moments();
-    for (var j = 0u; j < 4u; j++) {
-        m = merge_moments(m, quad_in[j * qp.count + c]);
-    }
-    if (qp.tail != 0u) {
-        m = merge_moments(m, quad_tail[c]);
-    }
-    quad_out[c] = finished(m);
 }
 
 // Wide row-major layouts through the vec4 view (the components four neighbouring

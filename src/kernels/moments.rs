@@ -77,7 +77,8 @@ struct ReduceParams {
 struct MergeParams {
     count: u32,
     parts_total: u32,
-    _pad: [u32; 2],
+    seg_stride: u32,
+    part_stride: u32,
 }
 
 /// Check that `input` holds the tensor that `grouping` describes.
@@ -194,7 +195,12 @@ pub fn record_moments_into(
         bindings.push((if unit == 4 { TEXEL_BINDING } else { SCALAR_TEXEL_BINDING }, texels.binding()));
         gpu.dispatch_numbered(encoder, &pass1, &bindings, d.tiles * d.parts)?;
     }
-    let params = gpu.uniform(&MergeParams { count: seg.count, parts_total: parts_total as u32, _pad: [0; 2] });
+    let params = gpu.uniform(&MergeParams {
+        count: seg.count,
+        parts_total: parts_total as u32,
+        seg_stride: parts_total as u32,
+        part_stride: 1,
+    });
     let pass2 = gpu.pipeline(Shader::Moments, "merge_main");
     gpu.dispatch(
         encoder,
@@ -208,20 +214,11 @@ pub fn record_moments_into(
 /// Fewest rows for [`record_moments_quads`].
 const QUAD_MIN_ROWS: usize = 16;
 
-/// The WGSL `QuadParams` struct.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct QuadParams {
-    count: u32,
-    tail: u32,
-    _pad: [u32; 2],
-}
-
 /// Columns of a `(rows, cols)` matrix with `cols` no multiple of 4 (no vec4 view): its
 /// first `rows / 4 · 4` rows read as a `(rows / 4, 4·cols)` matrix, which has one (four
 /// rows a row: matrix column `c` is its columns `c`, `cols + c`, `2·cols + c` and
-/// `3·cols + c`), the last `rows % 4` rows copied out and reduced apart, and the five
-/// states of each column merged (`merge_quads_main`). On lavapipe the moments of 1e7
+/// `3·cols + c`), the last `rows % 4` rows copied out and reduced apart, and the up to
+/// five states of each column merged (`merge_main`, strided). On lavapipe the moments of 1e7
 /// elements in 10 and 13 columns took 29 and 17 ms float by float, 13.6 and 12 ms so.
 fn record_moments_quads(
     gpu: &Gpu,
@@ -234,7 +231,10 @@ fn record_moments_quads(
     let (quads, tail_rows) = (rows / 4, rows % 4);
     let c = cols as u64;
     let main = input.prefix(&[quads, 4 * cols])?;
-    let main_out = gpu.storage_buffer("moments of row quads", 4 * c * MOMENTS_BYTES)?;
+    // The states of the quads' 4·cols columns, then (part 4) those of the last rows:
+    // column c's parts lie cols apart.
+    let parts = if tail_rows > 0 { 5 } else { 4 };
+    let states = gpu.storage_buffer("moments of row quads", parts * c * MOMENTS_BYTES)?;
     // The prescale factors once per row of the quad.
     let prescale4 = match prescale {
         Some(p) => {
@@ -247,25 +247,26 @@ fn record_moments_quads(
         None => None,
     };
     let quad_grouping = Grouping::Columns { rows: quads, cols: 4 * cols };
-    record_moments_into(gpu, encoder, &main, &quad_grouping, &main_out, prescale4.as_ref())?;
-    let tail_out = gpu.storage_buffer("moments of the last rows", c * MOMENTS_BYTES)?;
+    record_moments_into(gpu, encoder, &main, &quad_grouping, &states, prescale4.as_ref())?;
     if tail_rows > 0 {
         let tail = GpuTensor::empty(gpu, &[tail_rows, cols])?;
         let offset = (quads * 4 * cols * 4) as u64;
         encoder.copy_buffer_to_buffer(input.buffer(), offset, tail.buffer(), 0, (tail_rows * cols * 4) as u64);
+        let tail_out = gpu.storage_buffer("moments of the last rows", c * MOMENTS_BYTES)?;
         record_moments_into(gpu, encoder, &tail, &Grouping::Columns { rows: tail_rows, cols }, &tail_out, prescale)?;
+        encoder.copy_buffer_to_buffer(&tail_out, 0, &states, 4 * c * MOMENTS_BYTES, c * MOMENTS_BYTES);
     }
-    let params = gpu.uniform(&QuadParams { count: cols as u32, tail: (tail_rows > 0) as u32, _pad: [0; 2] });
-    let pipeline = gpu.pipeline(Shader::Moments, "merge_quads_main");
+    let params = gpu.uniform(&MergeParams {
+        count: cols as u32,
+        parts_total: parts as u32,
+        seg_stride: 1,
+        part_stride: cols as u32,
+    });
+    let pipeline = gpu.pipeline(Shader::Moments, "merge_main");
     gpu.dispatch(
         encoder,
         &pipeline,
-        &[
-            params.as_entire_binding(),
-            main_out.as_entire_binding(),
-            tail_out.as_entire_binding(),
-            out.as_entire_binding(),
-        ],
+        &[params.as_entire_binding(), states.as_entire_binding(), out.as_entire_binding()],
         (cols as u32).div_ceil(256),
     )
 }
