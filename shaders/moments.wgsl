@@ -480,3 +480,88 @@ fn partials_wide(
         write_components(s, (p.part_offset + task.part) * task.lanes + task.lane_k, st);
     }
 }
+
+// Wide row-major layouts through the vec4 view, on a software adapter, laid out as the
+// affine kernel's grid: workgroup (tile, part) takes 4·WG vec4 columns and the part's
+// rows; each thread four neighbouring vec4 columns (sixteen matrix columns, a state
+// each) down those rows, so that each SIMD batch reads 512 contiguous bytes of a row
+// per step. One partial per (column, part).
+fn grid_add(st: ptr<function, Moments4>, b: ptr<function, Block4>, i: u32, reference: vec4<f32>, c: u32) {
+    var scale = vec4<f32>(1.0);
+    if ((p.flags & 1u) != 0u) {
+        scale = vec4<f32>(prescale[4u * c], prescale[4u * c + 1u], prescale[4u * c + 2u], prescale[4u * c + 3u]);
+    }
+    add4(st, b, x4_at(i), reference, scale);
+}
+
+@compute @workgroup_size(256)
+fn partials_grid(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= p.tiles * p.parts) {
+        return;
+    }
+    let part = w % p.parts;
+    let c0 = p.seg_first + (w / p.parts) * 4u * WG + 4u * lid;
+    if (c0 >= p.seg_end) {
+        return;
+    }
+    let n = min(p.seg_end - c0, 4u);
+    let per_part = (p.k_end - p.k_first + p.parts - 1u) / p.parts;
+    var k = p.k_first + part * per_part;
+    let k_hi = min(k + per_part, p.k_end);
+    let esh = p.seg.elem_stride_hi;
+    var o = segment_base(p.seg, c0) - p.window_lo + k * esh;
+    let empty = Moments4(vec4<u32>(0u), vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0),
+                         vec4<f32>(inf_f32()), vec4<f32>(-inf_f32()));
+    var st0 = empty;
+    var st1 = empty;
+    var st2 = empty;
+    var st3 = empty;
+    var r0 = vec4<f32>(0.0);
+    var r1 = vec4<f32>(0.0);
+    var r2 = vec4<f32>(0.0);
+    var r3 = vec4<f32>(0.0);
+    while (k < k_hi) {
+        let zero = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
+        var b0 = zero;
+        var b1 = zero;
+        var b2 = zero;
+        var b3 = zero;
+        // Blocks of 16 once every state in use has a value (see block_len).
+        let len = min(min(block_len(st0), select(16u, block_len(st1), n > 1u)),
+                      min(select(16u, block_len(st2), n > 2u), select(16u, block_len(st3), n > 3u)));
+        let kb = min(k + len, k_hi);
+        for (; k < kb; k++) {
+            grid_add(&st0, &b0, o, r0, c0);
+            if (n > 1u) {
+                grid_add(&st1, &b1, o + 1u, r1, c0 + 1u);
+            }
+            if (n > 2u) {
+                grid_add(&st2, &b2, o + 2u, r2, c0 + 2u);
+            }
+            if (n > 3u) {
+                grid_add(&st3, &b3, o + 3u, r3, c0 + 3u);
+            }
+            o += esh;
+        }
+        r0 = fold4(&st0, b0, r0);
+        r1 = fold4(&st1, b1, r1);
+        r2 = fold4(&st2, b2, r2);
+        r3 = fold4(&st3, b3, r3);
+    }
+    let slot = p.part_offset + part;
+    write_components(c0, slot, st0);
+    if (n > 1u) {
+        write_components(c0 + 1u, slot, st1);
+    }
+    if (n > 2u) {
+        write_components(c0 + 2u, slot, st2);
+    }
+    if (n > 3u) {
+        write_components(c0 + 3u, slot, st3);
+    }
+}

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TexelSlot, SCALAR_TEXEL_BINDING, TEXEL_BINDING};
 use crate::kernels::{lane_group, lane_walk_flags, partial_slots, plan, unit_plan_limits, vec4_view, SegmentsGpu};
-use crate::segments::{Grouping, Vec4Parts};
+use crate::segments::{Grouping, Segments, Vec4Parts};
 use crate::stats::Moments;
 
 /// The WGSL `Moments` struct: one segment's state in float32.
@@ -140,6 +140,16 @@ pub fn record_moments_into(
         Some((v, parts)) => (v, 4, "partials_vec4", parts == Vec4Parts::Segments),
         None => (seg, 1, "partials_main", false),
     };
+    // Between 128 and 4,096 columns on a software adapter: the grid (one tile of
+    // columns; wider ones take `partials_wide` below).
+    if by_segment
+        && gpu.is_software()
+        && kseg.inner_div == 1
+        && (GRID_MIN_VEC4..=GRID_MAX_VEC4).contains(&kseg.count)
+        && record_moments_grid(gpu, encoder, input, &kseg, s_count, out, prescale)?.is_some()
+    {
+        return Ok(());
+    }
     let mut limits = unit_plan_limits(gpu, MOMENTS_BYTES, unit, true);
     if by_segment && gpu.is_software() {
         // Four segments per load: fewer, longer workgroups write fewer partials (on
@@ -209,6 +219,77 @@ pub fn record_moments_into(
         seg.count.div_ceil(256),
     )?;
     Ok(())
+}
+
+/// Vec4 columns of the grid path of the moments (128 to 4,096 matrix columns). In
+/// alternating runs on lavapipe (1e7 elements, a noisy machine) it took 13-23 ms from
+/// 128 to 2,000 columns, where the planned passes took 19-34 ms (128 columns, rows 512
+/// bytes apart, through `partials_vec4`; wider through `partials_wide`); at 5,000
+/// columns (two tiles) it was slower, 20-23 against 15-20 ms.
+const GRID_MIN_VEC4: u32 = 32;
+const GRID_MAX_VEC4: u32 = 1024;
+
+/// Wide row-major matrices on a software adapter (`partials_grid`): tiles of 4·WG vec4
+/// columns, parts of the rows, four neighbouring vec4 columns per thread; then the
+/// merge. `kseg` is the vec4 view (four columns a vec4). `None` where the input spans
+/// more than one binding (the planned passes take it).
+fn record_moments_grid(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &GpuTensor,
+    kseg: &Segments,
+    s_count: u64,
+    out: &wgpu::Buffer,
+    prescale: Option<&wgpu::Buffer>,
+) -> Result<Option<()>> {
+    let numel = input.numel() as u64;
+    if numel > gpu.max_chunk_elements() {
+        return Ok(None);
+    }
+    let (cols4, rows) = (kseg.count as u64, kseg.len as u64);
+    let tiles = cols4.div_ceil(4 * 256);
+    let parts = (gpu.reduce_workgroups() as u64).div_ceil(tiles).min(rows.div_ceil(64)).max(1);
+    let partials = gpu.storage_buffer("moments partials", s_count * parts * MOMENTS_BYTES)?;
+    let texels = gpu.stage_texels(encoder, input.buffer(), 0, numel / 4, TexelSlot::Kernel)?;
+    let pass1 = gpu.pipeline_with(Shader::Moments, "partials_grid", &[texels.constant()]);
+    let unused = gpu.storage_buffer("unused prescale", 4)?;
+    let params = gpu.uniform(&ReduceParams {
+        seg: (*kseg).into(),
+        window_lo: 0,
+        seg_first: 0,
+        seg_end: cols4 as u32,
+        tile_width: 4 * 256,
+        k_first: 0,
+        k_end: rows as u32,
+        parts: parts as u32,
+        part_offset: 0,
+        parts_total: parts as u32,
+        tiles: tiles as u32,
+        flags: prescale.is_some() as u32 | 4,
+        comp_end: s_count as u32,
+    });
+    let bindings = [
+        (0, params.as_entire_binding()),
+        (1, Gpu::binding(input.buffer(), 0, numel)),
+        (2, partials.as_entire_binding()),
+        (3, prescale.unwrap_or(&unused).as_entire_binding()),
+        (TEXEL_BINDING, texels.binding()),
+    ];
+    gpu.dispatch_numbered(encoder, &pass1, &bindings, (tiles * parts) as u32)?;
+    let params = gpu.uniform(&MergeParams {
+        count: s_count as u32,
+        parts_total: parts as u32,
+        seg_stride: parts as u32,
+        part_stride: 1,
+    });
+    let pass2 = gpu.pipeline(Shader::Moments, "merge_main");
+    gpu.dispatch(
+        encoder,
+        &pass2,
+        &[params.as_entire_binding(), partials.as_entire_binding(), out.as_entire_binding()],
+        (s_count as u32).div_ceil(256),
+    )?;
+    Ok(Some(()))
 }
 
 /// Fewest rows for [`record_moments_quads`].
