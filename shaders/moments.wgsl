@@ -261,6 +261,14 @@ fn fold4(st: ptr<function, Moments4>, b: Block4, reference: vec4<f32>) -> vec4<f
     return select(reference, t, total > vec4<u32>(0u));
 }
 
+// The prescale factors of the four segments whose vec4 view segment is s (flag 1), or 1.
+fn scale4(s: u32) -> vec4<f32> {
+    if ((p.flags & 1u) == 0u) {
+        return vec4<f32>(1.0);
+    }
+    return vec4<f32>(prescale[4u * s], prescale[4u * s + 1u], prescale[4u * s + 2u], prescale[4u * s + 3u]);
+}
+
 fn block_len(st: Moments4) -> u32 {
     return select(16u, 1u, any(st.n == vec4<u32>(0u)));
 }
@@ -309,13 +317,9 @@ fn partials_vec4(
                       vec4<f32>(inf_f32()), vec4<f32>(-inf_f32()));
     if (s < p.seg_end) {
         let base = segment_base(p.seg, s) - p.window_lo;
-        var scale = vec4<f32>(1.0);
-        if ((p.flags & 1u) != 0u) {
-            if (by_segment) {
-                scale = vec4<f32>(prescale[4u * s], prescale[4u * s + 1u], prescale[4u * s + 2u], prescale[4u * s + 3u]);
-            } else {
-                scale = vec4<f32>(prescale[s]);
-            }
+        var scale = scale4(s);
+        if (!by_segment && (p.flags & 1u) != 0u) {
+            scale = vec4<f32>(prescale[s]);
         }
         // The lane's elements (see `lane_walk`; flag 2: software adapter, its SIMD
         // group in flags >> 16).
@@ -462,9 +466,7 @@ fn partials_wide(
     var scale = vec4<f32>(1.0);
     var o = 0u;
     if (live) {
-        if ((p.flags & 1u) != 0u) {
-            scale = vec4<f32>(prescale[4u * s], prescale[4u * s + 1u], prescale[4u * s + 2u], prescale[4u * s + 3u]);
-        }
+        scale = scale4(s);
         o = segment_base(p.seg, s) - p.window_lo + lw.x * p.seg.elem_stride_hi;
     }
     let esh = p.seg.elem_stride_hi;
@@ -486,14 +488,6 @@ fn partials_wide(
 // rows; each thread four neighbouring vec4 columns (sixteen matrix columns, a state
 // each) down those rows, so that each SIMD batch reads 512 contiguous bytes of a row
 // per step. One partial per (column, part).
-fn grid_add(st: ptr<function, Moments4>, b: ptr<function, Block4>, i: u32, reference: vec4<f32>, c: u32) {
-    var scale = vec4<f32>(1.0);
-    if ((p.flags & 1u) != 0u) {
-        scale = vec4<f32>(prescale[4u * c], prescale[4u * c + 1u], prescale[4u * c + 2u], prescale[4u * c + 3u]);
-    }
-    add4(st, b, x4_at(i), reference, scale);
-}
-
 @compute @workgroup_size(256)
 fn partials_grid(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -525,6 +519,10 @@ fn partials_grid(
     var r1 = vec4<f32>(0.0);
     var r2 = vec4<f32>(0.0);
     var r3 = vec4<f32>(0.0);
+    let sc0 = scale4(c0);
+    let sc1 = scale4(min(c0 + 1u, p.seg_end - 1u));
+    let sc2 = scale4(min(c0 + 2u, p.seg_end - 1u));
+    let sc3 = scale4(min(c0 + 3u, p.seg_end - 1u));
     while (k < k_hi) {
         let zero = Block4(0u, vec4<u32>(0u), vec4<f32>(0.0), vec4<f32>(0.0));
         var b0 = zero;
@@ -536,15 +534,15 @@ fn partials_grid(
                       min(select(16u, block_len(st2), n > 2u), select(16u, block_len(st3), n > 3u)));
         let kb = min(k + len, k_hi);
         for (; k < kb; k++) {
-            grid_add(&st0, &b0, o, r0, c0);
+            add4(&st0, &b0, x4_at(o), r0, sc0);
             if (n > 1u) {
-                grid_add(&st1, &b1, o + 1u, r1, c0 + 1u);
+                add4(&st1, &b1, x4_at(o + 1u), r1, sc1);
             }
             if (n > 2u) {
-                grid_add(&st2, &b2, o + 2u, r2, c0 + 2u);
+                add4(&st2, &b2, x4_at(o + 2u), r2, sc2);
             }
             if (n > 3u) {
-                grid_add(&st3, &b3, o + 3u, r3, c0 + 3u);
+                add4(&st3, &b3, x4_at(o + 3u), r3, sc3);
             }
             o += esh;
         }

@@ -146,7 +146,7 @@ pub fn record_moments_into(
         && gpu.is_software()
         && kseg.inner_div == 1
         && (GRID_MIN_VEC4..=GRID_MAX_VEC4).contains(&kseg.count)
-        && record_moments_grid(gpu, encoder, input, &kseg, s_count, out, prescale)?.is_some()
+        && record_moments_grid(gpu, encoder, input, &kseg, s_count, out, prescale)?
     {
         return Ok(());
     }
@@ -205,20 +205,32 @@ pub fn record_moments_into(
         bindings.push((if unit == 4 { TEXEL_BINDING } else { SCALAR_TEXEL_BINDING }, texels.binding()));
         gpu.dispatch_numbered(encoder, &pass1, &bindings, d.tiles * d.parts)?;
     }
+    record_merge(gpu, encoder, &partials, out, s_count, parts_total, (parts_total, 1))
+}
+
+/// Merge each of `count` segments' `parts` partial states into `out`: segment s's part
+/// i at `s · seg_stride + i · part_stride` of `partials` (`merge_main`).
+fn record_merge(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    partials: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    count: u64,
+    parts: u64,
+    (seg_stride, part_stride): (u64, u64),
+) -> Result<()> {
     let params = gpu.uniform(&MergeParams {
-        count: seg.count,
-        parts_total: parts_total as u32,
-        seg_stride: parts_total as u32,
-        part_stride: 1,
+        count: count as u32,
+        parts_total: parts as u32,
+        seg_stride: seg_stride as u32,
+        part_stride: part_stride as u32,
     });
-    let pass2 = gpu.pipeline(Shader::Moments, "merge_main");
     gpu.dispatch(
         encoder,
-        &pass2,
+        &gpu.pipeline(Shader::Moments, "merge_main"),
         &[params.as_entire_binding(), partials.as_entire_binding(), out.as_entire_binding()],
-        seg.count.div_ceil(256),
-    )?;
-    Ok(())
+        (count as u32).div_ceil(256),
+    )
 }
 
 /// Vec4 columns of the grid path of the moments (128 to 4,096 matrix columns). In
@@ -231,8 +243,8 @@ const GRID_MAX_VEC4: u32 = 1024;
 
 /// Wide row-major matrices on a software adapter (`partials_grid`): tiles of 4·WG vec4
 /// columns, parts of the rows, four neighbouring vec4 columns per thread; then the
-/// merge. `kseg` is the vec4 view (four columns a vec4). `None` where the input spans
-/// more than one binding (the planned passes take it).
+/// merge. `kseg` is the vec4 view (four columns a vec4). `false` (nothing recorded)
+/// where the input spans more than one binding: the planned passes take it.
 fn record_moments_grid(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -241,10 +253,10 @@ fn record_moments_grid(
     s_count: u64,
     out: &wgpu::Buffer,
     prescale: Option<&wgpu::Buffer>,
-) -> Result<Option<()>> {
+) -> Result<bool> {
     let numel = input.numel() as u64;
     if numel > gpu.max_chunk_elements() {
-        return Ok(None);
+        return Ok(false);
     }
     let (cols4, rows) = (kseg.count as u64, kseg.len as u64);
     let tiles = cols4.div_ceil(4 * 256);
@@ -276,20 +288,8 @@ fn record_moments_grid(
         (TEXEL_BINDING, texels.binding()),
     ];
     gpu.dispatch_numbered(encoder, &pass1, &bindings, (tiles * parts) as u32)?;
-    let params = gpu.uniform(&MergeParams {
-        count: s_count as u32,
-        parts_total: parts as u32,
-        seg_stride: parts as u32,
-        part_stride: 1,
-    });
-    let pass2 = gpu.pipeline(Shader::Moments, "merge_main");
-    gpu.dispatch(
-        encoder,
-        &pass2,
-        &[params.as_entire_binding(), partials.as_entire_binding(), out.as_entire_binding()],
-        (s_count as u32).div_ceil(256),
-    )?;
-    Ok(Some(()))
+    record_merge(gpu, encoder, &partials, out, s_count, parts, (parts, 1))?;
+    Ok(true)
 }
 
 /// Fewest rows for [`record_moments_quads`].
@@ -337,19 +337,7 @@ fn record_moments_quads(
         record_moments_into(gpu, encoder, &tail, &Grouping::Columns { rows: tail_rows, cols }, &tail_out, prescale)?;
         encoder.copy_buffer_to_buffer(&tail_out, 0, &states, 4 * c * MOMENTS_BYTES, c * MOMENTS_BYTES);
     }
-    let params = gpu.uniform(&MergeParams {
-        count: cols as u32,
-        parts_total: parts as u32,
-        seg_stride: 1,
-        part_stride: cols as u32,
-    });
-    let pipeline = gpu.pipeline(Shader::Moments, "merge_main");
-    gpu.dispatch(
-        encoder,
-        &pipeline,
-        &[params.as_entire_binding(), states.as_entire_binding(), out.as_entire_binding()],
-        (cols as u32).div_ceil(256),
-    )
+    record_merge(gpu, encoder, &states, out, c, parts, (1, c))
 }
 
 /// Read a buffer of [`MomentsGpu`] back as float64 states.
