@@ -285,12 +285,12 @@ pub fn record_sums(
     let seg = red.segments();
     let s_count = seg.count as u64;
     let out = gpu.storage_buffer("norm backward sums", s_count * SUMS_BYTES)?;
-    // Through a vec4 view, as the moments kernel reads: runs of a multiple of 4 with one
-    // statistics segment per reduction segment, unweighted or (layer norm's rows)
-    // weighted by γ at the position in the row; or (layer norm's dγ, dβ) columns four at
-    // a time, a multiple of 4 of them, whose statistics are per row (flag 32).
+    // Through a vec4 view, as the moments kernel reads, with one statistics segment per
+    // reduction segment: runs of a multiple of 4, unweighted or (layer norm's rows)
+    // weighted by γ at the position in the row, or four neighbouring segments a vec4
+    // (channels-last, flag 64); or (layer norm's dγ, dβ) columns four at a time whose
+    // statistics are per row (flag 32).
     let view = match (stat, weight) {
-        // Runs of one segment, or four neighbouring segments a vec4 (channels-last).
         (StatIndex::PerSegment { .. }, None) => match vec4_view(gpu, &seg) {
             Some((v, Vec4Parts::Elements)) => Some((v, 0)),
             Some((v, Vec4Parts::Segments)) => Some((v, 64)),
@@ -329,7 +329,8 @@ pub fn record_sums(
         StatIndex::PerSegment { div } => (1, div.max(1), IndexMap { d1: 1, m1: 1, s1: 0, m2: 1, d2: 1, s2: 0 }),
         StatIndex::Map(m) => (0, 1, m),
     };
-    let dummy = gpu.storage_buffer("backward unused", 4)?;
+    // 16 bytes: also the vec4 γ binding of sums_vec4.
+    let dummy = gpu.storage_buffer("backward unused", 16)?;
     let mean_lo = saved.mean_lo(gpu)?;
     let (gamma, param_map, weight_flag) = match weight {
         Some(w) => (w.gamma, w.param_map, 2),
@@ -337,8 +338,6 @@ pub fn record_sums(
     };
     let elem_map = element_map(&seg);
     let elem_step = map_step(&elem_map, 256 / plan.tile_width.max(1));
-    let dummy4 = gpu.storage_buffer("backward unused vec4", 16)?;
-    let gamma4 = if weight.is_some() { gamma } else { &dummy4 };
     for d in &plan.dispatches {
         let params = gpu.uniform(&SumsParams {
             seg: seg.into(),
@@ -374,14 +373,14 @@ pub fn record_sums(
         let pass1 = match &texels {
             Some(t) => {
                 bindings.extend(t.bindings());
-                // γ by position (weighted rows; else unread).
-                bindings.push((9, gamma4.as_entire_binding()));
+                // γ by position (weighted rows; else the unread dummy).
+                bindings.push((9, gamma.as_entire_binding()));
                 let variant =
                     [("SUMS_WEIGHTED", f64::from(weight_flag != 0)), ("SUMS_BY_ROW", f64::from(view_flag == 32))];
                 t.pipeline_with(gpu, "sums_vec4", &variant)
             }
             None => {
-                // γ (sums_vec4 serves the unweighted sums only).
+                // γ at each element's parameter index.
                 bindings.push((5, gamma.as_entire_binding()));
                 gpu.pipeline(Shader::Backward, "sums_main")
             }
@@ -578,8 +577,8 @@ pub fn record_dx(
     if dx.buffer() == x.buffer() || dx.buffer() == dy.buffer() {
         return Err(Error::InvalidParameter("grad_input cannot be written into x or grad_output".into()));
     }
-    let dummy = gpu.storage_buffer("backward unused", 8)?;
-    let dummy4 = gpu.storage_buffer("backward unused vec4", 16)?;
+    // 16 bytes: also dx_vec4's vec4 γ binding.
+    let dummy = gpu.storage_buffer("backward unused", 16)?;
     let mean_lo = args.saved.mean_lo(gpu)?;
     let flags = args.coeffs.is_some() as u32
         | (args.gamma.is_some() as u32) << 1
@@ -641,7 +640,7 @@ pub fn record_dx(
         if let Some(t) = &texels {
             bindings.extend(t.bindings());
             // γ by position in the row (dx_vec4; unread without it).
-            bindings.push((9, if by_position { args.gamma.unwrap_or(&dummy) } else { &dummy4 }.as_entire_binding()));
+            bindings.push((9, args.gamma.filter(|_| by_position).unwrap_or(&dummy).as_entire_binding()));
         }
         gpu.dispatch_numbered(encoder, &pipeline, &bindings, d.tiles * d.parts)?;
     }
