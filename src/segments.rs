@@ -72,7 +72,7 @@ pub enum Vec4Parts {
 
 impl IndexMap {
     /// `e / d`, no wrap.
-    fn div(d: usize) -> Self {
+    pub(crate) fn div(d: usize) -> Self {
         IndexMap { d1: d as u32, m1: u32::MAX, s1: 1, m2: 1, d2: 1, s2: 0 }
     }
     /// `(e / d) % m`.
@@ -80,7 +80,7 @@ impl IndexMap {
         IndexMap { d1: d as u32, m1: m as u32, s1: 1, m2: 1, d2: 1, s2: 0 }
     }
     /// `e % m`.
-    fn modulo(m: usize) -> Self {
+    pub(crate) fn modulo(m: usize) -> Self {
         IndexMap { d1: 1, m1: 1, s1: 0, m2: m as u32, d2: 1, s2: 1 }
     }
 

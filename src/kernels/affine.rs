@@ -278,8 +278,8 @@ pub fn record_affine(
     let rows_len = (has_gb && (seg_map.d1 as u64).is_multiple_of(4) && seg_map.d1 >= 256)
         .then_some(seg_map.d1 as u64)
         .filter(|&r| {
-            seg_map == IndexMap { d1: r as u32, m1: u32::MAX, s1: 1, m2: 1, d2: 1, s2: 0 }
-                && param_map == IndexMap { d1: 1, m1: 1, s1: 0, m2: r as u32, d2: 1, s2: 1 }
+            seg_map == IndexMap::div(r as usize)
+                && param_map == IndexMap::modulo(r as usize)
                 && numel + r < u32::MAX as u64
         });
     // Columns: matrix rows of C >= 8 elements; element q of a row belongs to segment
@@ -311,7 +311,7 @@ pub fn record_affine(
             && r >= 40
             && row_c.is_multiple_of(seg_map.d2 as u64)
             && map_kind(&seg_map, step) != MapKind::Fixed
-            && (!has_gb || param_map == IndexMap { d1: 1, m1: 1, s1: 0, m2: row_c as u32, d2: 1, s2: 1 })
+            && (!has_gb || param_map == IndexMap::modulo(row_c as usize))
             && numel + r < u32::MAX as u64
     });
     let (block_rows, block_seg, col_div) = match cols_len {

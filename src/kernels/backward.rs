@@ -87,13 +87,13 @@ fn vec4_elements(gpu: &Gpu, seg: &Segments) -> Option<Segments> {
 /// Whether γ of each element of `red` is its position in its segment: layer norm's rows
 /// (`e % len`, segments of `len` elements).
 fn gamma_by_position(red: &Grouping, param_map: &IndexMap) -> bool {
-    matches!(*red, Grouping::Rows { len, .. } if *param_map == IndexMap { d1: 1, m1: 1, s1: 0, m2: len as u32, d2: 1, s2: 1 })
+    matches!(*red, Grouping::Rows { len, .. } if *param_map == IndexMap::modulo(len))
 }
 
 /// Whether the statistics segment of each element of `red` is its row: layer norm's
 /// columns (`e / cols` over a `(rows, cols)` matrix, the segment of element `k` is row `k`).
 fn stats_by_row(red: &Grouping, stat_map: &IndexMap) -> bool {
-    matches!(*red, Grouping::Columns { cols, .. } if *stat_map == IndexMap { d1: cols as u32, m1: u32::MAX, s1: 1, m2: 1, d2: 1, s2: 0 })
+    matches!(*red, Grouping::Columns { cols, .. } if *stat_map == IndexMap::div(cols))
 }
 
 /// Element `k` of a segment → its offset from the segment's base, as an [`IndexMap`].

@@ -205,7 +205,8 @@ pub fn record_quantiles(
 
 /// How many times [`record_quantiles`] without moments reads the whole input: one
 /// counting pass on the sample-and-bracket path, else a moments pass and the radix
-/// passes (after a transpose, for many short columns; or the ranking of short segments). A segment whose bracket misses adds the radix passes over it.
+/// passes (after a transpose, for many short columns; or the ranking of short
+/// segments). A segment whose bracket misses adds the radix passes over it.
 pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
     let seg = grouping.segments();
     let mut uq: Vec<f64> = qs.iter().map(|&q| q + 0.0).collect();

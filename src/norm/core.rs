@@ -201,11 +201,6 @@ fn record_fused_forward(
     Ok(Some((fused.output, saved)))
 }
 
-/// `IndexMap` for `e / d`.
-fn div_map(d: usize) -> IndexMap {
-    IndexMap { d1: d as u32, m1: u32::MAX, s1: 1, m2: 1, d2: 1, s2: 0 }
-}
-
 /// How the backward reduction of a statistics grouping is set up.
 pub(crate) struct BackwardShape {
     /// Reduction grouping and how its segments find their statistics.
@@ -332,7 +327,7 @@ pub(crate) fn record_backward(
                 let Grouping::Rows { rows, len } = g else { unreachable!() };
                 let col_sums = match record_column_sums(gpu, encoder, (x, dy), (rows, len), center)? {
                     Some(sums) => sums,
-                    None => record_sums(gpu, encoder, x, dy, &cols, StatIndex::Map(div_map(len)), center, None)?,
+                    None => record_sums(gpu, encoder, x, dy, &cols, StatIndex::Map(IndexMap::div(len)), center, None)?,
                 };
                 set_params(&mut grads, record_param_grads(gpu, encoder, &col_sums, len, 1, len)?)?;
             }
