@@ -1116,8 +1116,12 @@ fn record_count_vec4(
                 &own
             }
         };
-        let constants =
-            [("COUNT_BRACKETS", qp.ub.max(3) as f64), ("COUNT_COLUMNS", by_segment as u32 as f64), texels.constant()];
+        let constants = [
+            ("COUNT_BRACKETS", qp.ub.max(3) as f64),
+            ("COUNT_COLUMNS", by_segment as u32 as f64),
+            ("COUNT_AFFINE", (view.inner_div == 1) as u32 as f64),
+            texels.constant(),
+        ];
         let pipeline = gpu.pipeline_with(Shader::Select, "count_vec4", &constants);
         let params = gpu.uniform(&SelectParams {
             seg: view.into(),
