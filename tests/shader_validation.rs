@@ -55,3 +55,24 @@ fn an_error_in_the_common_prelude_names_common_wgsl() {
     let err = validate(&source, &common_path, &shaders().join("affine.wgsl"), common.lines().count() + 1).unwrap_err();
     assert!(err.contains(&format!("common.wgsl:{line}:")), "expected common.wgsl:{line} in:\n{err}");
 }
+
+#[test]
+fn a_shader_that_validates_but_does_not_translate_to_spirv_is_reported() {
+    // count_offset in select.wgsl once stepped its member walk through a pointer to it;
+    // the module validated, and naga's SPIR-V writer panicked when wgpu built the
+    // pipeline. The check writes every entry point, so this is a build error now.
+    let src = std::fs::read_to_string(shaders().join("select.wgsl")).unwrap();
+    let good = "    let walk = (*w).walk;
+    let c = step_cursor(walk.kh, walk.kl, walk.step_hi, walk.step_lo, walk.inner);
+    (*w).walk.kh = c.x;
+    (*w).walk.kl = c.y;
+    return walk_offset(walk);";
+    assert!(src.contains(good), "count_offset changed: update this test");
+    let broken = src.replace(good, "    let o = walk_offset((*w).walk);\n    walk_next(&(*w).walk);\n    return o;");
+    let err = check("select.wgsl", &broken).expect_err("the SPIR-V writer must refuse this module");
+    assert!(
+        err.contains("select.wgsl") && err.contains("SPIR-V"),
+        "expected a SPIR-V error naming select.wgsl:\n{err}"
+    );
+    assert!(err.contains("count_vec4"), "expected the entry point in:\n{err}");
+}
