@@ -988,7 +988,11 @@ var<workgroup> sh_bc: array<atomic<u32>, 2048>; // segments of a workgroup × NC
 // chunks of CHUNK loads in turns (see `chunk_walk`), so that values that lie together
 // (sorted input) spread over the writers. Both also count each segment's values that
 // are not NaN (`k_valid`), so that no moments pass is needed.
-const CHUNK: u32 = 16u; // loads of a lane group before the next group's turn (COUNT_CHUNK); at most 32 (a round a bit of `redo`)
+// Loads of a lane group before the next group's turn (COUNT_CHUNK); at most 32 (a round
+// a bit of `redo`). 32 rather than 16: the re-read loop at a chunk's end runs as often
+// as the busiest lane of a SIMD batch needs, which longer chunks even out (count_vec4
+// ~5–8 % faster on lavapipe).
+const CHUNK: u32 = 32u;
 
 fn count1(v: vec4<bool>) -> vec4<u32> {
     return select(vec4<u32>(0u), vec4<u32>(1u), v);
