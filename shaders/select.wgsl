@@ -442,7 +442,7 @@ fn hist_add(key: u32, l: HistLane) {
         }
     }
     let d = (key >> l.shift) & l.mask;
-    if (g < l.gl) {
+    if (!HIST_GLOBAL && g < l.gl) {
         atomicAdd(&lh[(l.lane_s * l.gl + g) * l.nb + d], 1u);
     } else {
         atomicAdd(&h_hist[(l.hrow + g) * l.nb + d], 1u);
@@ -455,6 +455,10 @@ fn hist_add(key: u32, l: HistLane) {
 override HIST_PREFIX: bool = true;
 override HIST_MANY_GROUPS: bool = true;
 override HIST_FILTER: bool = false;
+// Whether every key goes straight to the global histograms (no workgroup-local ones,
+// gl = 0): a constant, so that the local atomic's branch folds away (a software
+// adapter would run it masked for every key).
+override HIST_GLOBAL: bool = false;
 
 // A lane's share of a histogram pass: its lane (with `busy` false, nothing to bin)
 // and its walk over the source (in the source's units): elements lw.x, lw.x + lw.z,

@@ -370,15 +370,9 @@ impl Ctx<'_> {
         let groups_cap = if level == 0 { 1 } else { rb };
         let tile_cap = (LOCAL_BINS / (groups_cap * nb)).max(1).min(GROUP_CAP / rb);
         let flag = |on: bool| f64::from(u8::from(on));
-        let constants = [
-            ("HIST_PREFIX", flag(level > 0)),
-            ("HIST_MANY_GROUPS", flag(rb > 16)),
-            ("HIST_FILTER", flag(rb > 16 && level > 1)),
-        ];
         for src in sources {
             let (seg, unit) = (src.seg, src.unit);
             let entry = if unit == 4 { "hist_vec4" } else { "hist_main" };
-            let pipeline = gpu.pipeline_with(Shader::Select, entry, &constants);
             for d in &src.plan.dispatches {
                 let first = (d.seg_first as u64).max(sb0);
                 let end = (d.seg_end as u64).min(sb1);
@@ -401,6 +395,13 @@ impl Ctx<'_> {
                 let shared_hot_bins = level == 0 && per_segment >= 1 << 20;
                 let global =
                     (software && !shared_hot_bins) || src.mode == 1 || per_segment < 16 * (nb * groups_cap) as u64;
+                let constants = [
+                    ("HIST_PREFIX", flag(level > 0)),
+                    ("HIST_MANY_GROUPS", flag(rb > 16)),
+                    ("HIST_FILTER", flag(rb > 16 && level > 1)),
+                    ("HIST_GLOBAL", flag(global)),
+                ];
+                let pipeline = gpu.pipeline_with(Shader::Select, entry, &constants);
                 let global_cap = (GROUP_CAP / rb).min(WG);
                 let units = per_segment / unit;
                 let (tile, tiles, parts) = if global && software && !seg.segments_interleaved() {
