@@ -459,6 +459,9 @@ override HIST_FILTER: bool = false;
 // gl = 0): a constant, so that the local atomic's branch folds away (a software
 // adapter would run it masked for every key).
 override HIST_GLOBAL: bool = false;
+// Whether the source holds keys (candidate lists, `use_limit`) rather than floats: a
+// constant, so that a pass makes only the one conversion it needs.
+override HIST_KEYS: bool = false;
 
 // A lane's share of a histogram pass: its lane (with `busy` false, nothing to bin)
 // and its walk over the source (in the source's units): elements lw.x, lw.x + lw.z,
@@ -575,9 +578,12 @@ fn hist_begin(w: u32, lid: u32, per: u32) -> HistTask {
 // Four keys (or floats) into the lane's histograms: NaN and, in candidate lists (keys),
 // the free slots' 0 left out, as the components `inside` says.
 fn hist_add4(bv: vec4<u32>, inside: vec4<bool>, lane: HistLane) {
-    let as_keys = vec4<bool>(p.use_limit != 0u);
-    let ok = inside & select(!nan_bits4(bv), bv != vec4<u32>(0u), as_keys);
-    let kv = select(keys4(bv), bv, as_keys);
+    var ok = inside & (bv != vec4<u32>(0u));
+    var kv = bv;
+    if (!HIST_KEYS) {
+        ok = inside & !nan_bits4(bv);
+        kv = keys4(bv);
+    }
     if (ok.x) {
         hist_add(kv.x, lane);
     }

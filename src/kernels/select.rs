@@ -400,6 +400,7 @@ impl Ctx<'_> {
                     ("HIST_MANY_GROUPS", flag(rb > 16)),
                     ("HIST_FILTER", flag(rb > 16 && level > 1)),
                     ("HIST_GLOBAL", flag(global)),
+                    ("HIST_KEYS", flag(src.limit.is_some())),
                 ];
                 let pipeline = gpu.pipeline_with(Shader::Select, entry, &constants);
                 let global_cap = (GROUP_CAP / rb).min(WG);
