@@ -405,12 +405,20 @@ impl Ctx<'_> {
                 let pipeline = gpu.pipeline_with(Shader::Select, entry, &constants);
                 let global_cap = (GROUP_CAP / rb).min(WG);
                 let units = per_segment / unit;
+                // The whole-input fallback (mode 1) most often finds no segment to count,
+                // and on a software adapter each workgroup costs ~20 µs just to look: one
+                // per core there (a pass that does find work still fills every core).
+                let target = if software && src.mode == 1 {
+                    (gpu.reduce_workgroups() / 8).max(2)
+                } else {
+                    gpu.reduce_workgroups()
+                };
                 let (tile, tiles, parts) = if global && software && !seg.segments_interleaved() {
                     let tile = (WG as u64 * 256 / per_segment.max(1)).clamp(1, global_cap as u64);
-                    shape_with_tile(gpu.reduce_workgroups(), prev_pow2(tile as u32), end - first, units)
+                    shape_with_tile(target, prev_pow2(tile as u32), end - first, units)
                 } else {
                     let cap = if global { global_cap } else { tile_cap };
-                    shape(gpu.reduce_workgroups(), &seg, cap, end - first, units)
+                    shape(target, &seg, cap, end - first, units)
                 };
                 let params = gpu.uniform(&SelectParams {
                     seg: seg.into(),
