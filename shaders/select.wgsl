@@ -1130,19 +1130,20 @@ fn count_walk(base: u32, k: u32, stride: u32) -> CountWalk {
     return CountWalk(0u, 0u, element_walk(p.seg, base, k, stride));
 }
 
-// The walk's current offset; the walk moves on. (A pointer to the member walk, for
-// `walk_next`, made naga 30's SPIR-V writer panic: "Expression is not cached".)
+// The walk's current offset; the walk moves on. (The member walk goes through a local
+// copy: a pointer to it, for `walk_next`, made naga 30's SPIR-V writer panic with
+// "Expression is not cached".)
 fn count_offset(w: ptr<function, CountWalk>) -> u32 {
     if (COUNT_AFFINE) {
         let o = (*w).offset;
         (*w).offset += (*w).step;
         return o;
     }
-    let walk = (*w).walk;
-    let c = step_cursor(walk.kh, walk.kl, walk.step_hi, walk.step_lo, walk.inner);
-    (*w).walk.kh = c.x;
-    (*w).walk.kl = c.y;
-    return walk_offset(walk);
+    var walk = (*w).walk;
+    let o = walk_offset(walk);
+    walk_next(&walk);
+    (*w).walk = walk;
+    return o;
 }
 
 // count_main: one segment per lane, four of its values per iteration (scalar loads,
