@@ -998,11 +998,27 @@ var<workgroup> sh_bc: array<atomic<u32>, 2048>; // segments of a workgroup × NC
 // chunks of CHUNK loads in turns (see `chunk_walk`), so that values that lie together
 // (sorted input) spread over the writers. Both also count each segment's values that
 // are not NaN (`k_valid`), so that no moments pass is needed.
-// Loads of a lane group before the next group's turn (COUNT_CHUNK); at most 32 (a round
-// a bit of `redo`). 32 rather than 16: the re-read loop at a chunk's end runs as often
-// as the busiest lane of a SIMD batch needs, which longer chunks even out (count_vec4
-// ~5–8 % faster on lavapipe).
-const CHUNK: u32 = 32u;
+// Loads of a lane group before the next group's turn (COUNT_CHUNK); at most 64 (a round
+// a bit of `redo`, two words). Long chunks: the re-read loop at a chunk's end runs at
+// least once, and as often as the busiest lane of a SIMD batch needs, which longer
+// chunks even out (on lavapipe, 16 → 32: count_vec4 ~5–8 % faster; 32 → 64: ~4 % over
+// 625000 × 16 and 1e6 × 10, no change over 1e7 × 1).
+const CHUNK: u32 = 64u;
+
+// A chunk's rounds to read again, a bit each (64: two words).
+fn redo_mark(redo: ptr<function, vec2<u32>>, round: u32, on: bool) {
+    let bit = select(0u, 1u << (round & 31u), on);
+    *redo |= select(vec2<u32>(bit, 0u), vec2<u32>(0u, bit), round >= 32u);
+}
+
+// The lowest round still to read again, taken off.
+fn redo_next(redo: ptr<function, vec2<u32>>) -> u32 {
+    let low = (*redo).x != 0u;
+    let w = select((*redo).y, (*redo).x, low);
+    let rest = w & (w - 1u);
+    *redo = select(vec2<u32>((*redo).x, rest), vec2<u32>(rest, (*redo).y), low);
+    return firstTrailingBit(w) + select(32u, 0u, low);
+}
 
 fn count1(v: vec4<bool>) -> vec4<u32> {
     return select(vec4<u32>(0u), vec4<u32>(1u), v);
@@ -1215,7 +1231,7 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
             var walk = element_walk(p.seg, base, k0, cw.z);
             // As in count_vec4: one store per round, the rounds with more keys inside
             // (bit r: round r) read again at the end of the chunk.
-            var redo = 0u;
+            var redo = vec2<u32>(0u);
             var round = 0u;
             for (var k = k0; k < k_stop; k += 4u * cw.z) {
                 let q = walk_quad(&walk, k, cw.z, k_stop);
@@ -1246,12 +1262,11 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
                 }
                 var left = inside;
                 write_first(list, &found, &left, (ukey4(sk) + d) << dense, ct, writers, true);
-                redo |= select(0u, 1u << round, any(left));
+                redo_mark(&redo, round, any(left));
                 round += 1u;
             }
-            while (redo != 0u) {
-                let r = firstTrailingBit(redo);
-                redo &= redo - 1u;
+            while (any(redo != vec2<u32>(0u))) {
+                let r = redo_next(&redo);
                 let k = k0 + 4u * r * cw.z;
                 var w = element_walk(p.seg, base, k, cw.z);
                 let q = walk_quad(&w, k, cw.z, k_stop);
@@ -1406,7 +1421,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
             let k_stop = min(p.k_first + c0 + cw.z * CHUNK, p.k_end);
             var walk = count_walk(base, k0, cw.z);
             // Rounds of this chunk with a second key inside (bit r: round r).
-            var redo = 0u;
+            var redo = vec2<u32>(0u);
             var round = 0u;
             for (var k = k0; k < k_stop; k += cw.z) {
                 let bv = bitcast<vec4<u32>>(k_x4_at(count_offset(&walk)));
@@ -1424,14 +1439,13 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
                 // One store per round; the rest of its keys wait for the end of the chunk
                 // (a loop here would run its body every round on a software adapter).
                 write_first(list, &found, &left, (ukey4(sk) + d) << dense, ct, writers, !by_segment);
-                redo |= select(0u, 1u << round, any(left));
+                redo_mark(&redo, round, any(left));
                 round += 1u;
             }
             // The chunk's rounds with more than one key inside (rare, but every round of
             // sorted input inside a bracket): read again, their first key taken off.
-            while (redo != 0u) {
-                let r = firstTrailingBit(redo);
-                redo &= redo - 1u;
+            while (any(redo != vec2<u32>(0u))) {
+                let r = redo_next(&redo);
                 var again = count_walk(base, k0 + r * cw.z, cw.z);
                 let bv = bitcast<vec4<u32>>(k_x4_at(count_offset(&again)));
                 let sk = skeys4(bv, nan_bits4(bv));

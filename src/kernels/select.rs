@@ -70,7 +70,7 @@ const SAMPLE_MIN_LEN: u64 = 1 << 13;
 /// Longest segment ranked by counting (one thread per segment, len² compares).
 const SMALL_LEN: u32 = 64;
 /// Loop rounds a lane group of a counting pass takes in a row (`CHUNK` in select.wgsl).
-const COUNT_CHUNK: u64 = 32;
+const COUNT_CHUNK: u64 = 64;
 /// Bytes of one segment's brackets (`BRK` vec4 in select.wgsl).
 const BRK_BYTES: u64 = (1 + 3 * MAX_BRACKETS as u64 / 4) * 16;
 
