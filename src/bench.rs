@@ -750,8 +750,19 @@ fn print_profile(gpu: &Gpu, op: &str, record: &mut dyn FnMut(&mut wgpu::CommandE
     let times = gpu.read_profile()?;
     let total: Duration = times.iter().map(|t| t.time).sum();
     eprintln!("profile of {op}: {} dispatches, {:.3} ms in them", times.len(), total.as_secs_f64() * 1e3);
+    // The gap before a dispatch: what ran between it and the one before (buffer clears,
+    // copies, the driver's scheduling).
+    let mut end = Duration::ZERO;
     for t in &times {
-        eprintln!("  {:<24} {:>8} wg {:>10.3} ms", t.entry, t.workgroups, t.time.as_secs_f64() * 1e3);
+        let gap = t.start.saturating_sub(end);
+        eprintln!(
+            "  {:<24} {:>8} wg {:>10.3} ms  (after a gap of {:.3} ms)",
+            t.entry,
+            t.workgroups,
+            t.time.as_secs_f64() * 1e3,
+            gap.as_secs_f64() * 1e3
+        );
+        end = t.start + t.time;
     }
     Ok(())
 }

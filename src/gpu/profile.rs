@@ -22,6 +22,9 @@ pub struct DispatchTime {
     pub entry: String,
     pub workgroups: u32,
     pub time: Duration,
+    /// When it began, after the profile's first dispatch began (gaps between
+    /// dispatches show what runs outside them: clears, copies, scheduling).
+    pub start: Duration,
 }
 
 impl Profiler {
@@ -84,6 +87,7 @@ impl Gpu {
         let bytes = read_buffer(self, &p.resolve, 0, 16 * p.entries.len() as u64)?;
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
         let period = self.queue.get_timestamp_period() as f64;
+        let t0 = ticks[0];
         Ok(p.entries
             .into_iter()
             .zip(ticks.chunks(2))
@@ -91,6 +95,7 @@ impl Gpu {
                 entry,
                 workgroups,
                 time: Duration::from_nanos((t[1].saturating_sub(t[0]) as f64 * period) as u64),
+                start: Duration::from_nanos((t[0].saturating_sub(t0) as f64 * period) as u64),
             })
             .collect())
     }
