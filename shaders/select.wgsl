@@ -63,7 +63,7 @@ struct SelectParams {
     parts_total: u32, // counting passes: parts per segment, all dispatches
     sample_frac: u32, // sample_main: (len mod m) · 2^32 / m, the strata's fractional width
     floor_only: u32,  // init_main: only the floor rank of each q (a sample's brackets need no neighbour)
-    _pad1: u32,
+    ties: u32,        // bracket_main: 0 ties at the brackets' ends from the sample, 1 always, 2 never (tests)
     _pad2: u32,
     _pad3: u32,
 }
@@ -733,7 +733,8 @@ fn scan_main(
         }
         sl.rank -= cum;
         sl.prefix = np;
-        sl.group = newg - 1u;
+        // After the last digit, the group is the key's count (ties; see finish_main).
+        sl.group = select(newg - 1u, c, p.shift == 0u);
         c_slots[base + r] = sl;
     }
     c_hdr[h] = vec4<u32>(ns, newg, hv.z, 0u);
@@ -743,10 +744,12 @@ fn scan_main(
 // the bracket whose offset o_j = d_j + lo_j is the last below it.
 fn sparse_key(s: u32, dk: u32) -> u32 {
     let o = s * BRK;
+    // o_j = d_j + lo_j, less one where the ends were candidates too (see bracket_main).
+    let inclusive = c_brk[o].z;
     var key = 0u;
     for (var j = 0u; j < c_brk[o].x; j++) {
         let d = c_brk[o + OFF + j / 4u][j % 4u];
-        if (d + c_brk[o + 1u + j / 4u][j % 4u] < dk) {
+        if (d + c_brk[o + 1u + j / 4u][j % 4u] - inclusive < dk) {
             key = dk - d;
         }
     }
@@ -802,10 +805,14 @@ fn finish_main(
         f_os[o] = vec4<u32>(0u, 0u, 0u, 0u);
         return;
     }
-    let ka = f_slots[s * p.r_total + fr.lo_slot].prefix;
+    let lo = f_slots[s * p.r_total + fr.lo_slot];
+    let ka = lo.prefix;
     let kb = f_slots[s * p.r_total + fr.hi_slot].prefix;
     f_out[o] = lerp_numpy(value_of(ka), value_of(kb), fr.th, fr.tl, fr.flag);
-    f_os[o] = vec4<u32>(ka, kb, fr.count, 0u);
+    // w: how many values have key ka, where the radix passes reached its last digit
+    // (a sample's, for bracket_main's tie test; meaningless where a slot was resolved
+    // before).
+    f_os[o] = vec4<u32>(ka, kb, fr.count, lo.group);
 }
 
 // ---------------------------------------------------------------------------------
@@ -910,6 +917,13 @@ const NOKEY: u32 = 0xffffffffu;
 @group(0) @binding(1) var<storage, read> b_os: array<vec4<u32>>; // sample order statistics
 @group(0) @binding(2) var<storage, read> b_edge: array<u32>;     // 1: the bracket q is 0 (lo) or 1 (hi)
 @group(0) @binding(3) var<storage, read_write> b_brk: array<vec4<u32>>;
+// The counting dispatches' indirect arguments, eight words each: the pass that takes
+// a bracket's ends as candidates (COUNT_TIES off) x, y, z, the pass that counts ties
+// at the ends (COUNT_TIES on) x, y, z, then x for the second, and a spare word. The
+// first runs unless some segment's sample has ties at a bracket's end: then every
+// segment's brackets would risk candidate lists full of one value, and the second
+// runs instead.
+@group(0) @binding(4) var<storage, read_write> b_args: array<atomic<u32>>;
 
 @compute @workgroup_size(256)
 fn bracket_main(
@@ -921,21 +935,36 @@ fn bracket_main(
     if (s >= p.seg_end) {
         return;
     }
+    let row = s * 2u * p.ub;
+    let sampled = b_os[row].z > 0u;
+    // Ties: a bracket's end (not an edge) that the sample holds more than once.
+    var ties = p.ties == 1u;
+    if (p.ties == 0u && sampled) {
+        for (var e = 0u; e < 2u * p.ub; e++) {
+            ties = ties || (b_edge[e] == 0u && b_os[row + e].w > 1u);
+        }
+    }
+    if (ties) {
+        for (var i = 0u; i < arrayLength(&b_args) / 8u; i++) {
+            atomicStore(&b_args[8u * i], 0u);
+            atomicStore(&b_args[8u * i + 3u], atomicLoad(&b_args[8u * i + 6u]));
+        }
+    }
     var lo: array<u32, MAXB>;
     for (var j = 0u; j < MAXB; j++) {
         lo[j] = NOKEY;
     }
     var hi = lo;
     var nbr = 0u;
-    let row = s * 2u * p.ub;
-    if (b_os[row].z > 0u) {
+    if (sampled) {
         for (var u = 0u; u < p.ub; u++) {
             // lo = 1 is "everything": every value's key is above 1 (NaN's is taken as 0).
             let l = select(b_os[row + 2u * u].x, 1u, b_edge[2u * u] != 0u);
             let h = select(b_os[row + 2u * u + 1u].x, NOKEY, b_edge[2u * u + 1u] != 0u);
-            // Merge overlapping brackets (touching ones may stay apart: their insides,
-            // strictly between the ends, are disjoint).
-            if (nbr > 0u && l < hi[nbr - 1u]) {
+            // Merge overlapping brackets. Touching ones may stay apart where ties are
+            // counted (their insides, strictly between the ends, are disjoint), not where
+            // the ends are candidates of both.
+            if (nbr > 0u && (l < hi[nbr - 1u] || (!ties && l == hi[nbr - 1u]))) {
                 hi[nbr - 1u] = max(hi[nbr - 1u], h);
             } else {
                 lo[nbr] = l;
@@ -944,18 +973,22 @@ fn bracket_main(
             }
         }
     }
-    // Dense candidate keys (see above). The brackets are disjoint and ascend, so their
-    // widths add up to less than 2^32.
+    // Dense candidate keys (see above). Without ties of its own, a segment's candidates
+    // may include its brackets' ends (whichever counting pass runs): bracket j's
+    // [lo_j, hi_j] maps to [o_j + 1, o_j + 1 + hi_j − lo_j] (d_j = o_j + 1 − lo_j), and
+    // the disjoint brackets' hi − lo + 1 add up to at most 2^32 − 1. With ties, only the
+    // insides: (lo_j, hi_j) to (o_j, o_j + hi_j − lo_j), touching brackets allowed.
+    let inclusive = !ties;
     var d: array<u32, MAXB>;
     var width = 0u;
     for (var j = 0u; j < MAXB; j++) {
-        d[j] = width - lo[j];
+        d[j] = width - lo[j] + u32(inclusive);
         if (j < nbr) {
-            width += hi[j] - lo[j];
+            width += hi[j] - lo[j] + u32(inclusive);
         }
     }
     let o = s * BRK;
-    b_brk[o] = vec4<u32>(nbr, min(countLeadingZeros(width), 31u), 0u, 0u);
+    b_brk[o] = vec4<u32>(nbr, min(countLeadingZeros(width), 31u), u32(inclusive), 0u);
     for (var j = 0u; j < MAXB; j += 4u) {
         b_brk[o + 1u + j / 4u] = vec4<u32>(lo[j], lo[j + 1u], lo[j + 2u], lo[j + 3u]);
         b_brk[o + HI + j / 4u] = vec4<u32>(hi[j], hi[j + 1u], hi[j + 2u], hi[j + 3u]);
@@ -1043,20 +1076,26 @@ fn bracket4(lo: vec4<u32>, hi: vec4<u32>, d: vec4<u32>) -> Bracket4 {
     return Bracket4(skey4(lo), skey4(hi), d, zero, zero, zero, zero);
 }
 
-// Count four keys against a bracket; true where a key lies strictly inside, and there
-// `d` gets the bracket's offset.
+// Count four keys against a bracket; true where a key is a candidate (strictly inside,
+// or with COUNT_TIES off inside or on an end), and there `d` gets the bracket's
+// offset.
 fn count_bracket(b: ptr<function, Bracket4>, sk: vec4<i32>, d: ptr<function, vec4<u32>>) -> vec4<bool> {
     (*b).lt_lo += count1(sk < (*b).lo);
-    (*b).le_lo += count1(sk <= (*b).lo);
-    (*b).lt_hi += count1(sk < (*b).hi);
     (*b).le_hi += count1(sk <= (*b).hi);
+    if (COUNT_TIES) {
+        (*b).le_lo += count1(sk <= (*b).lo);
+        (*b).lt_hi += count1(sk < (*b).hi);
+    }
     return in_bracket(*b, sk, d);
 }
 
-// Which of the four keys lie strictly inside bracket b (their dense offset into `d`),
+// Which of the four keys are candidates of bracket b (their dense offset into `d`),
 // without counting them.
 fn in_bracket(b: Bracket4, sk: vec4<i32>, d: ptr<function, vec4<u32>>) -> vec4<bool> {
-    let inside = !(sk <= b.lo) & (sk < b.hi);
+    var inside = !(sk < b.lo) & (sk <= b.hi);
+    if (COUNT_TIES) {
+        inside = !(sk <= b.lo) & (sk < b.hi);
+    }
     *d = select(*d, b.d, inside);
     return inside;
 }
@@ -1123,6 +1162,13 @@ fn write_first(list: vec4<u32>, found: ptr<function, vec4<u32>>, left: ptr<funct
 // away (a software adapter would run them all).
 override COUNT_BRACKETS: u32 = 16u;
 override COUNT_COLUMNS: bool = false;
+// Whether the counting pass counts the keys equal to a bracket's ends (four counts a
+// bracket, the insides as candidates), or takes the ends as candidates too (two counts:
+// key < lo, key <= hi, stored as kinds 0 and 1, and 2 and 3). The two-count pass is
+// ~10 % faster on lavapipe, but a value that many keys share, at a bracket's end,
+// would fill the candidate lists: bracket_main picks the pass (indirect dispatch) from
+// the sample's ties.
+override COUNT_TIES: bool = true;
 // count_vec4: whether the view's offsets are affine in the element index (inner_div
 // 1). Then the pass steps an offset by one add a load instead of an `ElementWalk`,
 // whose start divides once a chunk (lane by lane on a software adapter): the pass over
@@ -1317,9 +1363,13 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
 // workgroup's counts: the components `pick` selects (1 each) summed, their `nans` NaN
 // taken off (counted below every bracket).
 fn flush_bracket(at: u32, width: u32, b: Bracket4, pick: vec4<u32>, nans: u32) {
+    // Without COUNT_TIES, the ends count as inside: key <= lo is key < lo, and key < hi
+    // is key <= hi (resolve_main then finds every rank in the bracket inside it).
+    let le_lo = select(b.lt_lo, b.le_lo, COUNT_TIES);
+    let lt_hi = select(b.le_hi, b.lt_hi, COUNT_TIES);
     atomicAdd(&sh_bc[at], dot(b.lt_lo, pick) - nans);
-    atomicAdd(&sh_bc[at + width], dot(b.le_lo, pick) - nans);
-    atomicAdd(&sh_bc[at + 2u * width], dot(b.lt_hi, pick) - nans);
+    atomicAdd(&sh_bc[at + width], dot(le_lo, pick) - nans);
+    atomicAdd(&sh_bc[at + 2u * width], dot(lt_hi, pick) - nans);
     atomicAdd(&sh_bc[at + 3u * width], dot(b.le_hi, pick) - nans);
 }
 

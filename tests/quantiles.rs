@@ -12,7 +12,9 @@ mod common;
 
 use common::{gpu, own_gpu, sprinkle_nan, Rng};
 use gpunorm::kernels::moments::record_moments;
-use gpunorm::kernels::select::{input_passes, quantiles, record_quantiles, whole_segment_selections};
+use gpunorm::kernels::select::{
+    counting_pass_counts_ties, input_passes, quantiles, record_quantiles, whole_segment_selections,
+};
 use gpunorm::reference::quantiles::{quantile_sorted, rank};
 use gpunorm::{reference, Error, Gpu, GpuTensor, Grouping};
 
@@ -602,6 +604,79 @@ fn candidate_slots_run_out() {
         }
     }
     gpu.set_candidate_slots(None);
+}
+
+/// The counting pass comes in two kinds: one counts the keys equal to a bracket's ends
+/// (four counts a bracket), the other takes them as candidates (two counts, ~10 %
+/// faster). The sample's ties at a bracket's end pick the first for the whole call.
+/// Checked: the pick (ties in one column of four are enough), both kinds forced on
+/// every kind of data (the two-count pass on heavy ties fills its lists and falls back,
+/// still exact), the float pass (three columns) and the vec4 passes (one segment per
+/// component, four values of one segment per load), q at the edges (0 and 1: brackets
+/// to the ends of the key range).
+#[test]
+fn counting_pass_follows_the_samples_ties() {
+    let gpu = own_gpu();
+    let mut rng = Rng::new(41);
+    let rows = 70_001;
+    let qsets: [&[f64]; 4] = [&[0.25, 0.5, 0.75], &[0.0, 1.0], &[0.0, 0.5, 1.0], &[0.1, 0.2, 0.3, 0.4]];
+    for g in [
+        Grouping::Columns { rows, cols: 3 },
+        Grouping::Columns { rows, cols: 4 },
+        Grouping::Rows { rows: 2, len: 100_000 },
+    ] {
+        let n = g.numel();
+        let normal = rng.normals(n, 3.0, 2.0);
+        let mut sorted = normal.clone();
+        sorted.sort_by(f32::total_cmp);
+        // Small integers: every quantile sits in a tie.
+        let ints: Vec<f32> = (0..n).map(|_| rng.below(5) as f32).collect();
+        // Segment 0 (column 0, or row 0) integers, the others normal.
+        let seg = g.segments();
+        let mut mixed = normal.clone();
+        for k in 0..g.segment_len() {
+            mixed[seg.offset(0, k)] = rng.below(3) as f32;
+        }
+        // Values a few ulps apart: many ties in the sample, at every bracket's end.
+        let last_bits: Vec<f32> = (0..n).map(|_| f32::from_bits(1.0f32.to_bits() + rng.below(200) as u32)).collect();
+        for (what, data, ties) in [
+            ("normal", &normal, false),
+            ("sorted", &sorted, false),
+            ("integers", &ints, true),
+            ("one integer segment", &mixed, true),
+            ("last bits", &last_bits, true),
+        ] {
+            let t = GpuTensor::from_slice(&gpu, data, &[n]).unwrap();
+            for qs in qsets {
+                gpu.set_count_ties(None);
+                let picked = counting_pass_counts_ties(&gpu, &t, &g, qs).unwrap();
+                assert_eq!(picked, Some(ties), "{what} {g:?} {qs:?}: the counting pass picked");
+                assert_eq!(whole_segment_selections(&gpu, &t, &g, qs).unwrap(), 0, "{what} {g:?} {qs:?}");
+                check_on(&gpu, what, &g, data, qs);
+                for forced in [false, true] {
+                    gpu.set_count_ties(Some(forced));
+                    assert_eq!(counting_pass_counts_ties(&gpu, &t, &g, qs).unwrap(), Some(forced));
+                    check_on(&gpu, &format!("{what}, ties counted: {forced}"), &g, data, qs);
+                    let fell_back = whole_segment_selections(&gpu, &t, &g, qs).unwrap();
+                    if forced || !ties {
+                        assert_eq!(fell_back, 0, "{what} {g:?} {qs:?}, ties counted: {forced}");
+                    }
+                }
+            }
+        }
+        // The two-count pass really takes the ends as candidates: with a few slots per
+        // thread, heavy ties at the quartiles' brackets (on the integers) fill them,
+        // where the four-count pass stores nothing.
+        gpu.set_candidate_slots(Some(40));
+        let t = GpuTensor::from_slice(&gpu, &ints, &[n]).unwrap();
+        for (forced, fallbacks) in [(false, g.num_segments()), (true, 0)] {
+            gpu.set_count_ties(Some(forced));
+            let fell_back = whole_segment_selections(&gpu, &t, &g, &[0.25, 0.5, 0.75]).unwrap();
+            assert_eq!(fell_back, fallbacks, "{g:?}: integers, 40 slots, ties counted: {forced}");
+        }
+        gpu.set_candidate_slots(None);
+    }
+    gpu.set_count_ties(None);
 }
 
 #[test]

@@ -86,6 +86,7 @@ pub struct Gpu {
     max_chunk_elements: Mutex<Option<u64>>,
     max_workgroups_per_dim: Mutex<Option<u32>>,
     candidate_slots: Mutex<Option<u32>>,
+    count_ties: Mutex<Option<bool>>,
     software_paths: Mutex<Option<bool>>,
     profiler: Mutex<Option<profile::Profiler>>,
     /// Staging textures of kernel inputs by slot, and the stand-in (see texels.rs).
@@ -230,6 +231,7 @@ impl Gpu {
             errors,
             max_chunk_elements: Mutex::new(None),
             candidate_slots: Mutex::new(None),
+            count_ties: Mutex::new(None),
             max_workgroups_per_dim: Mutex::new(None),
             software_paths: Mutex::new(None),
             profiler: Mutex::new(None),
@@ -350,6 +352,20 @@ impl Gpu {
         *self.candidate_slots.lock().unwrap_or_else(|p| p.into_inner()) = n;
     }
 
+    /// Force the quantile counting pass that counts ties at the brackets' ends
+    /// (`Some(true)`) or the one that takes them as candidates (`Some(false)`), instead
+    /// of letting the sample's ties choose (`None`), so that tests reach both on any
+    /// data. Results stay exact either way (a full candidate list falls back).
+    #[doc(hidden)]
+    pub fn set_count_ties(&self, ties: Option<bool>) {
+        *self.count_ties.lock().unwrap_or_else(|p| p.into_inner()) = ties;
+    }
+
+    /// The override of [`Gpu::set_count_ties`], if any.
+    pub(crate) fn count_ties(&self) -> Option<bool> {
+        *self.count_ties.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The override of [`Gpu::set_candidate_slots`], if any.
     pub fn candidate_slots(&self) -> Option<u32> {
         *self.candidate_slots.lock().unwrap_or_else(|p| p.into_inner())
@@ -443,6 +459,17 @@ impl Gpu {
         }))
     }
 
+    /// A storage buffer of `words` that dispatches can also read their grids from
+    /// ([`Gpu::dispatch_indirect_numbered`]).
+    pub fn indirect_buffer(&self, label: &str, words: &[u32]) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(words),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::INDIRECT | wgpu::BufferUsages::COPY_SRC,
+        })
+    }
+
     /// A uniform buffer holding `value`.
     pub fn uniform<T: bytemuck::Pod>(&self, value: &T) -> wgpu::Buffer {
         use wgpu::util::DeviceExt;
@@ -512,14 +539,52 @@ impl Gpu {
         if workgroups == 0 {
             return Ok(());
         }
+        let (x, y) = self.grid(workgroups)?;
+        self.record_pass(encoder, pipeline, bindings, workgroups, |pass| pass.dispatch_workgroups(x, y, 1));
+        Ok(())
+    }
+
+    /// [`Gpu::dispatch_numbered`] with its grid read from `args` at `offset` when the
+    /// pass runs (three u32: x, y, z; x = 0 runs nothing), so that an earlier kernel can
+    /// choose between passes without a readback. `workgroups`: its grid's size when it
+    /// runs, for the profiler.
+    pub fn dispatch_indirect_numbered(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        bindings: &[(u32, wgpu::BindingResource<'_>)],
+        (args, offset): (&wgpu::Buffer, u64),
+        workgroups: u32,
+    ) {
+        self.record_pass(encoder, pipeline, bindings, workgroups, |pass| {
+            pass.dispatch_workgroups_indirect(args, offset)
+        });
+    }
+
+    /// The grid of a dispatch of `workgroups` workgroups: rows of x workgroups, y rows
+    /// (the kernels flatten it; the last row may run past).
+    pub fn grid(&self, workgroups: u32) -> Result<(u32, u32)> {
         let hw = self.limits.max_compute_workgroups_per_dimension;
         let forced = *self.max_workgroups_per_dim.lock().unwrap_or_else(|p| p.into_inner());
         let max = forced.map_or(hw, |f| f.min(hw)).max(1);
-        let x = workgroups.min(max);
+        let x = workgroups.clamp(1, max);
         let y = workgroups.div_ceil(x);
         if y > max {
             return Err(Error::TooLarge(format!("{workgroups} workgroups exceed this adapter's dispatch limits")));
         }
+        Ok((x, y))
+    }
+
+    /// One compute pass: the pipeline, its bind group, and the dispatch `record` makes
+    /// (timed when a profile is open).
+    fn record_pass(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        bindings: &[(u32, wgpu::BindingResource<'_>)],
+        workgroups: u32,
+        record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) {
         let entries: Vec<wgpu::BindGroupEntry> =
             bindings.iter().map(|(i, r)| wgpu::BindGroupEntry { binding: *i, resource: r.clone() }).collect();
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -535,8 +600,7 @@ impl Gpu {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
-        Ok(())
+        record(&mut pass);
     }
 }
 

@@ -112,7 +112,8 @@ struct SelectParams {
     parts_total: u32,
     sample_frac: u32,
     floor_only: u32,
-    _pad: [u32; 3],
+    ties: u32,
+    _pad: [u32; 2],
 }
 
 /// The WGSL `QInfo` struct: q = m · 2^-e, m = m_hi · 2^32 + m_lo.
@@ -176,7 +177,7 @@ fn preferred_tile(seg: &Segments) -> u32 {
 }
 
 /// The results of one selection: f32 quantiles and, per (segment, q), the two keys and
-/// the count as `[key_lo, key_hi, count, 0]`.
+/// the count as `[key_lo, key_hi, count, ties]` (ties: see finish_main).
 struct Selected {
     values: wgpu::Buffer,
     order_stats: wgpu::Buffer,
@@ -185,6 +186,8 @@ struct Selected {
     /// Per segment and batch of q, (slots, groups, mode, 0): mode 1 where the radix
     /// passes went over the whole segment (`None` where nothing was selected).
     headers: Option<wgpu::Buffer>,
+    /// The sampling path's counting grids (the last batch of q's), see `count_args`.
+    count_args: Option<wgpu::Buffer>,
 }
 
 /// Record the quantiles `qs` of every segment of `input` into `encoder`. `moments`, if
@@ -246,6 +249,31 @@ pub fn whole_segment_selections(gpu: &Gpu, input: &GpuTensor, grouping: &Groupin
     let bytes = read_buffer(gpu, &headers, 0, headers.size())?;
     let rows: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(&bytes);
     Ok(rows.iter().filter(|h| h[2] == 1).count())
+}
+
+/// Which counting pass a [`quantiles`] call on the sample-and-bracket path ran: the one
+/// that counts the keys equal to a bracket's ends (`Some(true)`, chosen when the sample
+/// holds a bracket's end more than once) or the one that takes them as candidates
+/// (`Some(false)`); `None` on the other paths. For tests.
+#[doc(hidden)]
+pub fn counting_pass_counts_ties(
+    gpu: &Gpu,
+    input: &GpuTensor,
+    grouping: &Grouping,
+    qs: &[f64],
+) -> Result<Option<bool>> {
+    let mut encoder = gpu.encoder();
+    let sel = record_select(gpu, &mut encoder, input, grouping, None, qs, Purpose::Quantiles)?;
+    let Some(args) = sel.count_args else {
+        gpu.submit_and_wait(encoder)?;
+        return Ok(None);
+    };
+    // The grids aren't mappable: through a copy.
+    let copy = gpu.storage_buffer("quantile counting grids (copy)", 32)?;
+    encoder.copy_buffer_to_buffer(&args, 0, &copy, 0, 32);
+    gpu.submit_and_wait(encoder)?;
+    let words: Vec<u32> = bytemuck::pod_collect_to_vec(&read_buffer(gpu, &copy, 0, 32)?);
+    Ok(Some(words[3] != 0))
 }
 
 /// [`record_quantiles`], also returning a buffer of `num_segments` [`MomentsGpu`] whose
@@ -662,7 +690,7 @@ fn record_select(
     let order_stats = gpu.storage_buffer("quantile order statistics", s_count * nq * 16)?;
     if nq == 0 || s_count == 0 {
         let counts = gpu.storage_buffer("quantile counts", s_count * MOMENTS_BYTES)?;
-        return Ok(Selected { values, order_stats, counts, headers: None });
+        return Ok(Selected { values, order_stats, counts, headers: None, count_args: None });
     }
 
     // Unique q, ascending: then the ranks of a segment ascend with the slot index.
@@ -715,6 +743,7 @@ fn record_select(
     // The input as the histogram passes read it (the same for every batch of q).
     let whole_layout = hist_layout(gpu, seg, plan.clone());
 
+    let mut count_args = None;
     for qb in 0..nqb {
         let u0 = qb * MAX_BATCH_Q as u64;
         let ub = (u_total - u0).min(MAX_BATCH_Q as u64);
@@ -758,7 +787,9 @@ fn record_select(
             Some(sp) => {
                 let counting = Counting { view: vec4_count.as_ref(), counts: counted.then_some(&counts) };
                 let init_all = |encoder: &mut wgpu::CommandEncoder| record_init(encoder, (0, s_count));
-                let (cand, ccount, brk) = record_brackets(&ctx, encoder, input, &plan, &qp, sp, &counting, &init_all)?;
+                let (cand, ccount, brk, args) =
+                    record_brackets(&ctx, encoder, input, &plan, &qp, sp, &counting, &init_all)?;
+                count_args = Some(args);
                 let cand_seg = Grouping::Rows { rows: s_count as usize, len: sp.cap as usize }.segments();
                 let cand_plan = plan::plan_reduction(&cand_seg, &plan_limits(gpu))?;
                 Some((cand, ccount, brk, hist_layout(gpu, cand_seg, cand_plan)))
@@ -827,7 +858,7 @@ fn record_select(
         ],
         per_item(s_count * nq)?,
     )?;
-    Ok(Selected { values, order_stats, counts, headers: Some(ctx.hdr) })
+    Ok(Selected { values, order_stats, counts, headers: Some(ctx.hdr), count_args })
 }
 
 /// The counting pass's vec4 view, its plan and whether its components are segments:
@@ -908,8 +939,8 @@ fn record_small(
 
 /// The fast path's front half: sample, sample quantiles, brackets, the counting pass,
 /// `init_main` (`record_init`, after the counts exist) and the resolution of every slot.
-/// Returns the candidate lists (`cap` dense keys per segment), their lengths and the
-/// brackets.
+/// Returns the candidate lists (`cap` dense keys per segment), their lengths, the
+/// brackets and the counting grids (`count_args`).
 #[allow(clippy::too_many_arguments)]
 fn record_brackets(
     ctx: &Ctx,
@@ -920,7 +951,7 @@ fn record_brackets(
     sp: &SamplePlan,
     counting: &Counting,
     record_init: &dyn Fn(&mut wgpu::CommandEncoder) -> Result<()>,
-) -> Result<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)> {
+) -> Result<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)> {
     let gpu = ctx.gpu;
     let seg = ctx.seg;
     let s_count = seg.count as u64;
@@ -967,10 +998,20 @@ fn record_brackets(
     record_valid_moments(gpu, encoder, qp, &sample_valid, &sample_m, s_count)?;
     let sample_q = record_select(gpu, encoder, &sample_t, &sample_g, Some(&sample_m), &sp.bq, Purpose::SampleBrackets)?;
 
-    // Brackets.
+    // Brackets, and which counting pass runs (`count_args`).
     let edges = storage_with(gpu, "quantile bracket edges", bytemuck::cast_slice(&sp.edges))?;
     let brk = gpu.storage_buffer("quantile brackets", s_count * BRK_BYTES)?;
-    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ..*qp });
+    let grids = match counting.view {
+        Some(cv) => count_vec4_grids(&cv.plan),
+        None => count_main_grids(gpu, &seg, plan),
+    };
+    let args = count_args(gpu, &grids)?;
+    let ties = match gpu.count_ties() {
+        None => 0,
+        Some(true) => 1,
+        Some(false) => 2,
+    };
+    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ties, ..*qp });
     gpu.dispatch(
         encoder,
         &gpu.pipeline(Shader::Select, "bracket_main"),
@@ -979,6 +1020,7 @@ fn record_brackets(
             sample_q.order_stats.as_entire_binding(),
             edges.as_entire_binding(),
             brk.as_entire_binding(),
+            args.as_entire_binding(),
         ],
         per_item(s_count)?,
     )?;
@@ -992,11 +1034,20 @@ fn record_brackets(
     encoder.clear_buffer(&cand, 0, None); // key 0: a free slot
     let valid = gpu.storage_buffer("quantile valid counts", s_count * 4)?;
     encoder.clear_buffer(&valid, 0, None);
+    let out = CountOutputs {
+        brk: &brk,
+        bcount: &bcount,
+        ccount: &ccount,
+        cand: &cand,
+        valid: &valid,
+        args: &args,
+        grids: &grids,
+    };
     if let Some(cv) = counting.view {
         let staged = texels.staged.then_some(&texels);
-        record_count_vec4(ctx, encoder, input, qp, sp, (cv, staged), [&brk, &bcount, &ccount, &cand, &valid])?;
+        record_count_vec4(ctx, encoder, input, qp, sp, (cv, staged), &out)?;
     } else {
-        record_count(ctx, encoder, input, plan, qp, sp, [&brk, &bcount, &ccount, &cand, &valid])?;
+        record_count(ctx, encoder, input, plan, qp, sp, &out)?;
     }
     if let Some(counts) = counting.counts {
         record_valid_moments(gpu, encoder, qp, &valid, counts, s_count)?;
@@ -1019,7 +1070,70 @@ fn record_brackets(
         ],
         per_item(s_count)?,
     )?;
-    Ok((cand, ccount, brk))
+    Ok((cand, ccount, brk, args))
+}
+
+/// What the counting passes write (brackets in, counts and candidates out) and where
+/// they read their grids (`count_args`; `grids`: each dispatch's workgroups).
+struct CountOutputs<'a> {
+    brk: &'a wgpu::Buffer,
+    bcount: &'a wgpu::Buffer,
+    ccount: &'a wgpu::Buffer,
+    cand: &'a wgpu::Buffer,
+    valid: &'a wgpu::Buffer,
+    args: &'a wgpu::Buffer,
+    grids: &'a [u32],
+}
+
+/// Workgroups of each `count_vec4` dispatch of `plan` (0: none).
+fn count_vec4_grids(plan: &plan::ReducePlan) -> Vec<u32> {
+    plan.dispatches.iter().map(|d| if d.k_end <= d.k_first { 0 } else { d.tiles * d.parts }).collect()
+}
+
+/// Workgroups of each `count_main` dispatch of `plan` (0: none).
+fn count_main_grids(gpu: &Gpu, seg: &Segments, plan: &plan::ReducePlan) -> Vec<u32> {
+    plan.dispatches
+        .iter()
+        .map(|d| {
+            let (_, tiles, parts) = count_main_shape(gpu, seg, d);
+            if d.k_end <= d.k_first {
+                0
+            } else {
+                (tiles * parts) as u32
+            }
+        })
+        .collect()
+}
+
+/// The counting dispatches' indirect arguments (eight words each, see `b_args` in
+/// select.wgsl): the two-count pass's grid, the tie-counting pass's grid with x = 0,
+/// and that x, which bracket_main moves over when the sample shows ties.
+fn count_args(gpu: &Gpu, grids: &[u32]) -> Result<wgpu::Buffer> {
+    let mut words = Vec::with_capacity(8 * grids.len().max(1));
+    for &w in grids {
+        let (x, y) = if w == 0 { (0, 0) } else { gpu.grid(w)? };
+        words.extend([x, y, 1, 0, y, 1, x, 0]);
+    }
+    if words.is_empty() {
+        words.resize(8, 0);
+    }
+    Ok(gpu.indirect_buffer("quantile counting grids", &words))
+}
+
+/// One counting dispatch `i` as its two passes, each reading its grid from `args`
+/// (one of them runs; see `count_args`): `pipeline(ties)` is the pass with COUNT_TIES.
+fn dispatch_counting(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    pipeline: &dyn Fn(bool) -> Arc<wgpu::ComputePipeline>,
+    bindings: &[(u32, wgpu::BindingResource<'_>)],
+    (args, grids): (&wgpu::Buffer, &[u32]),
+    i: usize,
+) {
+    for (ties, offset) in [(false, 0), (true, 12)] {
+        let at = (args, 32 * i as u64 + offset);
+        gpu.dispatch_indirect_numbered(encoder, &pipeline(ties), bindings, at, grids[i]);
+    }
 }
 
 /// Moments states whose counts are `valid` (u32 per segment), for `init_main`.
@@ -1048,7 +1162,7 @@ fn record_count(
     plan: &plan::ReducePlan,
     qp: &SelectParams,
     sp: &SamplePlan,
-    [brk, bcount, ccount, cand, valid]: [&wgpu::Buffer; 5],
+    out: &CountOutputs,
 ) -> Result<()> {
     let gpu = ctx.gpu;
     let seg = ctx.seg;
@@ -1060,14 +1174,17 @@ fn record_count(
         9..=12 => 12,
         _ => MAX_BRACKETS,
     };
-    for d in &plan.dispatches {
+    for (i, d) in plan.dispatches.iter().enumerate() {
         if d.k_end <= d.k_first {
             continue;
         }
         // On a software adapter the loads read staged texels (one float each).
         let texels = gpu.stage_scalar_texels(encoder, input.buffer(), d.window_lo * 4, d.window_len)?;
-        let count =
-            gpu.pipeline_with(Shader::Select, "count_main", &[("COUNT_BRACKETS", brackets as f64), texels.constant()]);
+        let count = |ties: bool| {
+            let constants =
+                [("COUNT_BRACKETS", brackets as f64), ("COUNT_TIES", f64::from(u8::from(ties))), texels.constant()];
+            gpu.pipeline_with(Shader::Select, "count_main", &constants)
+        };
         let (tile, tiles, parts) = count_main_shape(gpu, &seg, d);
         let params = gpu.uniform(&SelectParams {
             window_lo: d.window_lo as u32,
@@ -1083,21 +1200,18 @@ fn record_count(
             parts_total: parts as u32,
             ..*qp
         });
-        gpu.dispatch_numbered(
-            encoder,
-            &count,
-            &[
-                (0, params.as_entire_binding()),
-                (1, Gpu::binding(input.buffer(), d.window_lo, d.window_len)),
-                (2, brk.as_entire_binding()),
-                (3, bcount.as_entire_binding()),
-                (4, ccount.as_entire_binding()),
-                (5, cand.as_entire_binding()),
-                (6, valid.as_entire_binding()),
-                (SCALAR_TEXEL_BINDING, texels.binding()),
-            ],
-            workgroups(tiles * parts)?,
-        )?;
+        debug_assert_eq!(out.grids[i] as u64, tiles * parts);
+        let bindings = [
+            (0, params.as_entire_binding()),
+            (1, Gpu::binding(input.buffer(), d.window_lo, d.window_len)),
+            (2, out.brk.as_entire_binding()),
+            (3, out.bcount.as_entire_binding()),
+            (4, out.ccount.as_entire_binding()),
+            (5, out.cand.as_entire_binding()),
+            (6, out.valid.as_entire_binding()),
+            (SCALAR_TEXEL_BINDING, texels.binding()),
+        ];
+        dispatch_counting(gpu, encoder, &count, &bindings, (out.args, out.grids), i);
     }
 
     Ok(())
@@ -1113,12 +1227,12 @@ fn record_count_vec4(
     qp: &SelectParams,
     sp: &SamplePlan,
     (cv, staged): (&CountView, Option<&TexelSource>),
-    [brk, bcount, ccount, cand, valid]: [&wgpu::Buffer; 5],
+    out: &CountOutputs,
 ) -> Result<()> {
     let gpu = ctx.gpu;
     let (view, by_segment, plan) = (cv.view, cv.by_segment, &cv.plan);
     let vflags = lane_walk_flags(gpu, lane_group(gpu, plan.tile_width));
-    for d in &plan.dispatches {
+    for (i, d) in plan.dispatches.iter().enumerate() {
         if d.k_end <= d.k_first {
             continue;
         }
@@ -1131,13 +1245,16 @@ fn record_count_vec4(
                 &own
             }
         };
-        let constants = [
-            ("COUNT_BRACKETS", qp.ub.max(3) as f64),
-            ("COUNT_COLUMNS", by_segment as u32 as f64),
-            ("COUNT_AFFINE", (view.inner_div == 1) as u32 as f64),
-            texels.constant(),
-        ];
-        let pipeline = gpu.pipeline_with(Shader::Select, "count_vec4", &constants);
+        let pipeline = |ties: bool| {
+            let constants = [
+                ("COUNT_BRACKETS", qp.ub.max(3) as f64),
+                ("COUNT_COLUMNS", by_segment as u32 as f64),
+                ("COUNT_AFFINE", (view.inner_div == 1) as u32 as f64),
+                ("COUNT_TIES", ties as u32 as f64),
+                texels.constant(),
+            ];
+            gpu.pipeline_with(Shader::Select, "count_vec4", &constants)
+        };
         let params = gpu.uniform(&SelectParams {
             seg: view.into(),
             window_lo: d.window_lo as u32,
@@ -1155,21 +1272,17 @@ fn record_count_vec4(
             parts_total: plan.parts_total,
             ..*qp
         });
-        gpu.dispatch_numbered(
-            encoder,
-            &pipeline,
-            &[
-                (0, params.as_entire_binding()),
-                (1, Gpu::binding(input.buffer(), 4 * d.window_lo, 4 * d.window_len)),
-                (2, brk.as_entire_binding()),
-                (3, bcount.as_entire_binding()),
-                (4, ccount.as_entire_binding()),
-                (5, cand.as_entire_binding()),
-                (6, valid.as_entire_binding()),
-                (TEXEL_BINDING, texels.binding()),
-            ],
-            d.tiles * d.parts,
-        )?;
+        let bindings = [
+            (0, params.as_entire_binding()),
+            (1, Gpu::binding(input.buffer(), 4 * d.window_lo, 4 * d.window_len)),
+            (2, out.brk.as_entire_binding()),
+            (3, out.bcount.as_entire_binding()),
+            (4, out.ccount.as_entire_binding()),
+            (5, out.cand.as_entire_binding()),
+            (6, out.valid.as_entire_binding()),
+            (TEXEL_BINDING, texels.binding()),
+        ];
+        dispatch_counting(gpu, encoder, &pipeline, &bindings, (out.args, out.grids), i);
     }
     Ok(())
 }
