@@ -1157,7 +1157,7 @@ fn write_first(list: vec4<u32>, found: ptr<function, vec4<u32>>, left: ptr<funct
 }
 
 // Pipeline constants of the counting passes (`Gpu::pipeline_with`): the brackets a call
-// counts at most (3, 4, 8, 12 or MAXB), and for count_vec4 whether a vec4's components
+// counts at most (1 to 4, 8, 12 or MAXB), and for count_vec4 whether a vec4's components
 // are four segments. Constants, so that the compares of the brackets past them fold
 // away (a software adapter would run them all).
 override COUNT_BRACKETS: u32 = 16u;
@@ -1290,7 +1290,13 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
                 valid += n_ok;
                 let sk = skeys4(bv, !ok);
                 var d = vec4<u32>(0u);
-                var inside = count_bracket(&b0, sk, &d) | count_bracket(&b1, sk, &d) | count_bracket(&b2, sk, &d);
+                var inside = count_bracket(&b0, sk, &d);
+                if (COUNT_BRACKETS > 1u) {
+                    inside |= count_bracket(&b1, sk, &d);
+                }
+                if (COUNT_BRACKETS > 2u) {
+                    inside |= count_bracket(&b2, sk, &d);
+                }
                 if (nb > 3u) {
                     inside |= count_bracket(&b3, sk, &d);
                 }
@@ -1321,7 +1327,13 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
                                    bitcast<u32>(k_x_at(o.w)));
                 let sk = skeys4(bv, !(q.inside & !nan_bits4(bv)));
                 var d = vec4<u32>(0u);
-                var inside = in_bracket(b0, sk, &d) | in_bracket(b1, sk, &d) | in_bracket(b2, sk, &d);
+                var inside = in_bracket(b0, sk, &d);
+                if (COUNT_BRACKETS > 1u) {
+                    inside |= in_bracket(b1, sk, &d);
+                }
+                if (COUNT_BRACKETS > 2u) {
+                    inside |= in_bracket(b2, sk, &d);
+                }
                 if (nb > 3u) {
                     inside |= in_bracket(b3, sk, &d);
                 }
@@ -1481,7 +1493,13 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
                 // NaN: the lowest key, below every bracket (taken off the counts at the end).
                 let sk = skeys4(bv, nan);
                 var d = vec4<u32>(0u);
-                var inside = count_bracket(&b0, sk, &d) | count_bracket(&b1, sk, &d) | count_bracket(&b2, sk, &d);
+                var inside = count_bracket(&b0, sk, &d);
+                if (COUNT_BRACKETS > 1u) {
+                    inside |= count_bracket(&b1, sk, &d);
+                }
+                if (COUNT_BRACKETS > 2u) {
+                    inside |= count_bracket(&b2, sk, &d);
+                }
                 if (four) {
                     inside |= count_bracket(&b3, sk, &d);
                 }
@@ -1500,7 +1518,13 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
                 let bv = bitcast<vec4<u32>>(k_x4_at(count_offset(&again)));
                 let sk = skeys4(bv, nan_bits4(bv));
                 var d = vec4<u32>(0u);
-                var inside = in_bracket(b0, sk, &d) | in_bracket(b1, sk, &d) | in_bracket(b2, sk, &d);
+                var inside = in_bracket(b0, sk, &d);
+                if (COUNT_BRACKETS > 1u) {
+                    inside |= in_bracket(b1, sk, &d);
+                }
+                if (COUNT_BRACKETS > 2u) {
+                    inside |= in_bracket(b2, sk, &d);
+                }
                 if (four) {
                     inside |= in_bracket(b3, sk, &d);
                 }
@@ -1515,7 +1539,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
             for (var j = 0u; j < 4u; j++) {
                 if (real[j]) {
                     let pick = count1(vec4<u32>(j) == vec4<u32>(0u, 1u, 2u, 3u));
-                    for (var i = 0u; i < 4u; i++) {
+                    for (var i = 0u; i < min(COUNT_BRACKETS, 4u); i++) {
                         flush_bracket((4u * task.lane_s + j) * VCOUNT + i, 4u, b[i], pick, nans[j]);
                     }
                     flush_candidates(sc[j], found[j], ct, writers);
@@ -1525,7 +1549,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
         } else {
             // One segment: its components' counts add up.
             let nan_total = dot(nans, vec4<u32>(1u));
-            for (var i = 0u; i < 4u; i++) {
+            for (var i = 0u; i < min(COUNT_BRACKETS, 4u); i++) {
                 flush_bracket(task.lane_s * VCOUNT + i, 4u, b[i], vec4<u32>(1u), nan_total);
             }
             flush_candidates(s, found.x, ct, writers);

@@ -1166,10 +1166,9 @@ fn record_count(
 ) -> Result<()> {
     let gpu = ctx.gpu;
     let seg = ctx.seg;
-    // Specialized for 3, 4, 8, 12 or 16 brackets (a few pipelines, not one per count).
+    // Specialized for 1 to 4, 8, 12 or 16 brackets (a few pipelines, not one per count).
     let brackets = match qp.ub {
-        0..=3 => 3,
-        4 => 4,
+        0..=4 => qp.ub.max(1) as usize,
         5..=8 => 8,
         9..=12 => 12,
         _ => MAX_BRACKETS,
@@ -1247,7 +1246,7 @@ fn record_count_vec4(
         };
         let pipeline = |ties: bool| {
             let constants = [
-                ("COUNT_BRACKETS", qp.ub.max(3) as f64),
+                ("COUNT_BRACKETS", qp.ub.max(1) as f64),
                 ("COUNT_COLUMNS", by_segment as u32 as f64),
                 ("COUNT_AFFINE", (view.inner_div == 1) as u32 as f64),
                 ("COUNT_TIES", ties as u32 as f64),
