@@ -413,10 +413,24 @@ fn hist_add(key: u32, l: HistLane) {
         // The prefixes ascend: the count of those <= hi, less one, is the group (or,
         // with a stride, the block of groups it lies in).
         let h = vec4<u32>(hi);
-        let below = count1(l.pa <= h) + count1(l.pb <= h) + count1(l.pc <= h) + count1(l.pd <= h);
+        // Only the vec4s of prefixes the batch can fill (HIST_PREFIX_VECS).
+        var below = count1(l.pa <= h);
+        var hit = l.pa == h;
+        if (HIST_PREFIX_VECS > 1u) {
+            below += count1(l.pb <= h);
+            hit |= l.pb == h;
+        }
+        if (HIST_PREFIX_VECS > 2u) {
+            below += count1(l.pc <= h);
+            hit |= l.pc == h;
+        }
+        if (HIST_PREFIX_VECS > 3u) {
+            below += count1(l.pd <= h);
+            hit |= l.pd == h;
+        }
         g = dot(below, vec4<u32>(1u)) - 1u;
         if (!HIST_MANY_GROUPS) {
-            if (!any((l.pa == h) | (l.pb == h) | (l.pc == h) | (l.pd == h))) {
+            if (!any(hit)) {
                 return;
             }
         } else {
@@ -454,6 +468,9 @@ fn hist_add(key: u32, l: HistLane) {
 // lookup it does not need (a software adapter would run it for every key).
 override HIST_PREFIX: bool = true;
 override HIST_MANY_GROUPS: bool = true;
+// How many of a lane's four vec4s of group prefixes (`HistLane`) a pass compares: the
+// batch's slots over four, at most 4 (sixteen groups or strides of them).
+override HIST_PREFIX_VECS: u32 = 4u;
 override HIST_FILTER: bool = false;
 // Whether every key goes straight to the global histograms (no workgroup-local ones,
 // gl = 0): a constant, so that the local atomic's branch folds away (a software

@@ -426,6 +426,7 @@ impl Ctx<'_> {
                 let constants = [
                     ("HIST_PREFIX", flag(level > 0)),
                     ("HIST_MANY_GROUPS", flag(rb > 16)),
+                    ("HIST_PREFIX_VECS", f64::from(rb.min(16).div_ceil(4).max(1))),
                     ("HIST_FILTER", flag(rb > 16 && level > 1)),
                     ("HIST_GLOBAL", flag(global)),
                     ("HIST_KEYS", flag(src.limit.is_some())),
