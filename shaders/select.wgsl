@@ -64,7 +64,7 @@ struct SelectParams {
     sample_frac: u32, // sample_main: (len mod m) · 2^32 / m, the strata's fractional width
     floor_only: u32,  // init_main: only the floor rank of each q (a sample's brackets need no neighbour)
     ties: u32,        // bracket_main: 0 ties at the brackets' ends from the sample, 1 always, 2 never (tests)
-    _pad2: u32,
+    ties_min: u32,    // bracket_main: sample values sharing an end's key that make ties
     _pad3: u32,
 }
 
@@ -937,9 +937,8 @@ const NOKEY: u32 = 0xffffffffu;
 // The counting dispatches' indirect arguments, eight words each: the pass that takes
 // a bracket's ends as candidates (COUNT_TIES off) x, y, z, the pass that counts ties
 // at the ends (COUNT_TIES on) x, y, z, then x for the second, and a spare word. The
-// first runs unless some segment's sample has ties at a bracket's end: then every
-// segment's brackets would risk candidate lists full of one value, and the second
-// runs instead.
+// first runs unless some segment's sample has heavy ties at a bracket's end (a value
+// that could fill the candidate lists): then the second runs instead.
 @group(0) @binding(4) var<storage, read_write> b_args: array<atomic<u32>>;
 
 @compute @workgroup_size(256)
@@ -954,11 +953,12 @@ fn bracket_main(
     }
     let row = s * 2u * p.ub;
     let sampled = b_os[row].z > 0u;
-    // Ties: a bracket's end (not an edge) that the sample holds more than once.
+    // Ties: a bracket's end (not an edge) whose key ties_min or more sample values share
+    // (so many in the input that, as candidates, they could fill the lists).
     var ties = p.ties == 1u;
     if (p.ties == 0u && sampled) {
         for (var e = 0u; e < 2u * p.ub; e++) {
-            ties = ties || (b_edge[e] == 0u && b_os[row + e].w > 1u);
+            ties = ties || (b_edge[e] == 0u && b_os[row + e].w >= p.ties_min);
         }
     }
     if (ties) {

@@ -608,7 +608,8 @@ fn candidate_slots_run_out() {
 
 /// The counting pass comes in two kinds: one counts the keys equal to a bracket's ends
 /// (four counts a bracket), the other takes them as candidates (two counts, ~10 %
-/// faster). The sample's ties at a bracket's end pick the first for the whole call.
+/// faster). Heavy ties in the sample at a bracket's end (a value that, as candidates,
+/// could fill the lists) pick the first for the whole call.
 /// Checked: the pick (ties in one column of four are enough), both kinds forced on
 /// every kind of data (the two-count pass on heavy ties fills its lists and falls back,
 /// still exact), the float pass (three columns) and the vec4 passes (one segment per
@@ -637,11 +638,15 @@ fn counting_pass_follows_the_samples_ties() {
         for k in 0..g.segment_len() {
             mixed[seg.offset(0, k)] = rng.below(3) as f32;
         }
-        // Values a few ulps apart: many ties in the sample, at every bracket's end.
-        let last_bits: Vec<f32> = (0..n).map(|_| f32::from_bits(1.0f32.to_bits() + rng.below(200) as u32)).collect();
+        // Five values a few ulps apart: heavy ties at every bracket's end.
+        let last_bits: Vec<f32> = (0..n).map(|_| f32::from_bits(1.0f32.to_bits() + rng.below(5) as u32)).collect();
+        // Rounded to hundredths: the sample sees a few values twice, but each stands for
+        // few inputs (the two-count pass stays).
+        let rounded: Vec<f32> = normal.iter().map(|&x| (x * 100.0).round() / 100.0).collect();
         for (what, data, ties) in [
             ("normal", &normal, false),
             ("sorted", &sorted, false),
+            ("rounded", &rounded, false),
             ("integers", &ints, true),
             ("one integer segment", &mixed, true),
             ("last bits", &last_bits, true),

@@ -113,7 +113,8 @@ struct SelectParams {
     sample_frac: u32,
     floor_only: u32,
     ties: u32,
-    _pad: [u32; 2],
+    ties_min: u32,
+    _pad: u32,
 }
 
 /// The WGSL `QInfo` struct: q = m · 2^-e, m = m_hi · 2^32 + m_lo.
@@ -523,6 +524,9 @@ struct SamplePlan {
     edges: Vec<u32>,
     /// Candidate capacity per segment.
     cap: u32,
+    /// How often a bracket end's key must appear in the sample for the call to count
+    /// ties (the four-count pass; see `bracket_main`).
+    ties_min: u32,
 }
 
 /// Long segments and a few q: the sample-and-bracket plan, and the vec4 view its
@@ -616,7 +620,14 @@ fn sample_plan(
     if s_count * cap * 4 > binding.min(gpu.max_chunk_elements() * 4) || s_count * m * 4 > binding {
         return None;
     }
-    Some(SamplePlan { m: m as u32, bq, edges, cap: cap as u32 })
+    // An end that c sample values share stands for ~c·len/m input values, all of them
+    // candidates of the two-count pass, which the radix passes over the candidates then
+    // read too. Up to a 32nd of the expected candidates an end (six ends of three
+    // brackets: a fifth more), or 4096 values, the two-count pass stays (~10 % faster
+    // than the four-count one); beyond, the call counts ties.
+    let allowed = (width * len as f64 / 32.0).max(4096.0);
+    let ties_min = ((allowed * mf / len as f64) as u32).max(2);
+    Some(SamplePlan { m: m as u32, bq, edges, cap: cap as u32, ties_min })
 }
 
 /// Many short columns of a row-major matrix (too short to sample, too long to rank by
@@ -1012,7 +1023,8 @@ fn record_brackets(
         Some(true) => 1,
         Some(false) => 2,
     };
-    let params = gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ties, ..*qp });
+    let params =
+        gpu.uniform(&SelectParams { seg_first: 0, seg_end: s_count as u32, ties, ties_min: sp.ties_min, ..*qp });
     gpu.dispatch(
         encoder,
         &gpu.pipeline(Shader::Select, "bracket_main"),
