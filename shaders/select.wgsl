@@ -922,9 +922,12 @@ fn sample_at(e: u32) -> f32 {
 // The candidates are written as dense keys, so that their radix passes can stop early:
 // bracket j's inside (lo_j, hi_j) maps to (o_j, o_j + hi_j − lo_j) with o_j the widths
 // of the brackets below (key + d_j, d_j = o_j − lo_j, wrapping), and the sum of the
-// widths, shifted left by `shift` (its leading zeros), fills the high bits. Order is
-// kept, no candidate is 0 (a free slot), and once a radix pass leaves only bits below
-// `shift` the prefix is the whole key (see `scan_main`, which maps it back).
+// widths, shifted left by `shift` (its leading zeros), fills the high bits. Where the
+// ends may be candidates too (a segment without heavy ties, flag `inclusive` in the
+// header's z), [lo_j, hi_j] maps to [o_j + 1, o_j + 1 + hi_j − lo_j], each width one
+// more. Order is kept, no candidate is 0 (a free slot), and once a radix pass leaves
+// only bits below `shift` the prefix is the whole key (see `scan_main`, which maps it
+// back). Header: (count, shift, inclusive, 0).
 const MAXB: u32 = 16u; // brackets per segment (MAX_BRACKETS)
 const BRK: u32 = 1u + 3u * MAXB / 4u;
 const HI: u32 = 1u + MAXB / 4u; // the first hi vec4
