@@ -690,9 +690,52 @@ fn scan_main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let s = p.seg_first + flat_id(wid, nwg, lid);
+    if (s < p.seg_end) {
+        scan_segment(s, false);
+    }
+}
+
+// Per group of a segment (the first SCAN_GROUPS), the sums of WG runs of its bins
+// (scan_wide).
+const SCAN_GROUPS: u32 = 16u;
+var<workgroup> sc_part: array<u32, 4096>; // SCAN_GROUPS · WG
+
+// scan_main for a few segments, one workgroup each: the threads first sum runs of the
+// bins (nb / WG each), so that the walk to a rank skips whole runs. A single thread
+// walking up to 2048 bins one load at a time is a chain of dependent loads on a GPU.
+@compute @workgroup_size(256)
+fn scan_wide(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let s = p.seg_first + wid.x + wid.y * nwg.x;
     if (s >= p.seg_end) {
         return;
     }
+    let ng = min(c_hdr[s * p.nqb + p.qb].y, SCAN_GROUPS);
+    let nb = 1u << p.bits;
+    let per = max(nb / WG, 1u);
+    if (lid * per < nb) {
+        for (var g = 0u; g < ng; g++) {
+            let row = ((s - p.sb0) * p.rb + g) * nb + lid * per;
+            var sum = 0u;
+            for (var i = 0u; i < per; i++) {
+                sum += c_hist[row + i];
+            }
+            sc_part[g * WG + lid] = sum;
+        }
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        scan_segment(s, true);
+    }
+}
+
+// Every slot of segment s still open: the digit its rank falls in, from the group's
+// histogram, and the slot's rank within that digit; the new group prefixes. `runs`:
+// sc_part holds the sums of the first SCAN_GROUPS groups' runs of bins (scan_wide).
+fn scan_segment(s: u32, runs: bool) {
     let h = s * p.nqb + p.qb;
     let hv = c_hdr[h];
     let ns = hv.x;
@@ -702,6 +745,8 @@ fn scan_main(
     }
     let base = s * p.r_total + p.r0;
     let nb = 1u << p.bits;
+    let per = max(nb / WG, 1u);
+    let nruns = nb / per;
     // Dense candidate keys (mode 0 of the sampling path) are whole once no bit is left
     // above their shift.
     let dense = p.use_limit != 0u && hv.z == 0u;
@@ -731,7 +776,24 @@ fn scan_main(
             cum = 0u;
             c = c_hist[row];
         }
-        while (d + 1u < nb && cum + c <= sl.rank) {
+        let skip = runs && g < SCAN_GROUPS;
+        loop {
+            if (d + 1u >= nb) {
+                break;
+            }
+            // At the start of a run that lies wholly at or below the rank: past it.
+            if (skip && d % per == 0u && d / per + 1u < nruns) {
+                let sum = sc_part[g * WG + d / per];
+                if (cum + sum <= sl.rank) {
+                    cum += sum;
+                    d += per;
+                    c = c_hist[row + d];
+                    continue;
+                }
+            }
+            if (cum + c > sl.rank) {
+                break;
+            }
             cum += c;
             d += 1u;
             c = c_hist[row + d];

@@ -699,8 +699,9 @@ fn invalid_and_empty_requests() {
     assert!(matches!(quantiles(gpu(), &t, &wrong, &[0.5]), Err(Error::Shape(_))));
 }
 
-/// The GPU paths (interleaved lanes, many workgroups), forced on this software adapter:
-/// what a hardware GPU runs, through the radix and the sample-and-bracket paths.
+/// The GPU paths (interleaved lanes, many workgroups, a workgroup per segment's scan),
+/// forced on this software adapter: what a hardware GPU runs, through the radix and
+/// the sample-and-bracket paths.
 #[test]
 fn gpu_paths_match_too() {
     let gpu = own_gpu();
@@ -709,7 +710,8 @@ fn gpu_paths_match_too() {
     for g in [Grouping::Columns { rows: 70_001, cols: 4 }, Grouping::Columns { rows: 70_001, cols: 3 }] {
         let mut data = rng.normals(g.numel(), 3.0, 2.0);
         sprinkle_nan(&mut data, 0.05, &mut rng);
-        for qs in [&[0.25, 0.5, 0.75][..], &[0.0, 0.001, 0.1, 0.5, 0.9, 0.999, 1.0][..]] {
+        // MANY_Q: more groups than `scan_wide` sums runs for (SCAN_GROUPS).
+        for qs in [&[0.25, 0.5, 0.75][..], &[0.0, 0.001, 0.1, 0.5, 0.9, 0.999, 1.0][..], &MANY_Q[..]] {
             check_on(&gpu, "gpu paths", &g, &data, qs);
         }
     }
