@@ -600,9 +600,10 @@ fn sample_plan(
     let spread: f64 = uq.iter().map(|&q| 8.0 * (q * (1.0 - q)).sqrt()).sum::<f64>().max(1.0) / 10.9;
     // k: a sample value costs a cache line of its own unless neighbouring segments
     // (columns) share it (`sample_main` draws the same row for all). Measured on
-    // lavapipe, quartiles: 1e7 × 1 best at k ≈ 1–2 (21.5 ms against 23.4 at k = 6);
-    // 625000 × 16 and 1e6 × 10 at k ≈ 2–6 (smaller k slower).
-    let k = if seg.segments_interleaved() && seg.count >= 4 { 6.0 } else { 1.5 };
+    // lavapipe, quartiles, alternating runs: 1e7 × 1 best at k ≈ 1–2 (21.5 ms against
+    // 23.4 at k = 6); 625000 × 16 at k = 3 (22.5 ms against 24.1 at 6 and 23.2 at 2;
+    // 1e6 × 10 the same at 3 and 6, 1e5 × 100 40.8 against 45.9 ms).
+    let k = if seg.segments_interleaved() && seg.count >= 4 { 3.0 } else { 1.5 };
     // A multiple of four: the sample's radix passes then read it through a vec4 view.
     let m = ((k * spread * len as f64).powf(2.0 / 3.0) as u64).clamp(4096, 1 << 18).min(len / 8) & !3;
     let mf = m as f64;
