@@ -774,7 +774,9 @@ fn record_select(
     for qb in 0..nqb {
         let u0 = qb * MAX_BATCH_Q as u64;
         let ub = (u_total - u0).min(MAX_BATCH_Q as u64);
-        let rb = 2 * ub;
+        // Slots (and so groups) a segment can have in this batch: a q's two ranks, or
+        // only its floor rank (a sample's brackets).
+        let rb = if purpose == Purpose::SampleBrackets { ub } else { 2 * ub };
         let sched = digit_schedule(seg.len as u64, rb as usize, s_count);
         let b_max = 1u64 << sched.iter().max().copied().unwrap_or(4);
         let s_batch = (HIST_CAP / (rb * b_max)).clamp(1, s_count);
