@@ -680,6 +680,16 @@ fn counting_pass_follows_the_samples_ties() {
             assert_eq!(fell_back, fallbacks, "{g:?}: integers, 40 slots, ties counted: {forced}");
         }
         gpu.set_candidate_slots(None);
+        // Grids of more than one row (x, y; eight workgroups a row): the indirect
+        // arguments carry both.
+        gpu.set_max_workgroups_per_dim(Some(8));
+        for (what, data, ties) in [("normal", &normal, false), ("integers", &ints, true)] {
+            gpu.set_count_ties(None);
+            let t = GpuTensor::from_slice(&gpu, data, &[n]).unwrap();
+            assert_eq!(counting_pass_counts_ties(&gpu, &t, &g, &[0.25, 0.5, 0.75]).unwrap(), Some(ties));
+            check_on(&gpu, &format!("{what}, eight workgroups a row"), &g, data, &[0.25, 0.5, 0.75]);
+        }
+        gpu.set_max_workgroups_per_dim(None);
     }
     gpu.set_count_ties(None);
 }
