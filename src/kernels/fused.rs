@@ -47,7 +47,7 @@ pub struct FusedLayout {
 /// The fused layout of `grouping` where the fused pass applies on `gpu`, else `None`:
 /// a software adapter whose kernels read buffers (where they read staged texels, the
 /// two-pass path keeps them), contiguous segments (row-major rows, NCHW planes and
-/// groups) of a multiple of 4 elements up to [`MAX_FUSED_LEN`], runs of γ/β that are
+/// groups) of a multiple of 4 elements up to `MAX_FUSED_LEN`, runs of γ/β that are
 /// multiples of 4 too, enough segments for a workgroup per core, and one binding.
 pub fn fused_layout(gpu: &Gpu, grouping: &Grouping) -> Option<FusedLayout> {
     if !gpu.is_software() || gpu.reads_through_texels() {
