@@ -1182,6 +1182,39 @@ fn in_bracket(b: Bracket4, sk: vec4<i32>, d: ptr<function, vec4<u32>>) -> vec4<b
     return inside;
 }
 
+// count_bracket over brackets 0 to 3, as many as the pass counts (COUNT_BRACKETS: the
+// compares past them fold away).
+fn count_first4(b0: ptr<function, Bracket4>, b1: ptr<function, Bracket4>, b2: ptr<function, Bracket4>,
+                b3: ptr<function, Bracket4>, sk: vec4<i32>, d: ptr<function, vec4<u32>>) -> vec4<bool> {
+    var inside = count_bracket(b0, sk, d);
+    if (COUNT_BRACKETS > 1u) {
+        inside |= count_bracket(b1, sk, d);
+    }
+    if (COUNT_BRACKETS > 2u) {
+        inside |= count_bracket(b2, sk, d);
+    }
+    if (COUNT_BRACKETS > 3u) {
+        inside |= count_bracket(b3, sk, d);
+    }
+    return inside;
+}
+
+// in_bracket over brackets 0 to 3, as count_first4.
+fn in_first4(b0: Bracket4, b1: Bracket4, b2: Bracket4, b3: Bracket4, sk: vec4<i32>, d: ptr<function, vec4<u32>>)
+    -> vec4<bool> {
+    var inside = in_bracket(b0, sk, d);
+    if (COUNT_BRACKETS > 1u) {
+        inside |= in_bracket(b1, sk, d);
+    }
+    if (COUNT_BRACKETS > 2u) {
+        inside |= in_bracket(b2, sk, d);
+    }
+    if (COUNT_BRACKETS > 3u) {
+        inside |= in_bracket(b3, sk, d);
+    }
+    return inside;
+}
+
 // The lane's share of a counting dispatch's elements [k_first, k_end): the lanes walk
 // in groups of r (all of a part's lanes on a GPU; a SIMD batch on a software adapter,
 // as `lane_walk`), each group a chunk of `span` elements at a time, the groups of every
@@ -1372,16 +1405,7 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
                 valid += n_ok;
                 let sk = skeys4(bv, !ok);
                 var d = vec4<u32>(0u);
-                var inside = count_bracket(&b0, sk, &d);
-                if (COUNT_BRACKETS > 1u) {
-                    inside |= count_bracket(&b1, sk, &d);
-                }
-                if (COUNT_BRACKETS > 2u) {
-                    inside |= count_bracket(&b2, sk, &d);
-                }
-                if (nb > 3u) {
-                    inside |= count_bracket(&b3, sk, &d);
-                }
+                var inside = count_first4(&b0, &b1, &b2, &b3, sk, &d);
                 if (nb > 4u) {
                     inside |= count_bracket(&b4, sk, &d) | count_bracket(&b5, sk, &d) | count_bracket(&b6, sk, &d) |
                         count_bracket(&b7, sk, &d);
@@ -1409,16 +1433,7 @@ fn count_main_body(w: u32, lid: u32, nb: u32) {
                                    bitcast<u32>(k_x_at(o.w)));
                 let sk = skeys4(bv, !(q.inside & !nan_bits4(bv)));
                 var d = vec4<u32>(0u);
-                var inside = in_bracket(b0, sk, &d);
-                if (COUNT_BRACKETS > 1u) {
-                    inside |= in_bracket(b1, sk, &d);
-                }
-                if (COUNT_BRACKETS > 2u) {
-                    inside |= in_bracket(b2, sk, &d);
-                }
-                if (nb > 3u) {
-                    inside |= in_bracket(b3, sk, &d);
-                }
+                var inside = in_first4(b0, b1, b2, b3, sk, &d);
                 if (nb > 4u) {
                     inside |= in_bracket(b4, sk, &d) | in_bracket(b5, sk, &d) | in_bracket(b6, sk, &d) |
                         in_bracket(b7, sk, &d);
@@ -1510,10 +1525,10 @@ fn count_vec4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    count_vec4_body(wid.x + wid.y * nwg.x, lid, COUNT_BRACKETS > 3u, COUNT_COLUMNS);
+    count_vec4_body(wid.x + wid.y * nwg.x, lid, COUNT_COLUMNS);
 }
 
-fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
+fn count_vec4_body(w: u32, lid: u32, by_segment: bool) {
     if (w >= p.tiles * p.parts) {
         return;
     }
@@ -1575,16 +1590,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
                 // NaN: the lowest key, below every bracket (taken off the counts at the end).
                 let sk = skeys4(bv, nan);
                 var d = vec4<u32>(0u);
-                var inside = count_bracket(&b0, sk, &d);
-                if (COUNT_BRACKETS > 1u) {
-                    inside |= count_bracket(&b1, sk, &d);
-                }
-                if (COUNT_BRACKETS > 2u) {
-                    inside |= count_bracket(&b2, sk, &d);
-                }
-                if (four) {
-                    inside |= count_bracket(&b3, sk, &d);
-                }
+                var inside = count_first4(&b0, &b1, &b2, &b3, sk, &d);
                 var left = inside & real;
                 // One store per round; the rest of its keys wait for the end of the chunk
                 // (a loop here would run its body every round on a software adapter).
@@ -1600,16 +1606,7 @@ fn count_vec4_body(w: u32, lid: u32, four: bool, by_segment: bool) {
                 let bv = bitcast<vec4<u32>>(k_x4_at(count_offset(&again)));
                 let sk = skeys4(bv, nan_bits4(bv));
                 var d = vec4<u32>(0u);
-                var inside = in_bracket(b0, sk, &d);
-                if (COUNT_BRACKETS > 1u) {
-                    inside |= in_bracket(b1, sk, &d);
-                }
-                if (COUNT_BRACKETS > 2u) {
-                    inside |= in_bracket(b2, sk, &d);
-                }
-                if (four) {
-                    inside |= in_bracket(b3, sk, &d);
-                }
+                var inside = in_first4(b0, b1, b2, b3, sk, &d);
                 inside &= real;
                 var left = inside & vec4<bool>(false, inside.x, inside.x | inside.y, inside.x | inside.y | inside.z);
                 write_rest(list, &found, &left, (ukey4(sk) + d) << dense, ct, writers, !by_segment);

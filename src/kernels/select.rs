@@ -1150,19 +1150,30 @@ fn count_args(gpu: &Gpu, grids: &[u32]) -> Result<wgpu::Buffer> {
     Ok(gpu.indirect_buffer("quantile counting grids", &words))
 }
 
-/// One counting dispatch `i` as its two passes, each reading its grid from `args`
+/// One counting dispatch `i` as its two passes, each reading its grid from `out.args`
 /// (one of them runs; see `count_args`): `pipeline(ties)` is the pass with COUNT_TIES.
+/// Bindings: the params, the input window and the texels' binding, then `out`'s.
 fn dispatch_counting(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     pipeline: &dyn Fn(bool) -> Arc<wgpu::ComputePipeline>,
-    bindings: &[(u32, wgpu::BindingResource<'_>)],
-    (args, grids): (&wgpu::Buffer, &[u32]),
+    [params, input, texels]: [(u32, wgpu::BindingResource<'_>); 3],
+    out: &CountOutputs,
     i: usize,
 ) {
+    let bindings = [
+        params,
+        input,
+        (2, out.brk.as_entire_binding()),
+        (3, out.bcount.as_entire_binding()),
+        (4, out.ccount.as_entire_binding()),
+        (5, out.cand.as_entire_binding()),
+        (6, out.valid.as_entire_binding()),
+        texels,
+    ];
     for (ties, offset) in [(false, 0), (true, 12)] {
-        let at = (args, 32 * i as u64 + offset);
-        gpu.dispatch_indirect_numbered(encoder, &pipeline(ties), bindings, at, grids[i]);
+        let at = (out.args, 32 * i as u64 + offset);
+        gpu.dispatch_indirect_numbered(encoder, &pipeline(ties), &bindings, at, out.grids[i]);
     }
 }
 
@@ -1230,17 +1241,15 @@ fn record_count(
             ..*qp
         });
         debug_assert_eq!(out.grids[i] as u64, tiles * parts);
-        let bindings = [
-            (0, params.as_entire_binding()),
-            (1, Gpu::binding(input.buffer(), d.window_lo, d.window_len)),
-            (2, out.brk.as_entire_binding()),
-            (3, out.bcount.as_entire_binding()),
-            (4, out.ccount.as_entire_binding()),
-            (5, out.cand.as_entire_binding()),
-            (6, out.valid.as_entire_binding()),
-            (SCALAR_TEXEL_BINDING, texels.binding()),
-        ];
-        dispatch_counting(gpu, encoder, &count, &bindings, (out.args, out.grids), i);
+        let input = Gpu::binding(input.buffer(), d.window_lo, d.window_len);
+        dispatch_counting(
+            gpu,
+            encoder,
+            &count,
+            [(0, params.as_entire_binding()), (1, input), (SCALAR_TEXEL_BINDING, texels.binding())],
+            out,
+            i,
+        );
     }
 
     Ok(())
@@ -1301,17 +1310,15 @@ fn record_count_vec4(
             parts_total: plan.parts_total,
             ..*qp
         });
-        let bindings = [
-            (0, params.as_entire_binding()),
-            (1, Gpu::binding(input.buffer(), 4 * d.window_lo, 4 * d.window_len)),
-            (2, out.brk.as_entire_binding()),
-            (3, out.bcount.as_entire_binding()),
-            (4, out.ccount.as_entire_binding()),
-            (5, out.cand.as_entire_binding()),
-            (6, out.valid.as_entire_binding()),
-            (TEXEL_BINDING, texels.binding()),
-        ];
-        dispatch_counting(gpu, encoder, &pipeline, &bindings, (out.args, out.grids), i);
+        let input = Gpu::binding(input.buffer(), 4 * d.window_lo, 4 * d.window_len);
+        dispatch_counting(
+            gpu,
+            encoder,
+            &pipeline,
+            [(0, params.as_entire_binding()), (1, input), (TEXEL_BINDING, texels.binding())],
+            out,
+            i,
+        );
     }
     Ok(())
 }
