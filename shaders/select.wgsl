@@ -401,14 +401,43 @@ struct HistLane {
     pd: vec4<u32>,
 }
 
-// Add a (non-NaN) key to the histogram of the group whose prefix it has, if any; at
-// level 0 there is one group, the empty prefix.
-fn hist_add(key: u32, l: HistLane) {
+// Where a (non-NaN) key counts: the bin of the histogram of the group whose prefix it
+// has (at level 0 there is one group, the empty prefix), LOCAL_BIN plus the bin for a
+// workgroup-local one, or NOKEY where it has no group.
+const LOCAL_BIN: u32 = 0x80000000u;
+
+fn hist_bin(key: u32, l: HistLane) -> u32 {
     var g = 0u;
+    if (HIST_PREFIX && !HIST_MANY_GROUPS) {
+        // Without a branch: a software adapter would run every path anyway (the
+        // sample's level 1 over 1e7 × 1: 0.62 → 0.56 ms, alternating runs).
+        let h = vec4<u32>(key >> l.hs);
+        var below = count1(l.pa <= h);
+        var hit = l.pa == h;
+        if (HIST_PREFIX_VECS > 1u) {
+            below += count1(l.pb <= h);
+            hit |= l.pb == h;
+        }
+        if (HIST_PREFIX_VECS > 2u) {
+            below += count1(l.pc <= h);
+            hit |= l.pc == h;
+        }
+        if (HIST_PREFIX_VECS > 3u) {
+            below += count1(l.pd <= h);
+            hit |= l.pd == h;
+        }
+        let gr = below.x + below.y + below.z + below.w - 1u;
+        let d = (key >> l.shift) & l.mask;
+        var bin = (l.hrow + gr) * l.nb + d;
+        if (!HIST_GLOBAL) {
+            bin = select(bin, LOCAL_BIN | ((l.lane_s * l.gl + gr) * l.nb + d), gr < l.gl);
+        }
+        return select(NOKEY, bin, any(hit));
+    }
     if (HIST_PREFIX) {
         let hi = key >> l.hs;
         if (hi < l.first || hi > l.last) {
-            return;
+            return NOKEY;
         }
         // The prefixes ascend: the count of those <= hi, less one, is the group (or,
         // with a stride, the block of groups it lies in).
@@ -431,13 +460,13 @@ fn hist_add(key: u32, l: HistLane) {
         g = dot(below, vec4<u32>(1u)) - 1u;
         if (!HIST_MANY_GROUPS) {
             if (!any(hit)) {
-                return;
+                return NOKEY;
             }
         } else {
             if (HIST_FILTER) {
                 let hb = prefix_hash(hi);
                 if ((atomicLoad(&sh_bits[hb >> 5u]) & (1u << (hb & 31u))) == 0u) {
-                    return;
+                    return NOKEY;
                 }
             }
             // The last group of the block whose prefix is <= hi.
@@ -451,15 +480,23 @@ fn hist_add(key: u32, l: HistLane) {
                 n -= half;
             }
             if (sh_gp[l.gbase + g] != hi) {
-                return;
+                return NOKEY;
             }
         }
     }
     let d = (key >> l.shift) & l.mask;
     if (!HIST_GLOBAL && g < l.gl) {
-        atomicAdd(&lh[(l.lane_s * l.gl + g) * l.nb + d], 1u);
+        return LOCAL_BIN | ((l.lane_s * l.gl + g) * l.nb + d);
+    }
+    return (l.hrow + g) * l.nb + d;
+}
+
+// One count into the bin `hist_bin` gave (not NOKEY).
+fn hist_bump(bin: u32) {
+    if (!HIST_GLOBAL && bin >= LOCAL_BIN) {
+        atomicAdd(&lh[bin & ~LOCAL_BIN], 1u);
     } else {
-        atomicAdd(&h_hist[(l.hrow + g) * l.nb + d], 1u);
+        atomicAdd(&h_hist[bin], 1u);
     }
 }
 
@@ -593,26 +630,74 @@ fn hist_begin(w: u32, lid: u32, per: u32) -> HistTask {
 }
 
 // Four keys (or floats) into the lane's histograms: NaN and, in candidate lists (keys),
-// the free slots' 0 left out, as the components `inside` says.
+// the free slots' 0 left out, as the components `inside` says. At level 0, where
+// every key counts.
 fn hist_add4(bv: vec4<u32>, inside: vec4<bool>, lane: HistLane) {
-    var ok = inside & (bv != vec4<u32>(0u));
-    var kv = bv;
-    if (!HIST_KEYS) {
-        ok = inside & !nan_bits4(bv);
-        kv = keys4(bv);
+    let kv = hist_keys4(bv, inside);
+    if (kv.ok.x) {
+        hist_bump(hist_bin(kv.keys.x, lane));
     }
-    if (ok.x) {
-        hist_add(kv.x, lane);
+    if (kv.ok.y) {
+        hist_bump(hist_bin(kv.keys.y, lane));
     }
-    if (ok.y) {
-        hist_add(kv.y, lane);
+    if (kv.ok.z) {
+        hist_bump(hist_bin(kv.keys.z, lane));
     }
-    if (ok.z) {
-        hist_add(kv.z, lane);
+    if (kv.ok.w) {
+        hist_bump(hist_bin(kv.keys.w, lane));
     }
-    if (ok.w) {
-        hist_add(kv.w, lane);
+}
+
+// Four values as keys, and which of them count (not NaN, not a free slot, `inside`).
+struct Keys4 {
+    keys: vec4<u32>,
+    ok: vec4<bool>,
+}
+
+fn hist_keys4(bv: vec4<u32>, inside: vec4<bool>) -> Keys4 {
+    if (HIST_KEYS) {
+        return Keys4(bv, inside & (bv != vec4<u32>(0u)));
     }
+    return Keys4(keys4(bv), inside & !nan_bits4(bv));
+}
+
+// Past level 0 in candidate lists (HIST_PREFIX and HIST_KEYS) few keys have a group:
+// their dense keys spread each bracket over many bins of level 0 (1e7 × 1 quartiles:
+// ~750 of ~450000 keys). A software adapter runs the body of every `if` whatever its
+// lanes say (an atomic: a loop over the lanes), so hist_vec4's loop there only marks
+// the rounds with a key of some group (`hist_any4`), and reads them again at the end
+// of a block of rounds: no atomic in the loop (that level: 2.0 → 1.5 ms on lavapipe,
+// alternating runs). Raw keys (the sample, the whole input) are no such case: a
+// binade shares a bin of level 0, so at level 1 many keys have a group (a bump a quad
+// and marked rounds for the rest: the sample's level 1 took 0.6 → 1.0 ms).
+const HIST_BLOCK: u32 = 32u; // rounds of a block: a bit each of its marks
+
+// Whether a key of the quad (of a candidate list, where 0 is a free slot) may have a
+// group: the lane's prefixes against the four keys at once. With more than sixteen
+// groups (the registers hold every stride-th) every key between the first and the last
+// prefix may; the second read finds out.
+fn hist_any4(bv: vec4<u32>, lane: HistLane) -> bool {
+    let ok = bv != vec4<u32>(0u); // 0: a free slot
+    let hi = bv >> vec4<u32>(lane.hs);
+    if (HIST_MANY_GROUPS) {
+        return any(ok & (hi >= vec4<u32>(lane.first)) & (hi <= vec4<u32>(lane.last)));
+    }
+    var hit = prefix_hits(hi, lane.pa);
+    if (HIST_PREFIX_VECS > 1u) {
+        hit |= prefix_hits(hi, lane.pb);
+    }
+    if (HIST_PREFIX_VECS > 2u) {
+        hit |= prefix_hits(hi, lane.pc);
+    }
+    if (HIST_PREFIX_VECS > 3u) {
+        hit |= prefix_hits(hi, lane.pd);
+    }
+    return any(ok & hit);
+}
+
+// Which of the four `hi` are one of the four prefixes `pv`.
+fn prefix_hits(hi: vec4<u32>, pv: vec4<u32>) -> vec4<bool> {
+    return (hi == vec4<u32>(pv.x)) | (hi == vec4<u32>(pv.y)) | (hi == vec4<u32>(pv.z)) | (hi == vec4<u32>(pv.w));
 }
 
 // The workgroup's histograms into the global ones (none where its tile had nothing
@@ -640,16 +725,21 @@ fn hist_main(
 ) {
     let ht = hist_begin(wid.x + wid.y * nwg.x, lid, 1u);
     if (ht.busy) {
-        // Four of the lane's elements per iteration.
+        // Four of the lane's elements per iteration. (Candidate lists come here only
+        // without a vec4 view, which their length, a multiple of their writers, has
+        // unless the adapter's offset alignment denies it: `hist_vec4` alone marks.)
         var walk = ht.walk;
         for (var k = ht.lw.x; k < ht.lw.y; k += 4u * ht.lw.z) {
             let q = walk_quad(&walk, k, ht.lw.z, ht.lw.y);
-            let o = q.offsets;
-            hist_add4(vec4<u32>(bitcast<u32>(h_x[o.x]), bitcast<u32>(h_x[o.y]), bitcast<u32>(h_x[o.z]),
-                                bitcast<u32>(h_x[o.w])), q.inside, ht.lane);
+            hist_add4(h_quad(q.offsets), q.inside, ht.lane);
         }
     }
     hist_end(lid, ht.s0);
+}
+
+// hist_main's four elements at `o`, as bits.
+fn h_quad(o: vec4<u32>) -> vec4<u32> {
+    return vec4<u32>(bitcast<u32>(h_x[o.x]), bitcast<u32>(h_x[o.y]), bitcast<u32>(h_x[o.z]), bitcast<u32>(h_x[o.w]));
 }
 
 // hist_main through a vec4 view whose components are four neighbouring elements of a
@@ -664,11 +754,35 @@ fn hist_vec4(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let ht = hist_begin(wid.x + wid.y * nwg.x, lid, 4u);
-    if (ht.busy) {
+    if (ht.busy && !(HIST_PREFIX && HIST_KEYS)) {
         var walk = ht.walk;
         for (var k = ht.lw.x; k < ht.lw.y; k += ht.lw.z) {
             hist_add4(bitcast<vec4<u32>>(h_x4[walk_offset(walk)]), vec4<bool>(true), ht.lane);
             walk_next(&walk);
+        }
+    }
+    if (ht.busy && HIST_PREFIX && HIST_KEYS) {
+        // Blocks of rounds: the rounds with a key of some group marked, then read again
+        // (see `hist_any4`).
+        let step = ht.lw.z;
+        var walk = ht.walk;
+        var k = ht.lw.x;
+        while (k < ht.lw.y) {
+            let k0 = k;
+            let rounds = min((ht.lw.y - k0 + step - 1u) / step, HIST_BLOCK);
+            var marks = 0u;
+            for (var r = 0u; r < rounds; r++) {
+                let more = hist_any4(bitcast<vec4<u32>>(h_x4[walk_offset(walk)]), ht.lane);
+                marks |= select(0u, 1u << r, more);
+                walk_next(&walk);
+            }
+            k = k0 + rounds * step;
+            while (marks != 0u) {
+                let r = firstTrailingBit(marks);
+                marks &= marks - 1u;
+                let again = element_walk(p.seg, ht.walk.base, k0 + r * step, step);
+                hist_add4(bitcast<vec4<u32>>(h_x4[walk_offset(again)]), vec4<bool>(true), ht.lane);
+            }
         }
     }
     hist_end(lid, ht.s0);
