@@ -630,21 +630,23 @@ fn hist_begin(w: u32, lid: u32, per: u32) -> HistTask {
 }
 
 // Four keys (or floats) into the lane's histograms: NaN and, in candidate lists (keys),
-// the free slots' 0 left out, as the components `inside` says. At level 0, where
-// every key counts.
+// the free slots' 0 left out, as the components `inside` says, and keys of no group.
 fn hist_add4(bv: vec4<u32>, inside: vec4<bool>, lane: HistLane) {
     let kv = hist_keys4(bv, inside);
-    if (kv.ok.x) {
-        hist_bump(hist_bin(kv.keys.x, lane));
+    let k = kv.keys;
+    let bins = vec4<u32>(hist_bin(k.x, lane), hist_bin(k.y, lane), hist_bin(k.z, lane), hist_bin(k.w, lane));
+    let ok = kv.ok & (bins != vec4<u32>(NOKEY));
+    if (ok.x) {
+        hist_bump(bins.x);
     }
-    if (kv.ok.y) {
-        hist_bump(hist_bin(kv.keys.y, lane));
+    if (ok.y) {
+        hist_bump(bins.y);
     }
-    if (kv.ok.z) {
-        hist_bump(hist_bin(kv.keys.z, lane));
+    if (ok.z) {
+        hist_bump(bins.z);
     }
-    if (kv.ok.w) {
-        hist_bump(hist_bin(kv.keys.w, lane));
+    if (ok.w) {
+        hist_bump(bins.w);
     }
 }
 
