@@ -1045,6 +1045,9 @@ fn hash_u32(v: u32) -> u32 {
 // adapter skips the atomic of a lane that is not NaN).
 @group(0) @binding(3) var<storage, read_write> sm_valid: array<atomic<u32>>;
 
+// Whether the call has one segment (`sample_main`).
+override SAMPLE_ONE_SEGMENT: bool = false;
+
 @compute @workgroup_size(256)
 fn sample_main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -1061,6 +1064,29 @@ fn sample_main(
     let step = p.seg.len / p.sample_m;
     let unit = p.seg.inner_div == 1u;
     let hs = hash_u32(p.seed);
+    if (SAMPLE_ONE_SEGMENT) {
+        // One segment: no loop over segments, and the thread's NaN counted once at
+        // its end (a software adapter runs a loop's body, and an atomic's loop over
+        // the lanes, for every sample).
+        var nans = 0u;
+        let base = segment_base(p.seg, p.seg_first) - p.window_lo;
+        for (var j = flat_id(wid, nwg, lid); j < p.sample_m; j += threads) {
+            let start = j * step + mul_wide(j, p.sample_frac).y;
+            let end = (j + 1u) * step + mul_wide(j + 1u, p.sample_frac).y;
+            let k = start + mul_wide(hash_u32(hs ^ j), end - start).y;
+            var off = k * p.seg.elem_stride_hi;
+            if (!unit) {
+                off = element_offset(p.seg, k);
+            }
+            let v = sample_at(base + off);
+            sm_out[j] = v;
+            nans += u32(is_nan(v));
+        }
+        if (nans != 0u) {
+            atomicSub(&sm_valid[0], nans);
+        }
+        return;
+    }
     for (var j = flat_id(wid, nwg, lid); j < p.sample_m; j += threads) {
         let start = j * step + mul_wide(j, p.sample_frac).y;
         let end = (j + 1u) * step + mul_wide(j + 1u, p.sample_frac).y;
