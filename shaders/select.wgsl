@@ -663,27 +663,24 @@ fn hist_keys4(bv: vec4<u32>, inside: vec4<bool>) -> Keys4 {
     return Keys4(keys4(bv), inside & !nan_bits4(bv));
 }
 
-// Past level 0 in candidate lists (HIST_PREFIX and HIST_KEYS) few keys have a group:
-// their dense keys spread each bracket over many bins of level 0 (1e7 × 1 quartiles:
-// ~750 of ~450000 keys). A software adapter runs the body of every `if` whatever its
-// lanes say (an atomic: a loop over the lanes), so hist_vec4's loop there only marks
-// the rounds with a key of some group (`hist_any4`), and reads them again at the end
-// of a block of rounds: no atomic in the loop (that level: 2.0 → 1.5 ms on lavapipe,
-// alternating runs). Raw keys (the sample, the whole input) are no such case: a
-// binade shares a bin of level 0, so at level 1 many keys have a group (a bump a quad
+// Where few keys have a group (HIST_MARKS): past level 0 in candidate lists, whose
+// dense keys spread each bracket over many bins of level 0 (1e7 × 1 quartiles: ~750
+// of ~450000 keys), and past level 1 in raw keys. A software adapter runs the body of
+// every `if` whatever its lanes say (an atomic: a loop over the lanes), so the pass's
+// loop there only marks the rounds with a key of some group (`hist_any4`), and reads
+// them again at the end of a block of rounds: no atomic in the loop (on lavapipe, the
+// candidates' level 1 of 1e7 × 1 quartiles: 2.0 → 1.5 ms; levels 2 and 3 of 5000 ×
+// 2000, after a transpose: 45.4 → 39.4 ms, alternating runs). Not at level 1 of raw keys:
+// a binade shares a bin of level 0, so many keys have a group there (a bump a quad
 // and marked rounds for the rest: the sample's level 1 took 0.6 → 1.0 ms).
+override HIST_MARKS: bool = false;
 const HIST_BLOCK: u32 = 32u; // rounds of a block: a bit each of its marks
 
-// Whether a key of the quad (of a candidate list, where 0 is a free slot) may have a
-// group: the lane's prefixes against the four keys at once. With more than sixteen
-// groups (the registers hold every stride-th) every key between the first and the last
-// prefix may; the second read finds out.
-fn hist_any4(bv: vec4<u32>, lane: HistLane) -> bool {
-    let ok = bv != vec4<u32>(0u); // 0: a free slot
-    let hi = bv >> vec4<u32>(lane.hs);
-    if (HIST_MANY_GROUPS) {
-        return any(ok & (hi >= vec4<u32>(lane.first)) & (hi <= vec4<u32>(lane.last)));
-    }
+// Whether a key of the quad has a group: the lane's prefixes (all of them: at most
+// sixteen groups with HIST_MARKS) against the four keys at once (`kv.ok`: those that
+// count at all).
+fn hist_any4(kv: Keys4, lane: HistLane) -> bool {
+    let hi = kv.keys >> vec4<u32>(lane.hs);
     var hit = prefix_hits(hi, lane.pa);
     if (HIST_PREFIX_VECS > 1u) {
         hit |= prefix_hits(hi, lane.pb);
@@ -694,7 +691,7 @@ fn hist_any4(bv: vec4<u32>, lane: HistLane) -> bool {
     if (HIST_PREFIX_VECS > 3u) {
         hit |= prefix_hits(hi, lane.pd);
     }
-    return any(ok & hit);
+    return any(kv.ok & hit);
 }
 
 // Which of the four `hi` are one of the four prefixes `pv`.
@@ -726,14 +723,35 @@ fn hist_main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let ht = hist_begin(wid.x + wid.y * nwg.x, lid, 1u);
-    if (ht.busy) {
-        // Four of the lane's elements per iteration. (Candidate lists come here only
-        // without a vec4 view, which their length, a multiple of their writers, has
-        // unless the adapter's offset alignment denies it: `hist_vec4` alone marks.)
+    if (ht.busy && !HIST_MARKS) {
+        // Four of the lane's elements per iteration.
         var walk = ht.walk;
         for (var k = ht.lw.x; k < ht.lw.y; k += 4u * ht.lw.z) {
             let q = walk_quad(&walk, k, ht.lw.z, ht.lw.y);
             hist_add4(h_quad(q.offsets), q.inside, ht.lane);
+        }
+    }
+    if (ht.busy && HIST_MARKS) {
+        // As hist_vec4's blocks of marked rounds, a quad a round.
+        let step = 4u * ht.lw.z;
+        var walk = ht.walk;
+        var k = ht.lw.x;
+        while (k < ht.lw.y) {
+            let k0 = k;
+            let rounds = min((ht.lw.y - k0 + step - 1u) / step, HIST_BLOCK);
+            var marks = 0u;
+            for (var r = 0u; r < rounds; r++) {
+                let q = walk_quad(&walk, k0 + r * step, ht.lw.z, ht.lw.y);
+                marks |= select(0u, 1u << r, hist_any4(hist_keys4(h_quad(q.offsets), q.inside), ht.lane));
+            }
+            k = k0 + rounds * step;
+            while (marks != 0u) {
+                let r = firstTrailingBit(marks);
+                marks &= marks - 1u;
+                var again = element_walk(p.seg, ht.walk.base, k0 + r * step, ht.lw.z);
+                let q = walk_quad(&again, k0 + r * step, ht.lw.z, ht.lw.y);
+                hist_add4(h_quad(q.offsets), q.inside, ht.lane);
+            }
         }
     }
     hist_end(lid, ht.s0);
@@ -756,14 +774,14 @@ fn hist_vec4(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let ht = hist_begin(wid.x + wid.y * nwg.x, lid, 4u);
-    if (ht.busy && !(HIST_PREFIX && HIST_KEYS)) {
+    if (ht.busy && !HIST_MARKS) {
         var walk = ht.walk;
         for (var k = ht.lw.x; k < ht.lw.y; k += ht.lw.z) {
             hist_add4(bitcast<vec4<u32>>(h_x4[walk_offset(walk)]), vec4<bool>(true), ht.lane);
             walk_next(&walk);
         }
     }
-    if (ht.busy && HIST_PREFIX && HIST_KEYS) {
+    if (ht.busy && HIST_MARKS) {
         // Blocks of rounds: the rounds with a key of some group marked, then read again
         // (see `hist_any4`).
         let step = ht.lw.z;
@@ -774,8 +792,8 @@ fn hist_vec4(
             let rounds = min((ht.lw.y - k0 + step - 1u) / step, HIST_BLOCK);
             var marks = 0u;
             for (var r = 0u; r < rounds; r++) {
-                let more = hist_any4(bitcast<vec4<u32>>(h_x4[walk_offset(walk)]), ht.lane);
-                marks |= select(0u, 1u << r, more);
+                let kv = hist_keys4(bitcast<vec4<u32>>(h_x4[walk_offset(walk)]), vec4<bool>(true));
+                marks |= select(0u, 1u << r, hist_any4(kv, ht.lane));
                 walk_next(&walk);
             }
             k = k0 + rounds * step;
