@@ -411,77 +411,39 @@ fn hist_bin(key: u32, l: HistLane) -> u32 {
     if (HIST_PREFIX && !HIST_MANY_GROUPS) {
         // Without a branch: a software adapter would run every path anyway (the
         // sample's level 1 over 1e7 × 1: 0.62 → 0.56 ms, alternating runs).
-        let h = vec4<u32>(key >> l.hs);
-        var below = count1(l.pa <= h);
-        var hit = l.pa == h;
-        if (HIST_PREFIX_VECS > 1u) {
-            below += count1(l.pb <= h);
-            hit |= l.pb == h;
-        }
-        if (HIST_PREFIX_VECS > 2u) {
-            below += count1(l.pc <= h);
-            hit |= l.pc == h;
-        }
-        if (HIST_PREFIX_VECS > 3u) {
-            below += count1(l.pd <= h);
-            hit |= l.pd == h;
-        }
-        let gr = below.x + below.y + below.z + below.w - 1u;
+        let pl = prefix_lookup(key >> l.hs, l);
         let d = (key >> l.shift) & l.mask;
-        var bin = (l.hrow + gr) * l.nb + d;
+        var bin = (l.hrow + pl.below - 1u) * l.nb + d;
         if (!HIST_GLOBAL) {
-            bin = select(bin, LOCAL_BIN | ((l.lane_s * l.gl + gr) * l.nb + d), gr < l.gl);
+            bin = select(bin, LOCAL_BIN | ((l.lane_s * l.gl + pl.below - 1u) * l.nb + d), pl.below - 1u < l.gl);
         }
-        return select(NOKEY, bin, any(hit));
+        return select(NOKEY, bin, pl.hit);
     }
     if (HIST_PREFIX) {
+        // More than sixteen groups (HIST_MANY_GROUPS): the registers hold every
+        // stride-th prefix.
         let hi = key >> l.hs;
         if (hi < l.first || hi > l.last) {
             return NOKEY;
         }
-        // The prefixes ascend: the count of those <= hi, less one, is the group (or,
-        // with a stride, the block of groups it lies in).
-        let h = vec4<u32>(hi);
-        // Only the vec4s of prefixes the batch can fill (HIST_PREFIX_VECS).
-        var below = count1(l.pa <= h);
-        var hit = l.pa == h;
-        if (HIST_PREFIX_VECS > 1u) {
-            below += count1(l.pb <= h);
-            hit |= l.pb == h;
-        }
-        if (HIST_PREFIX_VECS > 2u) {
-            below += count1(l.pc <= h);
-            hit |= l.pc == h;
-        }
-        if (HIST_PREFIX_VECS > 3u) {
-            below += count1(l.pd <= h);
-            hit |= l.pd == h;
-        }
-        g = dot(below, vec4<u32>(1u)) - 1u;
-        if (!HIST_MANY_GROUPS) {
-            if (!any(hit)) {
+        if (HIST_FILTER) {
+            let hb = prefix_hash(hi);
+            if ((atomicLoad(&sh_bits[hb >> 5u]) & (1u << (hb & 31u))) == 0u) {
                 return NOKEY;
             }
-        } else {
-            if (HIST_FILTER) {
-                let hb = prefix_hash(hi);
-                if ((atomicLoad(&sh_bits[hb >> 5u]) & (1u << (hb & 31u))) == 0u) {
-                    return NOKEY;
-                }
+        }
+        // The last group of the block whose prefix is <= hi.
+        g = (prefix_lookup(hi, l).below - 1u) * l.stride;
+        var n = min(l.stride, l.ng - g);
+        while (n > 1u) {
+            let half = n / 2u;
+            if (sh_gp[l.gbase + g + half] <= hi) {
+                g += half;
             }
-            // The last group of the block whose prefix is <= hi.
-            g *= l.stride;
-            var n = min(l.stride, l.ng - g);
-            while (n > 1u) {
-                let half = n / 2u;
-                if (sh_gp[l.gbase + g + half] <= hi) {
-                    g += half;
-                }
-                n -= half;
-            }
-            if (sh_gp[l.gbase + g] != hi) {
-                return NOKEY;
-            }
+            n -= half;
+        }
+        if (sh_gp[l.gbase + g] != hi) {
+            return NOKEY;
         }
     }
     let d = (key >> l.shift) & l.mask;
@@ -489,6 +451,34 @@ fn hist_bin(key: u32, l: HistLane) -> u32 {
         return LOCAL_BIN | ((l.lane_s * l.gl + g) * l.nb + d);
     }
     return (l.hrow + g) * l.nb + d;
+}
+
+// A prefix `hi` against the lane's registers of group prefixes (ascending): how many
+// are <= hi (less one: its group, or with a stride the block of groups it lies in),
+// and whether one is hi. Only the vec4s of prefixes the batch can fill
+// (HIST_PREFIX_VECS).
+struct PrefixLookup {
+    below: u32,
+    hit: bool,
+}
+
+fn prefix_lookup(hi: u32, l: HistLane) -> PrefixLookup {
+    let h = vec4<u32>(hi);
+    var below = count1(l.pa <= h);
+    var hit = l.pa == h;
+    if (HIST_PREFIX_VECS > 1u) {
+        below += count1(l.pb <= h);
+        hit |= l.pb == h;
+    }
+    if (HIST_PREFIX_VECS > 2u) {
+        below += count1(l.pc <= h);
+        hit |= l.pc == h;
+    }
+    if (HIST_PREFIX_VECS > 3u) {
+        below += count1(l.pd <= h);
+        hit |= l.pd == h;
+    }
+    return PrefixLookup(below.x + below.y + below.z + below.w, any(hit));
 }
 
 // One count into the bin `hist_bin` gave (not NOKEY).
@@ -676,6 +666,21 @@ fn hist_keys4(bv: vec4<u32>, inside: vec4<bool>) -> Keys4 {
 override HIST_MARKS: bool = false;
 const HIST_BLOCK: u32 = 32u; // rounds of a block: a bit each of its marks
 
+// Rounds of the block that starts at element k0 of a walk that stops at k_stop and
+// moves `step` a round. (The block loops themselves stay in hist_main and hist_vec4:
+// their binding 1 is an array of f32 in one and of vec4 in the other, and a function
+// that read both would bind both to each.)
+fn block_rounds(k0: u32, k_stop: u32, step: u32) -> u32 {
+    return min((k_stop - k0 + step - 1u) / step, HIST_BLOCK);
+}
+
+// The lowest marked round, taken off.
+fn take_mark(marks: ptr<function, u32>) -> u32 {
+    let r = firstTrailingBit(*marks);
+    *marks &= *marks - 1u;
+    return r;
+}
+
 // Whether a key of the quad has a group: the lane's prefixes (all of them: at most
 // sixteen groups with HIST_MARKS) against the four keys at once (`kv.ok`: those that
 // count at all).
@@ -735,19 +740,15 @@ fn hist_main(
         // As hist_vec4's blocks of marked rounds, a quad a round.
         let step = 4u * ht.lw.z;
         var walk = ht.walk;
-        var k = ht.lw.x;
-        while (k < ht.lw.y) {
-            let k0 = k;
-            let rounds = min((ht.lw.y - k0 + step - 1u) / step, HIST_BLOCK);
+        for (var k0 = ht.lw.x; k0 < ht.lw.y; k0 += HIST_BLOCK * step) {
             var marks = 0u;
+            let rounds = block_rounds(k0, ht.lw.y, step);
             for (var r = 0u; r < rounds; r++) {
                 let q = walk_quad(&walk, k0 + r * step, ht.lw.z, ht.lw.y);
                 marks |= select(0u, 1u << r, hist_any4(hist_keys4(h_quad(q.offsets), q.inside), ht.lane));
             }
-            k = k0 + rounds * step;
             while (marks != 0u) {
-                let r = firstTrailingBit(marks);
-                marks &= marks - 1u;
+                let r = take_mark(&marks);
                 var again = element_walk(p.seg, ht.walk.base, k0 + r * step, ht.lw.z);
                 let q = walk_quad(&again, k0 + r * step, ht.lw.z, ht.lw.y);
                 hist_add4(h_quad(q.offsets), q.inside, ht.lane);
@@ -786,20 +787,16 @@ fn hist_vec4(
         // (see `hist_any4`).
         let step = ht.lw.z;
         var walk = ht.walk;
-        var k = ht.lw.x;
-        while (k < ht.lw.y) {
-            let k0 = k;
-            let rounds = min((ht.lw.y - k0 + step - 1u) / step, HIST_BLOCK);
+        for (var k0 = ht.lw.x; k0 < ht.lw.y; k0 += HIST_BLOCK * step) {
             var marks = 0u;
+            let rounds = block_rounds(k0, ht.lw.y, step);
             for (var r = 0u; r < rounds; r++) {
                 let kv = hist_keys4(bitcast<vec4<u32>>(h_x4[walk_offset(walk)]), vec4<bool>(true));
                 marks |= select(0u, 1u << r, hist_any4(kv, ht.lane));
                 walk_next(&walk);
             }
-            k = k0 + rounds * step;
             while (marks != 0u) {
-                let r = firstTrailingBit(marks);
-                marks &= marks - 1u;
+                let r = take_mark(&marks);
                 let again = element_walk(p.seg, ht.walk.base, k0 + r * step, step);
                 hist_add4(bitcast<vec4<u32>>(h_x4[walk_offset(again)]), vec4<bool>(true), ht.lane);
             }
@@ -1080,7 +1077,6 @@ fn sample_main(
     // from len/m as a 32.32 fixed-point step.
     let threads = nwg.x * nwg.y * WG;
     let step = p.seg.len / p.sample_m;
-    let unit = p.seg.inner_div == 1u;
     let hs = hash_u32(p.seed);
     if (SAMPLE_ONE_SEGMENT) {
         // One segment: no loop over segments, and the thread's NaN counted once at
@@ -1089,14 +1085,7 @@ fn sample_main(
         var nans = 0u;
         let base = segment_base(p.seg, p.seg_first) - p.window_lo;
         for (var j = flat_id(wid, nwg, lid); j < p.sample_m; j += threads) {
-            let start = j * step + mul_wide(j, p.sample_frac).y;
-            let end = (j + 1u) * step + mul_wide(j + 1u, p.sample_frac).y;
-            let k = start + mul_wide(hash_u32(hs ^ j), end - start).y;
-            var off = k * p.seg.elem_stride_hi;
-            if (!unit) {
-                off = element_offset(p.seg, k);
-            }
-            let v = sample_at(base + off);
+            let v = sample_at(base + stratum_offset(j, step, hs));
             sm_out[j] = v;
             nans += u32(is_nan(v));
         }
@@ -1106,15 +1095,9 @@ fn sample_main(
         return;
     }
     for (var j = flat_id(wid, nwg, lid); j < p.sample_m; j += threads) {
-        let start = j * step + mul_wide(j, p.sample_frac).y;
-        let end = (j + 1u) * step + mul_wide(j + 1u, p.sample_frac).y;
         // The same stratum offset in every segment, segment after segment: neighbouring
         // segments (columns) share the cache lines of their samples.
-        let k = start + mul_wide(hash_u32(hs ^ j), end - start).y;
-        var off = k * p.seg.elem_stride_hi;
-        if (!unit) {
-            off = element_offset(p.seg, k);
-        }
+        let off = stratum_offset(j, step, hs);
         for (var s = p.seg_first; s < p.seg_end; s++) {
             let v = sample_at(segment_base(p.seg, s) - p.window_lo + off);
             sm_out[(s - p.seg_first) * p.sample_m + j] = v;
@@ -1123,6 +1106,19 @@ fn sample_main(
             }
         }
     }
+}
+
+// Sample j's offset within a segment: a random element of stratum j,
+// [⌊j·len/m⌋, ⌊(j+1)·len/m⌋), its bounds from len/m as a 32.32 fixed-point step
+// (`step` = ⌊len/m⌋, with `p.sample_frac`); `hs`: the hashed seed.
+fn stratum_offset(j: u32, step: u32, hs: u32) -> u32 {
+    let start = j * step + mul_wide(j, p.sample_frac).y;
+    let end = (j + 1u) * step + mul_wide(j + 1u, p.sample_frac).y;
+    let k = start + mul_wide(hash_u32(hs ^ j), end - start).y;
+    if (p.seg.inner_div == 1u) {
+        return k * p.seg.elem_stride_hi;
+    }
+    return element_offset(p.seg, k);
 }
 
 // Element e of the input: from the buffer, or from the texels the counting pass reads
