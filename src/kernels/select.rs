@@ -422,15 +422,16 @@ impl Ctx<'_> {
                 // everything on a software adapter, which pays little for contention
                 // but much for every barrier of every workgroup: there many segments go
                 // to a workgroup and a long run of keys to a lane. Except at level 0 of
-                // a segment of a million keys or more: the workgroups that share it run
-                // on every core and hit its few hot bins from all of them (101
-                // percentiles of 1e7 × 1: 160 ms global, 85 ms in workgroup memory).
+                // a segment of 32768 keys or more: the workgroups that share it run on
+                // every core and hit its few hot bins from all of them (101 percentiles
+                // of 1e7 × 1: 160 ms global, 85 ms in workgroup memory; the sample of
+                // 1e7 × 1, 60,800 keys: 0.4–0.6 → 0.24–0.31 ms, alternating runs).
                 // Candidate lists have no such bins: their dense keys spread the
                 // brackets' values over all bins (1e7 × 1 quartiles, every histogram
                 // pass together, alternating runs: 6.1 → 5.75 ms at best, 6.6 → 5.9 median).
                 let per_segment = (d.k_end - d.k_first) as u64 * unit;
                 let software = gpu.is_software();
-                let shared_hot_bins = level == 0 && per_segment >= 1 << 20 && src.limit.is_none();
+                let shared_hot_bins = level == 0 && per_segment >= 1 << 15 && src.limit.is_none();
                 let global =
                     (software && !shared_hot_bins) || src.mode == 1 || per_segment < 16 * (nb * groups_cap) as u64;
                 let constants = [
