@@ -774,6 +774,34 @@ fn other_read_path_matches_too() {
     }
 }
 
+/// Long columns with more distinct q than the counting pass brackets take the radix
+/// passes over the whole input; on a software adapter through a transpose first (one
+/// more pass), on a GPU's paths through the columns. Both against the sort.
+#[test]
+fn long_columns_many_q_through_a_transpose() {
+    let mut rng = Rng::new(32);
+    let (rows, cols) = (8300usize, 64usize);
+    let g = Grouping::Columns { rows, cols };
+    let as_rows = Grouping::Rows { rows: cols, len: rows };
+    let mut data = rng.normals(rows * cols, -1.0, 3.0);
+    sprinkle_nan(&mut data, 0.02, &mut rng);
+    for i in 0..rows {
+        data[i * cols + 1] = (i % 7) as f32; // ties
+    }
+    let qs: Vec<f64> = (0..=20).map(|i| i as f64 / 20.0).collect();
+    let gpu = own_gpu();
+    for software_paths in [true, false] {
+        gpu.set_software_paths(Some(software_paths));
+        let transposed = u32::from(software_paths);
+        assert_eq!(
+            input_passes(&gpu, &g, &qs),
+            input_passes(&gpu, &as_rows, &qs) + transposed,
+            "software {software_paths}"
+        );
+        check_on(&gpu, &format!("long columns, 21 q, software paths {software_paths}"), &g, &data, &qs);
+    }
+}
+
 /// Many short columns (too short to sample, too long to rank by counting) on a software
 /// adapter: transposed first, then selected as rows. Against the sort with ties, ±0,
 /// ±3e38, NaN, an all-NaN and a constant column, q = 0 and 1 and many q, a row count
