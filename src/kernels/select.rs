@@ -673,16 +673,18 @@ fn transposed_columns(
     Ok(Some((t, Grouping::Rows { rows: cols, len: rows })))
 }
 
-/// `(rows, cols)` where [`transposed_columns`] transposes: columns that take the radix
-/// passes over the whole input, too short to sample or with more distinct q than the
-/// counting pass brackets (on lavapipe, 99 percentiles of 1e5 × 100: 575–594 → 279 ms,
-/// of 20000 × 500: 708 → 466 ms, alternating runs).
+/// `(rows, cols)` where [`transposed_columns`] transposes, on a software adapter:
+/// columns that take the radix passes over the whole input. Short ones (too short to
+/// sample), 64 or more of them (fewer: 4000 × 16 2.2 → 2.4 ms); long ones with more
+/// distinct q than the counting pass brackets, two or more (on lavapipe, 99
+/// percentiles: 1e5 × 100 575–594 → 279 ms, 20000 × 500 708 → 466 ms, 1e6 × 10 151 →
+/// 123 ms, 5e6 × 2 144 → 130 ms; alternating runs).
 fn transposes(gpu: &Gpu, grouping: &Grouping, unique_q: usize) -> Option<(usize, usize)> {
     let Grouping::Columns { rows, cols } = *grouping else { return None };
     let short = (rows as u64) < SAMPLE_MIN_LEN;
     let radix = short || unique_q > MAX_BRACKETS;
     (gpu.is_software()
-        && cols >= 64
+        && (cols >= 64 || (!short && cols >= 2))
         && rows > SMALL_LEN as usize
         && radix
         && (rows * cols) as u64 <= gpu.max_chunk_elements())
