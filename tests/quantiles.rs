@@ -780,25 +780,23 @@ fn other_read_path_matches_too() {
 #[test]
 fn long_columns_many_q_through_a_transpose() {
     let mut rng = Rng::new(32);
-    let (rows, cols) = (8300usize, 64usize);
-    let g = Grouping::Columns { rows, cols };
-    let as_rows = Grouping::Rows { rows: cols, len: rows };
-    let mut data = rng.normals(rows * cols, -1.0, 3.0);
-    sprinkle_nan(&mut data, 0.02, &mut rng);
-    for i in 0..rows {
-        data[i * cols + 1] = (i % 7) as f32; // ties
-    }
     let qs: Vec<f64> = (0..=20).map(|i| i as f64 / 20.0).collect();
     let gpu = own_gpu();
-    for software_paths in [true, false] {
-        gpu.set_software_paths(Some(software_paths));
-        let transposed = u32::from(software_paths);
-        assert_eq!(
-            input_passes(&gpu, &g, &qs),
-            input_passes(&gpu, &as_rows, &qs) + transposed,
-            "software {software_paths}"
-        );
-        check_on(&gpu, &format!("long columns, 21 q, software paths {software_paths}"), &g, &data, &qs);
+    for (rows, cols) in [(8300usize, 64usize), (9001, 3)] {
+        let g = Grouping::Columns { rows, cols };
+        let as_rows = Grouping::Rows { rows: cols, len: rows };
+        let mut data = rng.normals(rows * cols, -1.0, 3.0);
+        sprinkle_nan(&mut data, 0.02, &mut rng);
+        for i in 0..rows {
+            data[i * cols + 1] = (i % 7) as f32; // ties
+        }
+        for software_paths in [true, false] {
+            gpu.set_software_paths(Some(software_paths));
+            let what = format!("{rows} x {cols}, 21 q, software paths {software_paths}");
+            let transposed = u32::from(software_paths);
+            assert_eq!(input_passes(&gpu, &g, &qs), input_passes(&gpu, &as_rows, &qs) + transposed, "{what}");
+            check_on(&gpu, &what, &g, &data, &qs);
+        }
     }
 }
 
