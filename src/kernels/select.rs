@@ -434,20 +434,6 @@ impl Ctx<'_> {
                 let shared_hot_bins = level == 0 && per_segment >= 1 << 15 && src.limit.is_none();
                 let global =
                     (software && !shared_hot_bins) || src.mode == 1 || per_segment < 16 * (nb * groups_cap) as u64;
-                let constants = [
-                    ("HIST_PREFIX", flag(level > 0)),
-                    ("HIST_MANY_GROUPS", flag(rb > 16)),
-                    ("HIST_PREFIX_VECS", f64::from(rb.min(16).div_ceil(4).max(1))),
-                    ("HIST_FILTER", flag(rb > 16 && level > 1)),
-                    ("HIST_GLOBAL", flag(global)),
-                    ("HIST_KEYS", flag(src.limit.is_some())),
-                    // Few keys with a group (see HIST_MARKS in select.wgsl), and no more
-                    // than sixteen groups: the lanes' registers then hold them all (with
-                    // more, most keys would be marked: 99 percentiles of 2e6 × 1, level 2:
-                    // 8.95 → 10.5 ms).
-                    ("HIST_MARKS", flag(level > u32::from(src.limit.is_none()) && rb <= 16)),
-                ];
-                let pipeline = gpu.pipeline_with(Shader::Select, entry, &constants);
                 let global_cap = (GROUP_CAP / rb).min(WG);
                 let units = per_segment / unit;
                 // The whole-input fallback (mode 1) most often finds no segment to count,
@@ -470,6 +456,30 @@ impl Ctx<'_> {
                     let cap = if global { global_cap } else { tile_cap };
                     shape(target, &seg, cap, end - first, units)
                 };
+                let constants = [
+                    ("HIST_PREFIX", flag(level > 0)),
+                    ("HIST_MANY_GROUPS", flag(rb > 16)),
+                    ("HIST_PREFIX_VECS", f64::from(rb.min(16).div_ceil(4).max(1))),
+                    ("HIST_FILTER", flag(rb > 16 && level > 1)),
+                    ("HIST_GLOBAL", flag(global)),
+                    ("HIST_KEYS", flag(src.limit.is_some())),
+                    // Few keys with a group (see HIST_MARKS in select.wgsl), and no more
+                    // than sixteen groups: the lanes' registers then hold them all (with
+                    // more, most keys would be marked: 99 percentiles of 2e6 × 1, level 2:
+                    // 8.95 → 10.5 ms).
+                    ("HIST_MARKS", flag(level > u32::from(src.limit.is_none()) && rb <= 16)),
+                    // A prefix table in the idle workgroup histogram (see HIST_TABLE).
+                    (
+                        "HIST_TABLE",
+                        flag(
+                            global
+                                && level > 0
+                                && rb > 16
+                                && u64::from(tile) << (32 - shift - bits) <= LOCAL_BINS as u64,
+                        ),
+                    ),
+                ];
+                let pipeline = gpu.pipeline_with(Shader::Select, entry, &constants);
                 let params = gpu.uniform(&SelectParams {
                     seg: seg.into(),
                     window_lo: d.window_lo as u32,
