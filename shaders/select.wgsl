@@ -714,11 +714,22 @@ fn take_mark(marks: ptr<function, u32>) -> u32 {
     return r;
 }
 
-// Whether a key of the quad has a group: the lane's prefixes (all of them: at most
-// sixteen groups with HIST_MARKS) against the four keys at once (`kv.ok`: those that
-// count at all).
+// Whether a key of the quad may have a group: the lane's prefixes (all of them, with at
+// most sixteen groups) against the four keys at once (`kv.ok`: those that count at
+// all); with more, the hashed prefixes' bitmap (a few false marks, which the second
+// read finds out).
 fn hist_any4(kv: Keys4, lane: HistLane) -> bool {
     let hi = kv.keys >> vec4<u32>(lane.hs);
+    if (HIST_MANY_GROUPS) {
+        // More than sixteen groups (with HIST_FILTER): the workgroup's bitmap of their
+        // hashed prefixes, for the keys between the first and the last prefix.
+        let ok = kv.ok & (hi >= vec4<u32>(lane.first)) & (hi <= vec4<u32>(lane.last));
+        let hb = vec4<u32>(prefix_hash(hi.x), prefix_hash(hi.y), prefix_hash(hi.z), prefix_hash(hi.w));
+        let bit = vec4<u32>(1u) << (hb & vec4<u32>(31u));
+        let words = vec4<u32>(atomicLoad(&sh_bits[hb.x >> 5u]), atomicLoad(&sh_bits[hb.y >> 5u]),
+                              atomicLoad(&sh_bits[hb.z >> 5u]), atomicLoad(&sh_bits[hb.w >> 5u]));
+        return any(ok & ((words & bit) != vec4<u32>(0u)));
+    }
     var hit = prefix_hits(hi, lane.pa);
     if (HIST_PREFIX_VECS > 1u) {
         hit |= prefix_hits(hi, lane.pb);

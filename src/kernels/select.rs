@@ -463,11 +463,15 @@ impl Ctx<'_> {
                     ("HIST_FILTER", flag(rb > 16 && level > 1)),
                     ("HIST_GLOBAL", flag(global)),
                     ("HIST_KEYS", flag(src.limit.is_some())),
-                    // Few keys with a group (see HIST_MARKS in select.wgsl), and no more
-                    // than sixteen groups: the lanes' registers then hold them all (with
-                    // more, most keys would be marked: 99 percentiles of 2e6 × 1, level 2:
-                    // 8.95 → 10.5 ms).
-                    ("HIST_MARKS", flag(level > u32::from(src.limit.is_none()) && rb <= 16)),
+                    // Few keys with a group (see HIST_MARKS in select.wgsl): no more than
+                    // sixteen groups, which the lanes' registers then hold, or past level
+                    // 1 a bitmap of the tile's hashed prefixes with few bits set (99
+                    // percentiles, level 2: 1e7 × 1 43–48 → 32–43 ms, 1e6 × 10 44 → 32 ms;
+                    // 1000 × 10000 deciles, with 576 bits, 471 → 502–516 ms: not there).
+                    (
+                        "HIST_MARKS",
+                        flag(level > u32::from(src.limit.is_none()) && (rb <= 16 || (level > 1 && tile * rb <= 256))),
+                    ),
                     // A prefix table in the idle workgroup histogram (see HIST_TABLE).
                     (
                         "HIST_TABLE",
