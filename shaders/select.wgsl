@@ -695,7 +695,9 @@ fn hist_keys4(bv: vec4<u32>, inside: vec4<bool>) -> Keys4 {
 // candidates' level 1 of 1e7 × 1 quartiles: 2.0 → 1.5 ms; levels 2 and 3 of 5000 ×
 // 2000, after a transpose: 45.4 → 39.4 ms, alternating runs). Not at level 1 of raw keys:
 // a binade shares a bin of level 0, so many keys have a group there (a bump a quad
-// and marked rounds for the rest: the sample's level 1 took 0.6 → 1.0 ms).
+// and marked rounds for the rest: the sample's level 1 took 0.6 → 1.0 ms). With more
+// than sixteen groups only where the tile's bitmap of hashed prefixes has few bits
+// set (see the host's choice).
 override HIST_MARKS: bool = false;
 const HIST_BLOCK: u32 = 32u; // rounds of a block: a bit each of its marks
 
