@@ -165,6 +165,14 @@ fn digit_schedule(len: u64, slots: usize, segments: u64) -> Vec<u32> {
     (0..passes).map(|i| 32 / passes + u32::from(i < 32 % passes)).collect()
 }
 
+/// The distinct q, ascending (−0.0 taken as +0.0).
+fn unique_ascending(qs: &[f64]) -> Vec<f64> {
+    let mut uq: Vec<f64> = qs.iter().map(|&q| q + 0.0).collect();
+    uq.sort_by(f64::total_cmp);
+    uq.dedup();
+    uq
+}
+
 fn prev_pow2(x: u32) -> u32 {
     if x == 0 {
         1
@@ -219,9 +227,7 @@ pub fn record_quantiles(
 /// segments). A segment whose bracket misses adds the radix passes over it.
 pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
     let seg = grouping.segments();
-    let mut uq: Vec<f64> = qs.iter().map(|&q| q + 0.0).collect();
-    uq.sort_by(f64::total_cmp);
-    uq.dedup();
+    let uq = unique_ascending(qs);
     if uq.is_empty() || seg.count == 0 {
         return 0;
     }
@@ -734,13 +740,9 @@ fn record_select(
     if let Some(m) = moments.filter(|m| m.size() < s_count * MOMENTS_BYTES) {
         return Err(Error::Shape(format!("moments buffer of {} bytes is too small for {s_count} segments", m.size())));
     }
-    let unique_q = {
-        let mut uq: Vec<f64> = qs.iter().map(|&q| q + 0.0).collect();
-        uq.sort_by(f64::total_cmp);
-        uq.dedup();
-        uq.len()
-    };
-    if let Some((t, rows_grouping)) = transposed_columns(gpu, encoder, input, grouping, unique_q)? {
+    // Unique q, ascending: then the ranks of a segment ascend with the slot index.
+    let uq = unique_ascending(qs);
+    if let Some((t, rows_grouping)) = transposed_columns(gpu, encoder, input, grouping, uq.len())? {
         return record_select(gpu, encoder, &t, &rows_grouping, moments, qs, purpose);
     }
     let binding = gpu.limits().max_storage_buffer_binding_size.min(gpu.limits().max_buffer_size);
@@ -762,10 +764,6 @@ fn record_select(
         return Ok(Selected { values, order_stats, counts, headers: None, count_args: None });
     }
 
-    // Unique q, ascending: then the ranks of a segment ascend with the slot index.
-    let mut uq: Vec<f64> = qs.iter().map(|&q| q + 0.0).collect(); // −0.0 → +0.0
-    uq.sort_by(f64::total_cmp);
-    uq.dedup();
     let qmap: Vec<u32> = qs.iter().map(|&q| uq.partition_point(|&x| x < q + 0.0) as u32).collect();
     let u_total = uq.len() as u64;
     let r_total = 2 * u_total;
