@@ -1,8 +1,9 @@
 //! Exact quantiles (radix select) against the moments pass and a CPU sort.
 //!
-//! On one input uploaded once: the fit of three quantiles (0.25, 0.5, 0.75; the moments
-//! pass it needs for the counts included), the moments (mean/var) pass alone, and a CPU
-//! baseline that sorts a copy of each column and interpolates. GPU time is record +
+//! On one input uploaded once: the fit of three quantiles (0.25, 0.5, 0.75; it counts
+//! the non-NaN values itself, no moments pass), the moments (mean/var) pass alone, and a
+//! CPU baseline that sorts a copy of each column and interpolates. (Quantiles at 1e4 to
+//! 1e8 elements, as the robust scaler's fit: `--bench kernels`.) GPU time is record +
 //! submit + wait + readback of the small result; the upload is outside the timed loop.
 //!
 //! `cargo bench --bench quantiles -- --quick`
