@@ -474,9 +474,16 @@ impl Ctx<'_> {
                     // 1 a bitmap of the tile's hashed prefixes with few bits set (99
                     // percentiles, level 2: 1e7 × 1 43–48 → 32–43 ms, 1e6 × 10 44 → 32 ms;
                     // 1000 × 10000 deciles, with 576 bits, 471 → 502–516 ms: not there).
+                    // Not for passes of fewer than 65536 keys: there the variant's compile
+                    // would cost more than it saves (`gpunorm stats` of a 178 × 13 CSV:
+                    // 0.13 → 0.18 s, one more pipeline).
                     (
                         "HIST_MARKS",
-                        flag(level > u32::from(src.limit.is_none()) && (rb <= 16 || (level > 1 && tile * rb <= 256))),
+                        flag(
+                            level > u32::from(src.limit.is_none())
+                                && (rb <= 16 || (level > 1 && tile * rb <= 256))
+                                && per_segment * (end - first) >= 1 << 16,
+                        ),
                     ),
                     // A prefix table in the idle workgroup histogram (see HIST_TABLE).
                     (
