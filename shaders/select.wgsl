@@ -686,7 +686,7 @@ fn hist_keys4(bv: vec4<u32>, inside: vec4<bool>) -> Keys4 {
     return Keys4(keys4(bv), inside & !nan_bits4(bv));
 }
 
-// Where few keys have a group (HIST_MARKS): past level 0 in candidate lists, whose
+// Where few keys have a group (the marked passes): past level 0 in candidate lists, whose
 // dense keys spread each bracket over many bins of level 0 (1e7 × 1 quartiles: ~750
 // of ~450000 keys), and past level 1 in raw keys. A software adapter runs the body of
 // every `if` whatever its lanes say (an atomic: a loop over the lanes), so the pass's
@@ -697,8 +697,7 @@ fn hist_keys4(bv: vec4<u32>, inside: vec4<bool>) -> Keys4 {
 // a binade shares a bin of level 0, so many keys have a group there (a bump a quad
 // and marked rounds for the rest: the sample's level 1 took 0.6 → 1.0 ms). With more
 // than sixteen groups only where the tile's bitmap of hashed prefixes has few bits
-// set (see the host's choice).
-override HIST_MARKS: bool = false;
+// set (see the host's choice). Entry points `hist_main_marked` and `hist_vec4_marked`.
 const HIST_BLOCK: u32 = 32u; // rounds of a block: a bit each of its marks
 
 // Rounds of the block that starts at element k0 of a walk that stops at k_stop and
@@ -774,7 +773,7 @@ fn hist_main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let ht = hist_begin(wid.x + wid.y * nwg.x, lid, 1u);
-    if (ht.busy && !HIST_MARKS) {
+    if (ht.busy) {
         // Four of the lane's elements per iteration.
         var walk = ht.walk;
         for (var k = ht.lw.x; k < ht.lw.y; k += 4u * ht.lw.z) {
@@ -782,8 +781,20 @@ fn hist_main(
             hist_add4(h_quad(q.offsets), q.inside, ht.lane);
         }
     }
-    if (ht.busy && HIST_MARKS) {
-        // As hist_vec4's blocks of marked rounds, a quad a round.
+    hist_end(lid, ht.s0);
+}
+
+// hist_main in blocks of marked rounds (see "Where few keys have a group"), a quad a
+// round. An entry point of its own, so that the plain passes' pipelines do not carry
+// (and compile) its code.
+@compute @workgroup_size(256)
+fn hist_main_marked(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let ht = hist_begin(wid.x + wid.y * nwg.x, lid, 1u);
+    if (ht.busy) {
         let step = 4u * ht.lw.z;
         var walk = ht.walk;
         for (var k0 = ht.lw.x; k0 < ht.lw.y; k0 += HIST_BLOCK * step) {
@@ -821,16 +832,26 @@ fn hist_vec4(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let ht = hist_begin(wid.x + wid.y * nwg.x, lid, 4u);
-    if (ht.busy && !HIST_MARKS) {
+    if (ht.busy) {
         var walk = ht.walk;
         for (var k = ht.lw.x; k < ht.lw.y; k += ht.lw.z) {
             hist_add4(bitcast<vec4<u32>>(h_x4[walk_offset(walk)]), vec4<bool>(true), ht.lane);
             walk_next(&walk);
         }
     }
-    if (ht.busy && HIST_MARKS) {
-        // Blocks of rounds: the rounds with a key of some group marked, then read again
-        // (see `hist_any4`).
+    hist_end(lid, ht.s0);
+}
+
+// hist_vec4 in blocks of marked rounds: the rounds with a key of some group marked,
+// then read again (see `hist_any4`).
+@compute @workgroup_size(256)
+fn hist_vec4_marked(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let ht = hist_begin(wid.x + wid.y * nwg.x, lid, 4u);
+    if (ht.busy) {
         let step = ht.lw.z;
         var walk = ht.walk;
         for (var k0 = ht.lw.x; k0 < ht.lw.y; k0 += HIST_BLOCK * step) {

@@ -800,6 +800,25 @@ fn long_columns_many_q_through_a_transpose() {
     }
 }
 
+/// The radix passes that mark their rounds (`hist_main_marked`, `hist_vec4_marked`):
+/// raw keys past level 1 in passes of a million keys or more, through the columns (the
+/// GPU paths: no transpose) and through rows (a transpose on a software adapter).
+#[test]
+fn marked_radix_passes_over_a_million_keys() {
+    let mut rng = Rng::new(33);
+    let (rows, cols) = (8000usize, 160usize);
+    let g = Grouping::Columns { rows, cols };
+    let mut data = rng.normals(rows * cols, 2.0, 0.5);
+    sprinkle_nan(&mut data, 0.01, &mut rng);
+    let gpu = own_gpu();
+    for software_paths in [false, true] {
+        gpu.set_software_paths(Some(software_paths));
+        for qs in [&[0.25, 0.5, 0.75][..], &[0.01, 0.3, 0.99]] {
+            check_on(&gpu, &format!("8000 x 160, software paths {software_paths}"), &g, &data, qs);
+        }
+    }
+}
+
 /// Many short columns (too short to sample, too long to rank by counting) on a software
 /// adapter: transposed first, then selected as rows. Against the sort with ties, ±0,
 /// ±3e38, NaN, an all-NaN and a constant column, q = 0 and 1 and many q, a row count

@@ -413,7 +413,7 @@ impl Ctx<'_> {
         let flag = |on: bool| f64::from(u8::from(on));
         for src in sources {
             let (seg, unit) = (src.seg, src.unit);
-            let entry = if unit == 4 { "hist_vec4" } else { "hist_main" };
+
             for d in &src.plan.dispatches {
                 let first = (d.seg_first as u64).max(sb0);
                 let end = (d.seg_end as u64).min(sb1);
@@ -428,16 +428,17 @@ impl Ctx<'_> {
                 // everything on a software adapter, which pays little for contention
                 // but much for every barrier of every workgroup: there many segments go
                 // to a workgroup and a long run of keys to a lane. Except at level 0 of
-                // a segment of 32768 keys or more: the workgroups that share it run on
-                // every core and hit its few hot bins from all of them (101 percentiles
-                // of 1e7 × 1: 160 ms global, 85 ms in workgroup memory; the sample of
-                // 1e7 × 1, 60,800 keys: 0.4–0.6 → 0.24–0.31 ms, alternating runs).
+                // a segment of a million keys or more: the workgroups that share it run
+                // on every core and hit its few hot bins from all of them (101
+                // percentiles of 1e7 × 1: 160 ms global, 85 ms in workgroup memory). The
+                // sample of 1e7 × 1 (60,800 keys) would gain too (0.4–0.6 → 0.24–0.31
+                // ms), but as one more pipeline variant that a process compiles (~15 ms).
                 // Candidate lists have no such bins: their dense keys spread the
                 // brackets' values over all bins (1e7 × 1 quartiles, every histogram
                 // pass together, alternating runs: 6.1 → 5.75 ms at best, 6.6 → 5.9 median).
                 let per_segment = (d.k_end - d.k_first) as u64 * unit;
                 let software = gpu.is_software();
-                let shared_hot_bins = level == 0 && per_segment >= 1 << 15 && src.limit.is_none();
+                let shared_hot_bins = level == 0 && per_segment >= 1 << 20 && src.limit.is_none();
                 let global =
                     (software && !shared_hot_bins) || src.mode == 1 || per_segment < 16 * (nb * groups_cap) as u64;
                 let global_cap = (GROUP_CAP / rb).min(WG);
@@ -469,22 +470,6 @@ impl Ctx<'_> {
                     ("HIST_FILTER", flag(rb > 16 && level > 1)),
                     ("HIST_GLOBAL", flag(global)),
                     ("HIST_KEYS", flag(src.limit.is_some())),
-                    // Few keys with a group (see HIST_MARKS in select.wgsl): no more than
-                    // sixteen groups, which the lanes' registers then hold, or past level
-                    // 1 a bitmap of the tile's hashed prefixes with few bits set (99
-                    // percentiles, level 2: 1e7 × 1 43–48 → 32–43 ms, 1e6 × 10 44 → 32 ms;
-                    // 1000 × 10000 deciles, with 576 bits, 471 → 502–516 ms: not there).
-                    // Not for passes of fewer than 65536 keys: there the variant's compile
-                    // would cost more than it saves (`gpunorm stats` of a 178 × 13 CSV:
-                    // 0.13 → 0.18 s, one more pipeline).
-                    (
-                        "HIST_MARKS",
-                        flag(
-                            level > u32::from(src.limit.is_none())
-                                && (rb <= 16 || (level > 1 && tile * rb <= 256))
-                                && per_segment * (end - first) >= 1 << 16,
-                        ),
-                    ),
                     // A prefix table in the idle workgroup histogram (see HIST_TABLE).
                     (
                         "HIST_TABLE",
@@ -496,6 +481,30 @@ impl Ctx<'_> {
                         ),
                     ),
                 ];
+                // Few keys with a group (see the marked passes in select.wgsl): no more
+                // than sixteen groups, which the lanes' registers then hold, or past level
+                // 1 a bitmap of the tile's hashed prefixes with few bits set (99
+                // percentiles, level 2: 1e7 × 1 43–48 → 32–43 ms, 1e6 × 10 44 → 32 ms;
+                // 1000 × 10000 deciles, with 576 bits, 471 → 502–516 ms: not there).
+                // Each pipeline costs its compile once a process (lavapipe: 15–25 ms for
+                // a histogram pass), so marks only where they replace the plain pass
+                // (every candidate pass past level 0) or where a pass is long enough to
+                // pay for one more (raw keys: a million keys or more; not the whole-input
+                // fallback, which most often finds nothing to count). `gpunorm stats` of
+                // a 178 × 13 CSV took 0.13 → 0.18 s with one more.
+                let keys_in_pass = per_segment * (end - first);
+                let marked = (rb <= 16 || (level > 1 && tile * rb <= 256))
+                    && if src.limit.is_some() {
+                        level > 0 && keys_in_pass >= 1 << 16
+                    } else {
+                        level > 1 && src.mode == 0 && keys_in_pass >= 1 << 20
+                    };
+                let entry = match (unit == 4, marked) {
+                    (true, false) => "hist_vec4",
+                    (true, true) => "hist_vec4_marked",
+                    (false, false) => "hist_main",
+                    (false, true) => "hist_main_marked",
+                };
                 let pipeline = gpu.pipeline_with(Shader::Select, entry, &constants);
                 let params = gpu.uniform(&SelectParams {
                     seg: seg.into(),
