@@ -1255,12 +1255,20 @@ fn bracket_main(
             atomicStore(&b_args[8u * i + 3u], atomicLoad(&b_args[8u * i + 6u]));
         }
     }
-    var lo: array<u32, MAXB>;
-    for (var j = 0u; j < MAXB; j++) {
-        lo[j] = NOKEY;
-    }
-    var hi = lo;
+    // Dense candidate keys (see above). Without ties of its own, a segment's candidates
+    // may include its brackets' ends (whichever counting pass runs): bracket j's
+    // [lo_j, hi_j] maps to [o_j + 1, o_j + 1 + hi_j − lo_j] (d_j = o_j + 1 − lo_j), and
+    // the disjoint brackets' hi − lo + 1 add up to at most 2^32 − 1. With ties, only the
+    // insides: (lo_j, hi_j) to (o_j, o_j + hi_j − lo_j), touching brackets allowed.
+    // Each bracket goes straight to b_brk once the next does not merge with it: private
+    // arrays indexed at run time took lavapipe ~25 ms to compile (this pass, per
+    // process), 2.5–3 ms this way.
+    let inclusive = !ties;
+    let o = s * BRK;
     var nbr = 0u;
+    var width = 0u; // o_j of the next bracket
+    var lo = NOKEY;
+    var hi = NOKEY;
     if (sampled) {
         for (var u = 0u; u < p.ub; u++) {
             // lo = 1 is "everything": every value's key is above 1 (NaN's is taken as 0).
@@ -1269,36 +1277,35 @@ fn bracket_main(
             // Merge overlapping brackets. Touching ones may stay apart where ties are
             // counted (their insides, strictly between the ends, are disjoint), not where
             // the ends are candidates of both.
-            if (nbr > 0u && (l < hi[nbr - 1u] || (!ties && l == hi[nbr - 1u]))) {
-                hi[nbr - 1u] = max(hi[nbr - 1u], h);
+            if (nbr > 0u && (l < hi || (!ties && l == hi))) {
+                hi = max(hi, h);
             } else {
-                lo[nbr] = l;
-                hi[nbr] = h;
+                if (nbr > 0u) {
+                    put_bracket(o, nbr - 1u, vec3<u32>(lo, hi, width - lo + u32(inclusive)));
+                    width += hi - lo + u32(inclusive);
+                }
+                lo = l;
+                hi = h;
                 nbr += 1u;
             }
         }
-    }
-    // Dense candidate keys (see above). Without ties of its own, a segment's candidates
-    // may include its brackets' ends (whichever counting pass runs): bracket j's
-    // [lo_j, hi_j] maps to [o_j + 1, o_j + 1 + hi_j − lo_j] (d_j = o_j + 1 − lo_j), and
-    // the disjoint brackets' hi − lo + 1 add up to at most 2^32 − 1. With ties, only the
-    // insides: (lo_j, hi_j) to (o_j, o_j + hi_j − lo_j), touching brackets allowed.
-    let inclusive = !ties;
-    var d: array<u32, MAXB>;
-    var width = 0u;
-    for (var j = 0u; j < MAXB; j++) {
-        d[j] = width - lo[j] + u32(inclusive);
-        if (j < nbr) {
-            width += hi[j] - lo[j] + u32(inclusive);
+        if (nbr > 0u) {
+            put_bracket(o, nbr - 1u, vec3<u32>(lo, hi, width - lo + u32(inclusive)));
+            width += hi - lo + u32(inclusive);
         }
     }
-    let o = s * BRK;
-    b_brk[o] = vec4<u32>(nbr, min(countLeadingZeros(width), 31u), u32(inclusive), 0u);
-    for (var j = 0u; j < MAXB; j += 4u) {
-        b_brk[o + 1u + j / 4u] = vec4<u32>(lo[j], lo[j + 1u], lo[j + 2u], lo[j + 3u]);
-        b_brk[o + HI + j / 4u] = vec4<u32>(hi[j], hi[j + 1u], hi[j + 2u], hi[j + 3u]);
-        b_brk[o + OFF + j / 4u] = vec4<u32>(d[j], d[j + 1u], d[j + 2u], d[j + 3u]);
+    // The rest: [MAX, MAX], nothing inside.
+    for (var j = nbr; j < MAXB; j++) {
+        put_bracket(o, j, vec3<u32>(NOKEY, NOKEY, width - NOKEY + u32(inclusive)));
     }
+    b_brk[o] = vec4<u32>(nbr, min(countLeadingZeros(width), 31u), u32(inclusive), 0u);
+}
+
+// Bracket j of the segment at b_brk[o]: its lo, hi and dense offset d (`v`).
+fn put_bracket(o: u32, j: u32, v: vec3<u32>) {
+    b_brk[o + 1u + j / 4u][j % 4u] = v.x;
+    b_brk[o + HI + j / 4u][j % 4u] = v.y;
+    b_brk[o + OFF + j / 4u][j % 4u] = v.z;
 }
 
 // Bracket counts per segment: 4 · MAXB u32, [kind * MAXB + bracket] with kinds
