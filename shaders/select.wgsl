@@ -701,9 +701,9 @@ fn hist_keys4(bv: vec4<u32>, inside: vec4<bool>) -> Keys4 {
 const HIST_BLOCK: u32 = 32u; // rounds of a block: a bit each of its marks
 
 // Rounds of the block that starts at element k0 of a walk that stops at k_stop and
-// moves `step` a round. (The block loops themselves stay in hist_main and hist_vec4:
-// their binding 1 is an array of f32 in one and of vec4 in the other, and a function
-// that read both would bind both to each.)
+// moves `step` a round. (The block loops themselves stay two, in hist_main_marked and
+// hist_vec4_marked: their binding 1 is an array of f32 in one and of vec4 in the
+// other, and a function that read both would bind both to each.)
 fn block_rounds(k0: u32, k_stop: u32, step: u32) -> u32 {
     return min((k_stop - k0 + step - 1u) / step, HIST_BLOCK);
 }
