@@ -412,12 +412,7 @@ fn hist_bin(key: u32, l: HistLane) -> u32 {
         // Without a branch: a software adapter would run every path anyway (the
         // sample's level 1 over 1e7 × 1: 0.62 → 0.56 ms, alternating runs).
         let pl = prefix_lookup(key >> l.hs, l);
-        let d = (key >> l.shift) & l.mask;
-        var bin = (l.hrow + pl.below - 1u) * l.nb + d;
-        if (!HIST_GLOBAL) {
-            bin = select(bin, LOCAL_BIN | ((l.lane_s * l.gl + pl.below - 1u) * l.nb + d), pl.below - 1u < l.gl);
-        }
-        return select(NOKEY, bin, pl.hit);
+        return select(NOKEY, group_bin(key, pl.below - 1u, l), pl.hit);
     }
     if (HIST_TABLE) {
         // A prefix's group from the lane's table (see HIST_TABLE).
@@ -452,11 +447,18 @@ fn hist_bin(key: u32, l: HistLane) -> u32 {
             return NOKEY;
         }
     }
+    return group_bin(key, g, l);
+}
+
+// The bin of `key`'s digit in group g's histogram: the workgroup's (LOCAL_BIN plus its
+// index) for the groups that have one, else the global one.
+fn group_bin(key: u32, g: u32, l: HistLane) -> u32 {
     let d = (key >> l.shift) & l.mask;
-    if (!HIST_GLOBAL && g < l.gl) {
-        return LOCAL_BIN | ((l.lane_s * l.gl + g) * l.nb + d);
+    let global = (l.hrow + g) * l.nb + d;
+    if (HIST_GLOBAL) {
+        return global;
     }
-    return (l.hrow + g) * l.nb + d;
+    return select(global, LOCAL_BIN | ((l.lane_s * l.gl + g) * l.nb + d), g < l.gl);
 }
 
 // A prefix `hi` against the lane's registers of group prefixes (ascending): how many

@@ -413,7 +413,6 @@ impl Ctx<'_> {
         let flag = |on: bool| f64::from(u8::from(on));
         for src in sources {
             let (seg, unit) = (src.seg, src.unit);
-
             for d in &src.plan.dispatches {
                 let first = (d.seg_first as u64).max(sb0);
                 let end = (d.seg_end as u64).min(sb1);
