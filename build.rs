@@ -1,31 +1,47 @@
-//! Validates every WGSL shader at build time with naga, so that a shader error is a
+//! Validates every WGSL module at build time with naga, so that a shader error is a
 //! build error with `file.wgsl:line:column`, not a runtime panic.
 //!
-//! Each kernel file is compiled after `shaders/common.wgsl` (the shared structs and
-//! helpers), exactly as `src/gpu/shaders.rs` assembles it at run time; error
-//! positions are mapped back to the file they came from.
+//! Each module is assembled from `shaders/common.wgsl` and its files (and, for the
+//! sorting networks, its generated part) exactly as `src/gpu/shaders.rs` assembles it
+//! at run time; error positions are mapped back to the part they came from.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 include!("build/wgsl_check.rs");
+include!("build/shader_modules.rs");
+include!("build/sorting_network.rs");
 
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     println!("cargo:rerun-if-changed=shaders");
-    println!("cargo:rerun-if-changed=build/wgsl_check.rs");
-    let common_path = dir.join("common.wgsl");
-    let common = read(&common_path);
-    let mut kernels: Vec<PathBuf> = std::fs::read_dir(&dir)
+    println!("cargo:rerun-if-changed=build");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|e| e.expect("shaders/ entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wgsl") && *p != common_path)
+        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
         .collect();
-    kernels.sort();
+    files.sort();
     let mut failures = Vec::new();
-    for path in &kernels {
+    // A file no module uses would never be checked (nor run).
+    for path in &files {
         println!("cargo:rerun-if-changed={}", path.display());
-        let source = format!("{common}\n{}", read(path));
-        if let Err(msg) = validate(&source, &common_path, path, common.lines().count() + 1) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name != "common.wgsl" && !SHADER_MODULES.iter().any(|(_, fs)| fs.contains(&name)) {
+            failures.push(format!("{}: in no module of build/shader_modules.rs", path.display()));
+        }
+    }
+    let generated = sorting_networks();
+    for (module, module_files) in SHADER_MODULES {
+        let texts: Vec<(PathBuf, String)> = std::iter::once(&"common.wgsl")
+            .chain(module_files.iter())
+            .map(|f| (dir.join(f), read(&dir.join(f))))
+            .collect();
+        let mut parts: Vec<Part> =
+            texts.iter().map(|(p, t)| Part { origin: p.display().to_string(), text: t }).collect();
+        if *module == NETWORK_MODULE {
+            parts.push(Part { origin: "build/sorting_network.rs (generated)".into(), text: &generated });
+        }
+        if let Err(msg) = validate(&parts) {
             failures.push(msg);
         }
     }

@@ -1,40 +1,53 @@
 // Shader validation shared by build.rs and tests/shader_validation.rs (included, not a module).
 
-use std::path::Path;
-
-/// naga's report quotes the assembled source, whose line numbers include the prelude.
-fn combined_label(kernel: &Path) -> String {
-    format!("common.wgsl + {} (assembled; lines counted from the start of common.wgsl)", kernel.display())
+/// One part of an assembled module: where it comes from (a file of `shaders/`, or a
+/// label for generated code) and its text.
+struct Part<'a> {
+    origin: String,
+    text: &'a str,
 }
 
-/// Parse and validate; on error return `file:line:col: message` plus naga's full report.
-fn validate(source: &str, common: &Path, kernel: &Path, prelude_lines: usize) -> Result<(), String> {
-    let locate = |loc: Option<naga::SourceLocation>| match loc {
-        Some(l) if (l.line_number as usize) < prelude_lines => {
-            format!("{}:{}:{}", common.display(), l.line_number, l.line_position)
+/// The assembled source (the parts joined by newlines) and each part's first line.
+fn assemble(parts: &[Part]) -> (String, Vec<usize>) {
+    let mut source = String::new();
+    let mut starts = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            source.push('\n');
         }
-        Some(l) => format!("{}:{}:{}", kernel.display(), l.line_number as usize - prelude_lines, l.line_position),
-        None => kernel.display().to_string(),
+        starts.push(source.matches('\n').count() + 1);
+        source.push_str(part.text);
+    }
+    (source, starts)
+}
+
+/// Parse and validate the module made of `parts`; on error return `origin:line:col:
+/// message` (the line counted within the part it falls in) plus naga's full report.
+fn validate(parts: &[Part]) -> Result<(), String> {
+    let (source, starts) = assemble(parts);
+    let name = parts.last().map_or_else(String::new, |p| p.origin.clone());
+    let label = format!(
+        "{} (assembled; lines counted from the start of {})",
+        parts.iter().map(|p| p.origin.as_str()).collect::<Vec<_>>().join(" + "),
+        parts.first().map_or("", |p| p.origin.as_str())
+    );
+    let locate = |loc: Option<naga::SourceLocation>| match loc {
+        Some(l) => {
+            let line = l.line_number as usize;
+            let i = starts.iter().rposition(|&s| s <= line).unwrap_or(0);
+            format!("{}:{}:{}", parts[i].origin, line - starts[i] + 1, l.line_position)
+        }
+        None => name.clone(),
     };
-    let module = naga::front::wgsl::parse_str(source).map_err(|e| {
-        format!(
-            "{}: {}\n{}",
-            locate(e.location(source)),
-            e.message(),
-            e.emit_to_string_with_path(source, &combined_label(kernel))
-        )
+    let module = naga::front::wgsl::parse_str(&source).map_err(|e| {
+        format!("{}: {}\n{}", locate(e.location(&source)), e.message(), e.emit_to_string_with_path(&source, &label))
     })?;
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
     let info = validator.validate(&module).map_err(|e| {
-        let loc = e.spans().next().map(|(span, _)| span.location(source));
-        format!(
-            "{}: {}\n{}",
-            locate(loc),
-            e.as_inner(),
-            e.emit_to_string_with_path(source, &combined_label(kernel))
-        )
+        let loc = e.spans().next().map(|(span, _)| span.location(&source));
+        format!("{}: {}\n{}", locate(loc), e.as_inner(), e.emit_to_string_with_path(&source, &label))
     })?;
-    write_spirv(&module, &info, kernel)
+    write_spirv(&module, &info, &name)
 }
 
 /// Write every entry point to SPIR-V, its overrides at their defaults, as wgpu's Vulkan
@@ -42,7 +55,7 @@ fn validate(source: &str, common: &Path, kernel: &Path, prelude_lines: usize) ->
 /// module that validates: a pointer to a struct member through a pointer parameter
 /// (`&(*w).walk`) made it panic with "Expression [..] is not cached!", which would
 /// otherwise have been a panic at run time, in the first call that built that pipeline.
-fn write_spirv(module: &naga::Module, info: &naga::valid::ModuleInfo, kernel: &Path) -> Result<(), String> {
+fn write_spirv(module: &naga::Module, info: &naga::valid::ModuleInfo, kernel: &str) -> Result<(), String> {
     for ep in &module.entry_points {
         let write = || -> Result<(), String> {
             let constants = naga::back::PipelineConstants::default();
@@ -64,7 +77,7 @@ fn write_spirv(module: &naga::Module, info: &naga::valid::ModuleInfo, kernel: &P
             ),
         };
         if let Some(e) = failed {
-            return Err(format!("{}: entry point `{}` does not translate to SPIR-V: {e}", kernel.display(), ep.name));
+            return Err(format!("{kernel}: entry point `{}` does not translate to SPIR-V: {e}", ep.name));
         }
     }
     Ok(())

@@ -826,7 +826,7 @@ fn marked_radix_passes_over_a_million_keys() {
 #[test]
 fn many_short_columns_through_a_transpose() {
     let mut rng = Rng::new(31);
-    for (rows, cols) in [(300usize, 70usize), (1001, 128), (65, 64)] {
+    for (rows, cols) in [(300usize, 70usize), (1001, 128), (129, 64)] {
         let g = Grouping::Columns { rows, cols };
         let mut data = rng.normals(rows * cols, 1.0, 2.0);
         sprinkle_nan(&mut data, 0.05, &mut rng);
@@ -854,4 +854,54 @@ fn many_short_columns_through_a_transpose() {
             assert_eq!(mj.count, want, "{rows}x{cols} column {j}");
         }
     }
+}
+
+/// Short segments on a software adapter go through a sorting network (one thread a
+/// segment, `network.wgsl`): every network size and its edges (1 … 128 values), every
+/// layout, with NaN, all-NaN segments, ties, signed zeros, subnormals and ±3e38 mixed
+/// in, and the counts the selection hands on.
+#[test]
+fn short_segments_through_sorting_networks() {
+    let mut rng = Rng::new(51);
+    let qs = [0.0, 0.01, 0.1, 0.25, 0.3, 0.5, 0.75, 0.9, 0.99, 1.0];
+    for len in [1, 2, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128] {
+        for g in layouts(len) {
+            let mut data = rng.normals(g.numel(), 3.0, 2.0);
+            sprinkle_nan(&mut data, 0.1, &mut rng);
+            for (i, x) in data.iter_mut().enumerate() {
+                match i % 23 {
+                    0 => *x = 2.5,
+                    1 => *x = -0.0,
+                    2 => *x = 0.0,
+                    3 => *x = 3e38,
+                    4 => *x = -3e38,
+                    5 => *x = f32::from_bits(3),
+                    6 => *x = -f32::from_bits(7),
+                    _ => {}
+                }
+            }
+            check(&format!("network, {len} values"), &g, &data, &qs);
+            let seg = g.segments();
+            let t = GpuTensor::from_slice(gpu(), &data, &[g.numel()]).unwrap();
+            if gpu().is_software() {
+                assert_eq!(input_passes(gpu(), &g, &qs), 1, "{len} values, {g:?}: not through a network");
+            }
+            let mut enc = gpu().encoder();
+            let (_, counts) =
+                gpunorm::kernels::select::record_quantiles_counted(gpu(), &mut enc, &t, &g, &[0.5]).unwrap();
+            gpu().submit_and_wait(enc).unwrap();
+            let m = gpunorm::kernels::moments::download_moments(gpu(), &counts, seg.count as usize).unwrap();
+            let want = reference::moments::moments(&data, &g);
+            for (s, (got, want)) in m.iter().zip(&want).enumerate() {
+                assert_eq!(got.count, want.count, "{len} values, {g:?}, segment {s}");
+            }
+        }
+    }
+    let g = Grouping::Columns { rows: 100, cols: 33 };
+    let mut data = rng.normals(g.numel(), 0.0, 1.0);
+    for i in 0..100 {
+        data[i * 33 + 5] = f32::NAN;
+        data[i * 33 + 7] = if i == 42 { 1.0 } else { f32::NAN };
+    }
+    check("network, all-NaN and one-value columns", &g, &data, &qs);
 }

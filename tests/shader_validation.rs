@@ -1,28 +1,67 @@
 //! The build-time shader check: every shader validates, and a broken one is reported
 //! at its own file and line (build.rs runs this same code and panics, failing the build).
 
+use std::path::Path;
+
 include!("../build/wgsl_check.rs");
+include!("../build/shader_modules.rs");
+include!("../build/sorting_network.rs");
 
 fn shaders() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders")
 }
 
+/// Validate module `module` as build.rs assembles it, with file `file` replaced by
+/// `text` (`common.wgsl` included).
+fn check_with(module: &str, file: &str, text: &str) -> Result<(), String> {
+    let (_, files) = SHADER_MODULES.iter().find(|(m, _)| *m == module).expect("a listed module");
+    let texts: Vec<(String, String)> = std::iter::once(&"common.wgsl")
+        .chain(files.iter())
+        .map(|f| {
+            let t = if *f == file { text.to_string() } else { std::fs::read_to_string(shaders().join(f)).unwrap() };
+            (shaders().join(f).display().to_string(), t)
+        })
+        .collect();
+    let generated = sorting_networks();
+    let mut parts: Vec<Part> = texts.iter().map(|(o, t)| Part { origin: o.clone(), text: t }).collect();
+    if module == NETWORK_MODULE {
+        parts.push(Part { origin: "build/sorting_network.rs (generated)".into(), text: &generated });
+    }
+    validate(&parts)
+}
+
+/// Module `kernel_name` with its own file's text replaced.
 fn check(kernel_name: &str, kernel_source: &str) -> Result<(), String> {
-    let common_path = shaders().join("common.wgsl");
-    let common = std::fs::read_to_string(&common_path).unwrap();
-    let source = format!("{common}\n{kernel_source}");
-    validate(&source, &common_path, &shaders().join(kernel_name), common.lines().count() + 1)
+    check_with(kernel_name, kernel_name, kernel_source)
 }
 
 #[test]
 fn every_shader_validates() {
+    for (module, _) in SHADER_MODULES {
+        let src = std::fs::read_to_string(shaders().join(module)).unwrap();
+        check(module, &src).unwrap_or_else(|e| panic!("{module}: {e}"));
+    }
+}
+
+#[test]
+fn every_shader_file_is_in_a_module() {
     for entry in std::fs::read_dir(shaders()).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let name = entry.unwrap().file_name().to_str().unwrap().to_string();
         if name.ends_with(".wgsl") && name != "common.wgsl" {
-            let src = std::fs::read_to_string(&path).unwrap();
-            check(&name, &src).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(SHADER_MODULES.iter().any(|(_, fs)| fs.contains(&name.as_str())), "{name} is in no module");
         }
+    }
+}
+
+#[test]
+fn an_error_in_a_shared_file_names_that_file_and_its_own_line() {
+    // order.wgsl comes between common.wgsl and select.wgsl: its lines count from 1.
+    let src = std::fs::read_to_string(shaders().join("order.wgsl")).unwrap();
+    let line = src.lines().position(|l| l.starts_with("fn value_of(")).unwrap() + 1;
+    let broken = src.replace("fn value_of(k: u32) -> f32 {", "fn value_of(k: u32) -> f31 {");
+    for module in ["select.wgsl", "network.wgsl"] {
+        let err = check_with(module, "order.wgsl", &broken).expect_err("a broken shared file must fail");
+        assert!(err.contains(&format!("order.wgsl:{line}:")), "expected order.wgsl:{line} in:\n{err}");
     }
 }
 
@@ -50,9 +89,7 @@ fn an_error_in_the_common_prelude_names_common_wgsl() {
     let common =
         std::fs::read_to_string(&common_path).unwrap().replace("fn nan_f32() -> f32 {", "fn nan_f32() -> f3 {");
     let line = common.lines().position(|l| l.starts_with("fn nan_f32(")).unwrap() + 1;
-    let kernel = std::fs::read_to_string(shaders().join("affine.wgsl")).unwrap();
-    let source = format!("{common}\n{kernel}");
-    let err = validate(&source, &common_path, &shaders().join("affine.wgsl"), common.lines().count() + 1).unwrap_err();
+    let err = check_with("affine.wgsl", "common.wgsl", &common).unwrap_err();
     assert!(err.contains(&format!("common.wgsl:{line}:")), "expected common.wgsl:{line} in:\n{err}");
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 pub use profile::DispatchTime;
 pub use readback::read_buffer;
-pub use shaders::Shader;
+pub use shaders::{network_sizes, Shader};
 pub use tensor::GpuTensor;
 pub use texels::{TexelSlot, TexelSource, SCALAR_TEXEL_BINDING, SECOND_TEXEL_BINDING, TEXEL_BINDING};
 

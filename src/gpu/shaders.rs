@@ -1,15 +1,20 @@
-//! The WGSL sources, each assembled as `common.wgsl` + the kernel file, exactly as
-//! `build.rs` validates them.
+//! The WGSL sources, each assembled as `common.wgsl` + the module's files (see
+//! `build/shader_modules.rs`) + for `network.wgsl` its generated sorting networks,
+//! exactly as `build.rs` validates them.
 
-const COMMON: &str = include_str!("../../shaders/common.wgsl");
+include!("../../build/shader_modules.rs");
+include!("../../build/sorting_network.rs");
 
-/// One kernel file of `shaders/`.
+/// One WGSL module (named by its last file in `shaders/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
     Moments,
     Affine,
     Derive,
     Select,
+    /// Sorting networks for the quantiles of short segments (entry points `network_16`
+    /// … `network_128`, see [`NETWORK_SIZES`]).
+    Network,
     Copy,
     Backward,
     Fused,
@@ -22,26 +27,96 @@ impl Shader {
             Shader::Affine => "affine.wgsl",
             Shader::Derive => "derive.wgsl",
             Shader::Select => "select.wgsl",
+            Shader::Network => "network.wgsl",
             Shader::Copy => "copy.wgsl",
             Shader::Backward => "backward.wgsl",
             Shader::Fused => "fused.wgsl",
         }
     }
 
-    fn body(self) -> &'static str {
-        match self {
-            Shader::Moments => include_str!("../../shaders/moments.wgsl"),
-            Shader::Affine => include_str!("../../shaders/affine.wgsl"),
-            Shader::Derive => include_str!("../../shaders/derive.wgsl"),
-            Shader::Select => include_str!("../../shaders/select.wgsl"),
-            Shader::Copy => include_str!("../../shaders/copy.wgsl"),
-            Shader::Backward => include_str!("../../shaders/backward.wgsl"),
-            Shader::Fused => include_str!("../../shaders/fused.wgsl"),
+    /// The full source: the common prelude, the module's files, and the generated part.
+    pub fn source(self) -> String {
+        let (_, files) = SHADER_MODULES.iter().find(|(m, _)| *m == self.name()).expect("every module is listed");
+        let mut src = file("common.wgsl").to_string();
+        for f in *files {
+            src.push('\n');
+            src.push_str(file(f));
+        }
+        if self.name() == NETWORK_MODULE {
+            src.push_str(&sorting_networks());
+        }
+        src
+    }
+}
+
+/// The network sizes, ascending (the entry point of size n is `network_{n}`).
+pub const fn network_sizes() -> &'static [usize] {
+    &NETWORK_SIZES
+}
+
+fn file(name: &str) -> &'static str {
+    match name {
+        "common.wgsl" => include_str!("../../shaders/common.wgsl"),
+        "order.wgsl" => include_str!("../../shaders/order.wgsl"),
+        "moments.wgsl" => include_str!("../../shaders/moments.wgsl"),
+        "affine.wgsl" => include_str!("../../shaders/affine.wgsl"),
+        "derive.wgsl" => include_str!("../../shaders/derive.wgsl"),
+        "select.wgsl" => include_str!("../../shaders/select.wgsl"),
+        "network.wgsl" => include_str!("../../shaders/network.wgsl"),
+        "copy.wgsl" => include_str!("../../shaders/copy.wgsl"),
+        "backward.wgsl" => include_str!("../../shaders/backward.wgsl"),
+        "fused.wgsl" => include_str!("../../shaders/fused.wgsl"),
+        other => panic!("shaders/{other} is not included in src/gpu/shaders.rs"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_file_is_included() {
+        for (_, files) in SHADER_MODULES {
+            for f in *files {
+                assert!(!file(f).is_empty(), "{f}");
+            }
         }
     }
 
-    /// The full source: the common prelude, then the kernel.
-    pub fn source(self) -> String {
-        format!("{COMMON}\n{}", self.body())
+    /// The 0–1 principle: a network that sorts every sequence of 0s and 1s sorts
+    /// everything. All of them for 16; for the larger ones, random 0–1 sequences and
+    /// random keys.
+    #[test]
+    fn the_networks_sort() {
+        let apply = |n: usize, v: &mut [u32]| {
+            for (i, j) in odd_even_merge_sort(n) {
+                assert!(i < j && j < n);
+                if v[i] > v[j] {
+                    v.swap(i, j);
+                }
+            }
+        };
+        for bits in 0u32..1 << 16 {
+            let mut v: Vec<u32> = (0..16).map(|i| (bits >> i) & 1).collect();
+            apply(16, &mut v);
+            assert!(v.windows(2).all(|w| w[0] <= w[1]), "{bits:#x}");
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for &n in &NETWORK_SIZES {
+            for round in 0..2000 {
+                let mut v: Vec<u32> =
+                    (0..n).map(|_| if round % 2 == 0 { (next() & 1) as u32 } else { next() as u32 }).collect();
+                let mut want = v.clone();
+                want.sort_unstable();
+                apply(n, &mut v);
+                assert_eq!(v, want, "n = {n}");
+            }
+        }
     }
 }

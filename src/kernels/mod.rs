@@ -10,6 +10,7 @@ pub mod copy;
 pub mod derive;
 pub mod fused;
 pub mod moments;
+pub mod network;
 pub mod plan;
 pub mod select;
 

@@ -39,6 +39,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TexelSlot, TexelSource, SCALAR_TEXEL_BINDING, TEXEL_BINDING};
 use crate::kernels::copy::record_transpose;
 use crate::kernels::moments::{check_input, record_moments, MOMENTS_BYTES};
+use crate::kernels::network::{network_size, record_network, NetworkBuffers, NETWORK_MAX_LEN};
 use crate::kernels::{lane_group, lane_walk_flags, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::reference::quantiles::{lerp, rank};
 use crate::segments::{Grouping, Segments, Vec4Parts};
@@ -232,6 +233,9 @@ pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
         return 0;
     }
     if uq.len() <= MAX_BATCH_Q && sampling_plan(gpu, &seg, grouping.numel() as u64, &uq).is_some() {
+        return 1;
+    }
+    if plan::plan_reduction(&seg, &plan_limits(gpu)).is_ok_and(|plan| network_size(gpu, &seg, &plan).is_some()) {
         return 1;
     }
     if seg.len <= SMALL_LEN {
@@ -720,7 +724,7 @@ fn transposes(gpu: &Gpu, grouping: &Grouping, unique_q: usize) -> Option<(usize,
     let radix = short || unique_q > MAX_BRACKETS;
     (gpu.is_software()
         && (cols >= 64 || (!short && cols >= 2))
-        && rows > SMALL_LEN as usize
+        && rows > NETWORK_MAX_LEN
         && radix
         && (rows * cols) as u64 <= gpu.max_chunk_elements())
     .then_some((rows, cols))
@@ -787,6 +791,24 @@ fn record_select(
     let qinfo: Vec<QInfo> = uq.iter().map(|&q| encode_q(q)).collect();
     let qinfo = storage_with(gpu, "quantile q", bytemuck::cast_slice(&qinfo))?;
     let qmap = storage_with(gpu, "quantile map", bytemuck::cast_slice(&qmap))?;
+    let plan = plan::plan_reduction(&seg, &plan_limits(gpu))?;
+    // Short segments on a software adapter: a sorting network, one dispatch, which
+    // counts for itself.
+    if let Some(size) = network_size(gpu, &seg, &plan).filter(|_| purpose == Purpose::Quantiles) {
+        let counts = match moments {
+            Some(m) => m.clone(),
+            None => gpu.storage_buffer("quantile counts", s_count * MOMENTS_BYTES)?,
+        };
+        let out = NetworkBuffers {
+            qinfo: &qinfo,
+            qmap: &qmap,
+            values: &values,
+            order_stats: &order_stats,
+            counts: moments.is_none().then_some(&counts),
+        };
+        record_network(gpu, encoder, input, (&seg, &plan), size, nq as u32, &out)?;
+        return Ok(Selected { values, order_stats, counts, headers: None, count_args: None });
+    }
     let fracs = gpu.storage_buffer("quantile weights", s_count * u_total * 32)?;
     let nqb = u_total.div_ceil(MAX_BATCH_Q as u64);
     let ctx = Ctx {
@@ -805,7 +827,6 @@ fn record_select(
         hdr: gpu.storage_buffer("quantile groups", s_count * nqb * 16)?,
         gprefix: gpu.storage_buffer("quantile prefixes", s_count * r_total * 4)?,
     };
-    let plan = plan::plan_reduction(&seg, &plan_limits(gpu))?;
     let init = gpu.pipeline(Shader::Select, "init_main");
     // Short segments, each whole inside one window: rank by counting.
     let small = seg.len <= SMALL_LEN && plan.dispatches.iter().all(|d| d.k_first == 0 && d.k_end == seg.len);
