@@ -30,19 +30,26 @@ fn main() {
             failures.push(format!("{}: in no module of build/shader_modules.rs", path.display()));
         }
     }
-    let generated = sorting_networks();
     for (module, module_files) in SHADER_MODULES {
         let texts: Vec<(PathBuf, String)> = std::iter::once(&"common.wgsl")
             .chain(module_files.iter())
             .map(|f| (dir.join(f), read(&dir.join(f))))
             .collect();
-        let mut parts: Vec<Part> =
-            texts.iter().map(|(p, t)| Part { origin: p.display().to_string(), text: t }).collect();
-        if *module == NETWORK_MODULE {
-            parts.push(Part { origin: "build/sorting_network.rs (generated)".into(), text: &generated });
-        }
-        if let Err(msg) = validate(&parts) {
-            failures.push(msg);
+        let parts: Vec<Part> = texts.iter().map(|(p, t)| Part { origin: p.display().to_string(), text: t }).collect();
+        // The network module once per size, each with its generated entry point.
+        let sizes: &[usize] = if *module == NETWORK_MODULE { &NETWORK_SIZES } else { &[0] };
+        for &n in sizes {
+            let generated = if n > 0 { sorting_network(n) } else { String::new() };
+            let mut parts: Vec<Part> = parts.iter().map(|p| Part { origin: p.origin.clone(), text: p.text }).collect();
+            if n > 0 {
+                parts.push(Part {
+                    origin: format!("build/sorting_network.rs (generated, network_{n})"),
+                    text: &generated,
+                });
+            }
+            if let Err(msg) = validate(&parts) {
+                failures.push(msg);
+            }
         }
     }
     if !failures.is_empty() {

@@ -857,11 +857,14 @@ fn many_short_columns_through_a_transpose() {
 }
 
 /// Short segments on a software adapter go through a sorting network (one thread a
-/// segment, `network.wgsl`): every network size and its edges (1 … 128 values), every
-/// layout, with NaN, all-NaN segments, ties, signed zeros, subnormals and ±3e38 mixed
-/// in, and the counts the selection hands on.
+/// segment, `network.wgsl`; forced here, where the data is too small to pay for its
+/// compile): every network size and its edges (1 … 128 values), every layout, with
+/// NaN, all-NaN segments, ties, signed zeros, subnormals and ±3e38 mixed in, and the
+/// counts the selection hands on.
 #[test]
 fn short_segments_through_sorting_networks() {
+    let gpu = own_gpu();
+    gpu.set_networks(Some(true));
     let mut rng = Rng::new(51);
     let qs = [0.0, 0.01, 0.1, 0.25, 0.3, 0.5, 0.75, 0.9, 0.99, 1.0];
     for len in [1, 2, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128] {
@@ -880,17 +883,17 @@ fn short_segments_through_sorting_networks() {
                     _ => {}
                 }
             }
-            check(&format!("network, {len} values"), &g, &data, &qs);
-            let seg = g.segments();
-            let t = GpuTensor::from_slice(gpu(), &data, &[g.numel()]).unwrap();
-            if gpu().is_software() {
-                assert_eq!(input_passes(gpu(), &g, &qs), 1, "{len} values, {g:?}: not through a network");
+            check_on(&gpu, &format!("network, {len} values"), &g, &data, &qs);
+            if gpu.is_software() {
+                assert_eq!(input_passes(&gpu, &g, &qs), 1, "{len} values, {g:?}: not through a network");
             }
-            let mut enc = gpu().encoder();
+            let seg = g.segments();
+            let t = GpuTensor::from_slice(&gpu, &data, &[g.numel()]).unwrap();
+            let mut enc = gpu.encoder();
             let (_, counts) =
-                gpunorm::kernels::select::record_quantiles_counted(gpu(), &mut enc, &t, &g, &[0.5]).unwrap();
-            gpu().submit_and_wait(enc).unwrap();
-            let m = gpunorm::kernels::moments::download_moments(gpu(), &counts, seg.count as usize).unwrap();
+                gpunorm::kernels::select::record_quantiles_counted(&gpu, &mut enc, &t, &g, &[0.5]).unwrap();
+            gpu.submit_and_wait(enc).unwrap();
+            let m = gpunorm::kernels::moments::download_moments(&gpu, &counts, seg.count as usize).unwrap();
             let want = reference::moments::moments(&data, &g);
             for (s, (got, want)) in m.iter().zip(&want).enumerate() {
                 assert_eq!(got.count, want.count, "{len} values, {g:?}, segment {s}");
@@ -903,5 +906,29 @@ fn short_segments_through_sorting_networks() {
         data[i * 33 + 5] = f32::NAN;
         data[i * 33 + 7] = if i == 42 { 1.0 } else { f32::NAN };
     }
-    check("network, all-NaN and one-value columns", &g, &data, &qs);
+    check_on(&gpu, "network, all-NaN and one-value columns", &g, &data, &qs);
+}
+
+/// Unforced, a network sorts short columns where the input pays for its compile (2M
+/// elements at 128 values), and once compiled it sorts small inputs too.
+#[test]
+fn a_large_input_of_short_columns_takes_a_network_by_itself() {
+    let gpu = own_gpu();
+    let mut rng = Rng::new(52);
+    let small = Grouping::Columns { rows: 100, cols: 300 };
+    let large = Grouping::Columns { rows: 128, cols: 16384 };
+    let qs = [0.25, 0.5, 0.75];
+    let software = gpu.is_software();
+    if software {
+        assert!(input_passes(&gpu, &small, &qs) > 1, "a small input compiled a network");
+    }
+    let mut data = rng.normals(large.numel(), -1.0, 3.0);
+    sprinkle_nan(&mut data, 0.02, &mut rng);
+    check_on(&gpu, "large input, short columns", &large, &data, &qs);
+    if software {
+        assert_eq!(input_passes(&gpu, &large, &qs), 1);
+        assert_eq!(input_passes(&gpu, &small, &qs), 1, "the compiled network goes unused");
+    }
+    let data = rng.normals(small.numel(), 0.0, 1.0);
+    check_on(&gpu, "small input after a large one", &small, &data, &qs);
 }

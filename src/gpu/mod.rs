@@ -87,6 +87,7 @@ pub struct Gpu {
     max_workgroups_per_dim: Mutex<Option<u32>>,
     candidate_slots: Mutex<Option<u32>>,
     count_ties: Mutex<Option<bool>>,
+    networks: Mutex<Option<bool>>,
     software_paths: Mutex<Option<bool>>,
     profiler: Mutex<Option<profile::Profiler>>,
     /// Staging textures of kernel inputs by slot, and the stand-in (see texels.rs).
@@ -232,6 +233,7 @@ impl Gpu {
             max_chunk_elements: Mutex::new(None),
             candidate_slots: Mutex::new(None),
             count_ties: Mutex::new(None),
+            networks: Mutex::new(None),
             max_workgroups_per_dim: Mutex::new(None),
             software_paths: Mutex::new(None),
             profiler: Mutex::new(None),
@@ -366,6 +368,21 @@ impl Gpu {
         *self.count_ties.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Send short segments' quantiles through a sorting network wherever one applies
+    /// (`Some(true)`: a software adapter, segments of at most 128 values) or never
+    /// (`Some(false)`), instead of only where the input is large enough to pay for the
+    /// network's compile or the network is compiled already (`None`), so that tests
+    /// reach both paths on small data. Results are the same either way.
+    #[doc(hidden)]
+    pub fn set_networks(&self, networks: Option<bool>) {
+        *self.networks.lock().unwrap_or_else(|p| p.into_inner()) = networks;
+    }
+
+    /// The override of [`Gpu::set_networks`], if any.
+    pub(crate) fn networks(&self) -> Option<bool> {
+        *self.networks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The override of [`Gpu::set_candidate_slots`], if any.
     pub fn candidate_slots(&self) -> Option<u32> {
         *self.candidate_slots.lock().unwrap_or_else(|p| p.into_inner())
@@ -385,6 +402,12 @@ impl Gpu {
     /// The cached pipeline for an entry point of a shader (created on first use).
     pub fn pipeline(&self, shader: Shader, entry: &'static str) -> Arc<wgpu::ComputePipeline> {
         self.pipeline_with(shader, entry, &[])
+    }
+
+    /// Whether this `Gpu` has created the pipeline of `entry` (no constants) already.
+    pub(crate) fn has_pipeline(&self, shader: Shader, entry: &'static str) -> bool {
+        let pipelines = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        pipelines.contains_key(&(shader, entry, String::new()))
     }
 
     /// [`Gpu::pipeline`] with values for the shader's pipeline-overridable constants

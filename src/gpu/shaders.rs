@@ -12,9 +12,11 @@ pub enum Shader {
     Affine,
     Derive,
     Select,
-    /// Sorting networks for the quantiles of short segments (entry points `network_16`
-    /// … `network_128`, see [`NETWORK_SIZES`]).
-    Network,
+    /// The sorting network of `size` values for the quantiles of short segments (entry
+    /// point `network_{size}`; sizes: [`network_sizes`]).
+    Network {
+        size: u16,
+    },
     Copy,
     Backward,
     Fused,
@@ -27,7 +29,7 @@ impl Shader {
             Shader::Affine => "affine.wgsl",
             Shader::Derive => "derive.wgsl",
             Shader::Select => "select.wgsl",
-            Shader::Network => "network.wgsl",
+            Shader::Network { .. } => "network.wgsl",
             Shader::Copy => "copy.wgsl",
             Shader::Backward => "backward.wgsl",
             Shader::Fused => "fused.wgsl",
@@ -42,8 +44,9 @@ impl Shader {
             src.push('\n');
             src.push_str(file(f));
         }
-        if self.name() == NETWORK_MODULE {
-            src.push_str(&sorting_networks());
+        if let Shader::Network { size } = self {
+            debug_assert_eq!(self.name(), NETWORK_MODULE);
+            src.push_str(&sorting_network(size as usize));
         }
         src
     }

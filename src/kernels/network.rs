@@ -33,11 +33,36 @@ struct NetParams {
 
 /// The network that sorts `seg`'s segments where the quantiles take one (a software
 /// adapter, segments of at most [`NETWORK_MAX_LEN`] values, each inside one window of
-/// `plan`): its size.
+/// `plan`): its size. Only where the input is large enough to pay for the network's
+/// compile, or the network is compiled already (see [`NETWORK_MIN_ELEMENTS`];
+/// [`Gpu::set_networks`] overrides it).
 pub fn network_size(gpu: &Gpu, seg: &Segments, plan: &plan::ReducePlan) -> Option<usize> {
     let whole = plan.dispatches.iter().all(|d| d.k_first == 0 && d.k_end == seg.len);
     let size = network_sizes().iter().copied().find(|&n| n >= seg.len as usize)?;
-    (gpu.is_software() && seg.len > 0 && whole).then_some(size)
+    if !gpu.is_software() || seg.len == 0 || !whole {
+        return None;
+    }
+    let pays = || {
+        seg.count as u64 * seg.len as u64 >= (size as u64) * NETWORK_MIN_ELEMENTS
+            || gpu.has_pipeline(Shader::Network { size: size as u16 }, entry_point(size))
+    };
+    gpu.networks().unwrap_or_else(pays).then_some(size)
+}
+
+/// Elements per network value from which a network pays for its compile in a one-shot
+/// process (lavapipe, creating the module and pipeline: ~15 ms for 16 values, ~25 ms
+/// for 32, ~55 ms for 64, ~185 ms for 128; ~3 ms to sort a million values by 128s). At
+/// 128 values: 2M elements. `gpunorm stats` of 100 × 10000 (network 128): 0.25 s by
+/// the radix passes, 0.33 s by the network; 100 × 30000: 0.56 s, 0.45 s.
+pub const NETWORK_MIN_ELEMENTS: u64 = 1 << 14;
+
+fn entry_point(size: usize) -> &'static str {
+    match size {
+        16 => "network_16",
+        32 => "network_32",
+        64 => "network_64",
+        _ => "network_128",
+    }
 }
 
 /// The buffers a network dispatch reads and writes: the unique q (`QInfo`), the map from
@@ -63,14 +88,9 @@ pub fn record_network(
     nq: u32,
     out: &NetworkBuffers,
 ) -> Result<()> {
-    let entry = match size {
-        16 => "network_16",
-        32 => "network_32",
-        64 => "network_64",
-        _ => "network_128",
-    };
+    let entry = entry_point(size);
     debug_assert_eq!(entry, format!("network_{size}"));
-    let pipeline = gpu.pipeline(Shader::Network, entry);
+    let pipeline = gpu.pipeline(Shader::Network { size: size as u16 }, entry);
     for d in &plan.dispatches {
         if d.seg_end <= d.seg_first {
             continue;
