@@ -67,11 +67,19 @@ fn network_entry_point(n: usize) -> String {
          let s = net_segment(wid, nwg, lid);\n    if (s >= np.seg_end) {{\n        return;\n    }}\n    \
          var w = net_start(s);\n"
     );
+    // Every value a name of its own (no `var`s to load and store): position i holds
+    // `cur[i]`; the sorted keys end as a0 … a{n-1}.
+    let mut cur: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
     for i in 0..n {
-        s.push_str(&format!("    var a{i} = net_key(&w, {i}u);\n"));
+        s.push_str(&format!("    let k{i} = net_key(&w, {i}u);\n"));
     }
-    for (i, j) in odd_even_merge_sort(n) {
-        s.push_str(&format!("    {{ let t = min(a{i}, a{j}); a{j} = max(a{i}, a{j}); a{i} = t; }}\n"));
+    for (c, (i, j)) in odd_even_merge_sort(n).into_iter().enumerate() {
+        s.push_str(&format!("    let l{c} = min({}, {});\n    let h{c} = max({}, {});\n", cur[i], cur[j], cur[i], cur[j]));
+        cur[i] = format!("l{c}");
+        cur[j] = format!("h{c}");
+    }
+    for (i, name) in cur.iter().enumerate() {
+        s.push_str(&format!("    let a{i} = {name};\n"));
     }
     s.push_str("    for (var j = 0u; j < np.nq; j++) {\n        let r = net_rank(j, w.valid);\n");
     select_tree(&mut s, "ka", "r.lo", n);

@@ -51,7 +51,7 @@ pub fn network_size(gpu: &Gpu, seg: &Segments, plan: &plan::ReducePlan) -> Optio
 
 /// Elements per network value from which a network pays for its compile in a one-shot
 /// process (lavapipe, creating the module and pipeline: ~15 ms for 16 values, ~25 ms
-/// for 32, ~55 ms for 64, ~185 ms for 128; ~3 ms to sort a million values by 128s). At
+/// for 32, ~50 ms for 64, ~140 ms for 128; ~3 ms to sort a million values by 128s). At
 /// 128 values: 2M elements. `gpunorm stats` of 100 × 10000 (network 128): 0.25 s by
 /// the radix passes, 0.33 s by the network; 100 × 30000: 0.56 s, 0.45 s.
 pub const NETWORK_MIN_ELEMENTS: u64 = 1 << 14;
