@@ -39,7 +39,9 @@ fn normals(n: usize, seed: u64) -> Vec<f32> {
 fn bench(c: &mut Criterion) {
     let gpu = Gpu::new().expect("a GPU or software adapter");
     eprintln!("adapter: {} ({:?})", gpu.adapter_info().name, gpu.adapter_info().backend);
-    for (rows, cols) in [(10_000_000, 1), (1_000_000, 10)] {
+    // Long columns (sample and bracket), and many short ones (sorting networks on a
+    // software adapter, radix passes elsewhere).
+    for (rows, cols) in [(10_000_000, 1), (1_000_000, 10), (100, 100_000)] {
         let g = Grouping::Columns { rows, cols };
         let data = normals(rows * cols, 42);
         let t = GpuTensor::from_slice(&gpu, &data, &[rows, cols]).unwrap();

@@ -757,6 +757,14 @@ fn gpu_paths_on_gl_too() {
             }
         }
     }
+    // The sorting networks (software paths) through GL's shader compiler too.
+    gpu.set_software_paths(Some(true));
+    gpu.set_networks(Some(true));
+    for g in [Grouping::Columns { rows: 100, cols: 40 }, Grouping::Rows { rows: 30, len: 20 }] {
+        let mut data = rng.normals(g.numel(), 3.0, 2.0);
+        sprinkle_nan(&mut data, 0.05, &mut rng);
+        check_on(&gpu, "GL, sorting networks", &g, &data, &MANY_Q);
+    }
 }
 
 /// The counting pass reading its input from the other source than this machine's
