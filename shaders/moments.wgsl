@@ -25,6 +25,7 @@ struct ReduceParams {
                          // 4: (partials_vec4) a vec4's components are four segments;
                          // 8: each lane writes its own partial (parts_total counts lanes), no
                          //    tree: a software adapter pays for every barrier of every workgroup
+                         // 32: (partials_grid, one part) the partials are the final states
     comp_end: u32,       // (flag 4) one past the last segment
 }
 
@@ -294,7 +295,11 @@ fn write_components(s: u32, slot: u32, st: Moments4) {
     for (var c = 0u; c < 4u; c++) {
         let sc = 4u * s + c;
         if (sc < p.comp_end) {
-            partials[sc * p.parts_total + slot] = component(st, c);
+            var m = component(st, c);
+            if ((p.flags & 32u) != 0u) {
+                m = finished(m);
+            }
+            partials[sc * p.parts_total + slot] = m;
         }
     }
 }

@@ -388,9 +388,10 @@ fn wide_matrices_every_column_kind() {
     let mut rng = Rng::new(21);
     let small = own_gpu();
     small.set_max_chunk_elements(Some(4096));
-    // 256 to 2052 columns through the grid (`partials_grid`), 4104 through
+    // 256 to 2052 columns through the grid (`partials_grid`; up to 64 rows one part, its
+    // states final), 4104 and 4100 of few rows too, 4100 of 1030 rows through
     // `partials_wide`, 100 through `partials_vec4`.
-    for (rows, cols) in [(37, 256), (301, 1000), (19, 2052), (23, 4104), (45, 100)] {
+    for (rows, cols) in [(37, 256), (301, 1000), (19, 2052), (23, 4104), (700, 4100), (1030, 4100), (45, 100)] {
         let g = Grouping::Columns { rows, cols };
         let mut data = rng.normals(rows * cols, 3.0, 2.0);
         sprinkle_nan(&mut data, 0.01, &mut rng);

@@ -140,12 +140,13 @@ pub fn record_moments_into(
         Some((v, parts)) => (v, 4, "partials_vec4", parts == Vec4Parts::Segments),
         None => (seg, 1, "partials_main", false),
     };
-    // Between 128 and 4,096 columns on a software adapter: the grid (one tile of
-    // columns; wider ones take `partials_wide` below).
+    // Between 128 and 4,096 columns on a software adapter, or more columns of at most
+    // GRID_SHORT_ROWS rows: the grid (wider, longer ones take `partials_wide` below).
     if by_segment
         && gpu.is_software()
         && kseg.inner_div == 1
-        && (GRID_MIN_VEC4..=GRID_MAX_VEC4).contains(&kseg.count)
+        && kseg.count >= GRID_MIN_VEC4
+        && (kseg.count <= GRID_MAX_VEC4 || kseg.len <= GRID_SHORT_ROWS)
         && record_moments_grid(gpu, encoder, input, &kseg, s_count, out, prescale)?
     {
         return Ok(());
@@ -241,6 +242,13 @@ fn record_merge(
 const GRID_MIN_VEC4: u32 = 32;
 const GRID_MAX_VEC4: u32 = 1024;
 
+/// Columns of at most this many rows take the grid however many there are (lavapipe,
+/// dispatch profiler, alternating runs: 100 × 100000 14.1 → 8.3 ms, 16 × 600000 27.8
+/// → 18–20 ms, 1000 × 10000 ~12 → ~10 ms, 4 × 2500000 ~100 → 38 ms; 2000 × 5000 within
+/// the noise, so it stays with `partials_wide`). Up to 64 rows the grid has one part,
+/// whose states are final: no merge pass.
+const GRID_SHORT_ROWS: u32 = 1024;
+
 /// Wide row-major matrices on a software adapter (`partials_grid`): tiles of 4·WG vec4
 /// columns, parts of the rows, four neighbouring vec4 columns per thread; then the
 /// merge. `kseg` is the vec4 view (four columns a vec4). `false` (nothing recorded)
@@ -261,7 +269,16 @@ fn record_moments_grid(
     let (cols4, rows) = (kseg.count as u64, kseg.len as u64);
     let tiles = cols4.div_ceil(4 * 256);
     let parts = (gpu.reduce_workgroups() as u64).div_ceil(tiles).min(rows.div_ceil(64)).max(1);
-    let partials = gpu.storage_buffer("moments partials", s_count * parts * MOMENTS_BYTES)?;
+    // One part (short columns): its states are the final ones, written to `out` (no
+    // merge pass, which for 600,000 columns took 9 ms only to copy them).
+    let single = parts == 1;
+    let own;
+    let partials = if single {
+        out
+    } else {
+        own = gpu.storage_buffer("moments partials", s_count * parts * MOMENTS_BYTES)?;
+        &own
+    };
     let texels = gpu.stage_texels(encoder, input.buffer(), 0, numel / 4, TexelSlot::Kernel)?;
     let pass1 = gpu.pipeline_with(Shader::Moments, "partials_grid", &[texels.constant()]);
     let unused = gpu.storage_buffer("unused prescale", 4)?;
@@ -277,7 +294,7 @@ fn record_moments_grid(
         part_offset: 0,
         parts_total: parts as u32,
         tiles: tiles as u32,
-        flags: prescale.is_some() as u32 | 4,
+        flags: prescale.is_some() as u32 | 4 | if single { 32 } else { 0 },
         comp_end: s_count as u32,
     });
     let bindings = [
@@ -288,7 +305,9 @@ fn record_moments_grid(
         (TEXEL_BINDING, texels.binding()),
     ];
     gpu.dispatch_numbered(encoder, &pass1, &bindings, (tiles * parts) as u32)?;
-    record_merge(gpu, encoder, &partials, out, s_count, parts, (parts, 1))?;
+    if !single {
+        record_merge(gpu, encoder, partials, out, s_count, parts, (parts, 1))?;
+    }
     Ok(true)
 }
 
