@@ -834,7 +834,7 @@ fn marked_radix_passes_over_a_million_keys() {
 #[test]
 fn many_short_columns_through_a_transpose() {
     let mut rng = Rng::new(31);
-    for (rows, cols) in [(300usize, 70usize), (1001, 128), (129, 64)] {
+    for (rows, cols) in [(300usize, 70usize), (1001, 128), (257, 64)] {
         let g = Grouping::Columns { rows, cols };
         let mut data = rng.normals(rows * cols, 1.0, 2.0);
         sprinkle_nan(&mut data, 0.05, &mut rng);
@@ -866,7 +866,7 @@ fn many_short_columns_through_a_transpose() {
 
 /// Short segments on a software adapter go through a sorting network (one thread a
 /// segment, `network.wgsl`; forced here, where the data is too small to pay for its
-/// compile): every network size and its edges (1 … 128 values), every layout, with
+/// compile): every network size and its edges (1 … 256 values), every layout, with
 /// NaN, all-NaN segments, ties, signed zeros, subnormals and ±3e38 mixed in, and the
 /// counts the selection hands on.
 #[test]
@@ -875,7 +875,7 @@ fn short_segments_through_sorting_networks() {
     gpu.set_networks(Some(true));
     let mut rng = Rng::new(51);
     let qs = [0.0, 0.01, 0.1, 0.25, 0.3, 0.5, 0.75, 0.9, 0.99, 1.0];
-    for len in [1, 2, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128] {
+    for len in [1, 2, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 200, 255, 256] {
         for g in layouts(len) {
             let mut data = rng.normals(g.numel(), 3.0, 2.0);
             sprinkle_nan(&mut data, 0.1, &mut rng);

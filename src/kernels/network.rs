@@ -1,7 +1,8 @@
 //! Quantiles of short segments by sorting networks (`network.wgsl`), on a software
 //! adapter: one thread per segment sorts its keys in registers and interpolates, in
 //! one dispatch per input window. Exact, as the radix passes of `select.rs`, which it
-//! replaces there for segments of at most [`NETWORK_MAX_LEN`] values.
+//! replaces there for segments of at most [`NETWORK_MAX_LEN`] values (up to 128 one
+//! network; 129 to 256 two, one per half, and a merge-path search for each rank).
 //!
 //! Why only on a software adapter: there a thread's named values live in SIMD registers
 //! (a lane per segment) while every memory access goes lane by lane, so a network's
@@ -15,7 +16,7 @@ use crate::kernels::{plan, SegmentsGpu};
 use crate::segments::Segments;
 
 /// The longest segment a network sorts (the largest network).
-pub const NETWORK_MAX_LEN: usize = 128;
+pub const NETWORK_MAX_LEN: usize = 256;
 const _: () = assert!(network_sizes()[network_sizes().len() - 1] == NETWORK_MAX_LEN);
 
 /// The WGSL `NetParams` struct.
@@ -51,9 +52,10 @@ pub fn network_size(gpu: &Gpu, seg: &Segments, plan: &plan::ReducePlan) -> Optio
 
 /// Elements per network value from which a network pays for its compile in a one-shot
 /// process (lavapipe, creating the module and pipeline: ~15 ms for 16 values, ~25 ms
-/// for 32, ~50 ms for 64, ~140 ms for 128; ~3 ms to sort a million values by 128s). At
-/// 128 values: 2M elements. `gpunorm stats` of 100 × 10000 (network 128): 0.25 s by
-/// the radix passes, 0.33 s by the network; 100 × 30000: 0.56 s, 0.45 s.
+/// for 32, ~50 ms for 64, ~100–140 ms for 128, ~330 ms for 256 (two halves and a
+/// merge); ~3 ms to sort a million values by 128s). At 128 values: 2M elements, at 256:
+/// 4M. `gpunorm stats` of 100 × 10000 (network 128): 0.25 s by the radix passes, 0.33 s
+/// by the network; 100 × 30000: 0.56 s, 0.45 s.
 pub const NETWORK_MIN_ELEMENTS: u64 = 1 << 14;
 
 fn entry_point(size: usize) -> &'static str {
@@ -61,7 +63,8 @@ fn entry_point(size: usize) -> &'static str {
         16 => "network_16",
         32 => "network_32",
         64 => "network_64",
-        _ => "network_128",
+        128 => "network_128",
+        _ => "network_256",
     }
 }
 
