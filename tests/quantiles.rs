@@ -915,6 +915,19 @@ fn short_segments_through_sorting_networks() {
         data[i * 33 + 7] = if i == 42 { 1.0 } else { f32::NAN };
     }
     check_on(&gpu, "network, all-NaN and one-value columns", &g, &data, &qs);
+    // Inputs cut into windows (a dispatch each, its segments at a window's offset);
+    // where a window would cut a segment, the radix passes take it.
+    gpu.set_max_chunk_elements(Some(4096));
+    for g in [
+        Grouping::Rows { rows: 500, len: 100 },
+        Grouping::Rows { rows: 90, len: 250 },
+        Grouping::Columns { rows: 100, cols: 300 },
+        Grouping::Instances { n: 7, c: 40, spatial: 30, channels_last: false },
+    ] {
+        let mut data = rng.normals(g.numel(), 1.0, 3.0);
+        sprinkle_nan(&mut data, 0.05, &mut rng);
+        check_on(&gpu, "network, windows", &g, &data, &qs);
+    }
 }
 
 /// Unforced, a network sorts short columns where the input pays for its compile (2M
