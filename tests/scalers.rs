@@ -524,7 +524,9 @@ fn float64_input_keeps_its_precision() {
 /// adapter takes them for large inputs by itself): under `Verify::Always`, with an
 /// all-NaN, a constant and a NaN-sprinkled column, one network and two halves (100
 /// and 200 rows); the GPU-resident fit too. The quantiles are exact either way, so
-/// the results equal those of the radix passes bit for bit.
+/// the results equal those of the radix passes bit for bit. (Robust scaling takes no
+/// counts: an all-NaN column's quantiles are NaN. The counts the network hands on are
+/// checked in tests/quantiles.rs.)
 #[test]
 fn robust_scaling_through_sorting_networks() {
     let mut rng = Rng::new(14);
