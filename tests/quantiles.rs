@@ -834,7 +834,7 @@ fn marked_radix_passes_over_a_million_keys() {
 #[test]
 fn many_short_columns_through_a_transpose() {
     let mut rng = Rng::new(31);
-    for (rows, cols) in [(300usize, 70usize), (1001, 128), (257, 64)] {
+    for (rows, cols) in [(300usize, 70usize), (1001, 128), (257, 64), (100, 64)] {
         let g = Grouping::Columns { rows, cols };
         let mut data = rng.normals(rows * cols, 1.0, 2.0);
         sprinkle_nan(&mut data, 0.05, &mut rng);

@@ -722,12 +722,18 @@ fn transposes(gpu: &Gpu, grouping: &Grouping, unique_q: usize) -> Option<(usize,
     let Grouping::Columns { rows, cols } = *grouping else { return None };
     let short = (rows as u64) < SAMPLE_MIN_LEN;
     let radix = short || unique_q > MAX_BRACKETS;
-    (gpu.is_software()
+    let transposes = gpu.is_software()
         && (cols >= 64 || (!short && cols >= 2))
-        && rows > NETWORK_MAX_LEN
+        && rows > SMALL_LEN as usize
         && radix
-        && (rows * cols) as u64 <= gpu.max_chunk_elements())
-    .then_some((rows, cols))
+        && (rows * cols) as u64 <= gpu.max_chunk_elements();
+    // Columns that a sorting network takes as they are (see network.rs) need none.
+    let network = || {
+        let seg = grouping.segments();
+        rows <= NETWORK_MAX_LEN
+            && plan::plan_reduction(&seg, &plan_limits(gpu)).is_ok_and(|plan| network_size(gpu, &seg, &plan).is_some())
+    };
+    (transposes && !network()).then_some((rows, cols))
 }
 
 /// What a selection is for.
