@@ -953,3 +953,42 @@ fn a_large_input_of_short_columns_takes_a_network_by_itself() {
     let data = rng.normals(small.numel(), 0.0, 1.0);
     check_on(&gpu, "small input after a large one", &small, &data, &qs);
 }
+
+/// Short segments' radix passes end, on a software adapter, in one walk per segment
+/// that keeps its groups' keys in registers (`tail_main`, up to 1536 values): every
+/// layout, NaN, both ends and the middle, few and more q (up to 8 distinct: at most 16
+/// groups), and segments whose groups hold more keys than the walk keeps (a bulk of
+/// near-equal values, small integers), which go on through the passes, beside segments
+/// the walk resolves.
+#[test]
+fn radix_tail_in_one_walk() {
+    let mut rng = Rng::new(61);
+    let qsets: [&[f64]; 4] =
+        [&[0.25, 0.5, 0.75], &[0.0, 0.1, 0.5, 0.9, 1.0], &[0.5], &[0.0, 0.01, 0.2, 0.4, 0.6, 0.8, 0.99, 1.0]];
+    for g in [
+        Grouping::Rows { rows: 40, len: 300 },
+        Grouping::Columns { rows: 1000, cols: 70 },
+        Grouping::Columns { rows: 257, cols: 9 },
+        Grouping::Instances { n: 3, c: 4, spatial: 700, channels_last: true },
+        Grouping::Rows { rows: 5, len: 1536 },
+    ] {
+        let seg = g.segments();
+        let mut data = rng.normals(g.numel(), 3.0, 2.0);
+        sprinkle_nan(&mut data, 0.03, &mut rng);
+        for qs in qsets {
+            check(&format!("tail, {g:?}"), &g, &data, qs);
+        }
+        // Every third segment crowded into a few keys' neighbourhood or onto small
+        // integers: more keys in its groups than the walk keeps.
+        let mut crowded = data.clone();
+        for s in (0..seg.count as usize).step_by(3) {
+            for k in 0..seg.len as usize {
+                let v = if s % 2 == 0 { 1000.0 + (k % 17) as f32 * 1e-4 } else { (k % 5) as f32 };
+                crowded[seg.offset(s, k)] = v;
+            }
+        }
+        for qs in qsets {
+            check(&format!("tail, crowded, {g:?}"), &g, &crowded, qs);
+        }
+    }
+}
