@@ -369,10 +369,11 @@ impl Gpu {
     }
 
     /// Send short segments' quantiles through a sorting network wherever one applies
-    /// (`Some(true)`: a software adapter, segments of at most 128 values) or never
-    /// (`Some(false)`), instead of only where the input is large enough to pay for the
-    /// network's compile or the network is compiled already (`None`), so that tests
-    /// reach both paths on small data. Results are the same either way.
+    /// (`Some(true)`: a software adapter, segments of at most 256 values), and end the
+    /// radix passes of segments up to 1,536 values in one walk (`tail_main`, an
+    /// insertion network), or never (`Some(false)`), instead of only where the input is
+    /// large enough to pay for their compile or they are compiled already (`None`), so
+    /// that tests reach every path on small data. Results are the same either way.
     #[doc(hidden)]
     pub fn set_networks(&self, networks: Option<bool>) {
         *self.networks.lock().unwrap_or_else(|p| p.into_inner()) = networks;

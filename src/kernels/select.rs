@@ -839,7 +839,15 @@ fn record_select(
     let small = seg.len <= SMALL_LEN && whole_segments;
     // The radix passes' tail in one walk (see `tail_main`); its groups live in registers
     // (at most 16: `rb`).
-    let tail = gpu.is_software() && purpose == Purpose::Quantiles && seg.len <= TAIL_MAX_LEN && whole_segments;
+    // Only where it pays for its compile (~25 ms) in a one-shot process, or is compiled
+    // already (`Gpu::set_networks` forces either way): 178 × 13 (the wine data) saves
+    // ~1 ms of passes, and its `gpunorm stats` took 0.15 → 0.18 s with the tail.
+    let tail_pays = || input.numel() as u64 >= TAIL_MIN_ELEMENTS || gpu.has_pipeline(Shader::Select, "tail_main");
+    let tail = gpu.is_software()
+        && purpose == Purpose::Quantiles
+        && seg.len <= TAIL_MAX_LEN
+        && whole_segments
+        && gpu.networks().unwrap_or_else(tail_pays);
     let (sampling, vec4_count) =
         match (purpose == Purpose::Quantiles).then(|| sampling_plan(gpu, &seg, input.numel() as u64, &uq)) {
             Some(Some((sp, cv))) => (Some(sp), cv),
@@ -1076,6 +1084,7 @@ fn record_segment_threads(
 /// 4096 × 2441 125–128 → 140–142 ms).
 const TAIL_MAX_LEN: u32 = 1536;
 const TAIL_MIN_BITS: u32 = 14;
+const TAIL_MIN_ELEMENTS: u64 = 1 << 20;
 
 /// The fast path's front half: sample, sample quantiles, brackets, the counting pass,
 /// `init_main` (`record_init`, after the counts exist) and the resolution of every slot.
