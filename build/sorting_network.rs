@@ -1,7 +1,7 @@
 // The entry points of `shaders/network.wgsl`, generated: one per network size (each in
-// its own module), each a sorting network written out compare by compare. Shared by build.rs (which validates
-// the assembled module) and src/gpu/shaders.rs (which assembles it); included, not a
-// module.
+// its own module), each a sorting network written out compare by compare. Shared by
+// build.rs (which validates the assembled module), src/gpu/shaders.rs (which assembles
+// it) and tests/shader_validation.rs; included, not a module.
 //
 // Why written out: a software adapter (lavapipe) keeps an array that a loop indexes in
 // scratch memory and reads it lane by lane; named values stay in SIMD registers, and a

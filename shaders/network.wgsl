@@ -5,8 +5,10 @@
 // select.wgsl). No histograms, no passes, no counts from a moments pass: the thread
 // counts the non-NaN keys itself.
 //
-// The entry points `network_16` … `network_128` are generated (build/sorting_network.rs)
-// and appended to this file; each calls the functions below.
+// The entry points `network_16` … `network_256` are generated (build/sorting_network.rs)
+// and appended to this file, one a module; each calls the functions below. Up to 128
+// values one network sorts the segment; 256 sorts its two halves and finds each rank
+// by a merge-path search between them.
 
 struct NetParams {
     seg: Segments,
