@@ -531,7 +531,12 @@ fn medium_segments_few_quantiles() {
 fn wide_columns_count_through_vec4() {
     let gpu = own_gpu();
     let mut rng = Rng::new(41);
-    for g in [Grouping::Columns { rows: 8192, cols: 100 }, Grouping::Columns { rows: 9001, cols: 36 }] {
+    // 520 columns: 130 vec4 columns, in tiles of 32 (a workgroup counts at most 128 segments).
+    for g in [
+        Grouping::Columns { rows: 8192, cols: 100 },
+        Grouping::Columns { rows: 9001, cols: 36 },
+        Grouping::Columns { rows: 8192, cols: 520 },
+    ] {
         let mut normal = rng.normals(g.numel(), 3.0, 2.0);
         sprinkle_nan(&mut normal, 0.03, &mut rng);
         let Grouping::Columns { rows, cols } = g else { unreachable!() };

@@ -133,5 +133,6 @@ pub(crate) fn plan_limits(gpu: &Gpu, state_bytes: u64) -> plan::PlanLimits {
         target_workgroups: gpu.target_workgroups(),
         max_partials: binding / state_bytes,
         min_per_thread: 4,
+        max_tile: 256,
     }
 }

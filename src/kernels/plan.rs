@@ -51,6 +51,8 @@ pub struct PlanLimits {
     pub max_partials: u64,
     /// Most elements a thread should at least get before another part is added.
     pub min_per_thread: u32,
+    /// Most segments a workgroup may take (a kernel's per-workgroup rows of counts).
+    pub max_tile: u32,
 }
 
 const WG: u32 = 256;
@@ -115,7 +117,7 @@ pub fn plan_reduction(seg: &Segments, lim: &PlanLimits) -> Result<ReducePlan> {
     };
 
     let mut chunks = Vec::new();
-    let mut tile = tile_width(seg).max(tile_for_target(seg, lim.target_workgroups));
+    let mut tile = tile_width(seg).max(tile_for_target(seg, lim.target_workgroups)).min(lim.max_tile.max(1));
     let h_a = fit(span(g_blocks, 1), esh, h_blocks);
     let g_b = fit(span(1, h_blocks), ssh, g_blocks);
     let h_c = fit(span(1, 1), esh, h_blocks);
@@ -237,7 +239,7 @@ mod tests {
     use crate::segments::Grouping;
 
     fn limits(max_span: u64) -> PlanLimits {
-        PlanLimits { max_span, align: 4, target_workgroups: 8, max_partials: 1 << 20, min_per_thread: 1 }
+        PlanLimits { max_span, align: 4, target_workgroups: 8, max_partials: 1 << 20, min_per_thread: 1, max_tile: WG }
     }
 
     /// Every (segment, element) pair must be covered by exactly one dispatch, inside

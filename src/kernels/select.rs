@@ -338,6 +338,7 @@ fn plan_limits_in(gpu: &Gpu, unit: u64) -> plan::PlanLimits {
         target_workgroups: gpu.target_workgroups(),
         max_partials: u64::MAX,
         min_per_thread: 1,
+        max_tile: WG,
     }
 }
 
@@ -1002,6 +1003,9 @@ fn count_view(gpu: &Gpu, seg: &Segments, unique_q: usize) -> Option<CountView> {
     let (view, parts) = vec4_view(gpu, seg)?;
     let by_segment = parts == Vec4Parts::Segments;
     let mut limits = unit_plan_limits(gpu, 4, 4, true);
+    // At most COUNT_VEC4_SEGMENTS segments a workgroup (its rows of counts): wide
+    // matrices take narrower tiles rather than the scalar count_main.
+    limits.max_tile = COUNT_VEC4_SEGMENTS / if by_segment { 4 } else { 1 };
     if by_segment && gpu.is_software() {
         limits.target_workgroups = (limits.target_workgroups / 4).max(2);
     } else if gpu.is_software() {
