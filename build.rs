@@ -30,22 +30,15 @@ fn main() {
             failures.push(format!("{}: in no module of build/shader_modules.rs", path.display()));
         }
     }
-    for (module, module_files) in SHADER_MODULES {
-        let texts: Vec<(PathBuf, String)> = std::iter::once(&"common.wgsl")
-            .chain(module_files.iter())
-            .map(|f| (dir.join(f), read(&dir.join(f))))
-            .collect();
-        let parts: Vec<Part> = texts.iter().map(|(p, t)| Part { origin: p.display().to_string(), text: t }).collect();
-        // The network module once per size, each with its generated entry point.
-        let sizes: &[usize] = if *module == NETWORK_MODULE { &NETWORK_SIZES } else { &[0] };
-        for &n in sizes {
-            let generated = if n > 0 { sorting_network(n) } else { String::new() };
-            let mut parts: Vec<Part> = parts.iter().map(|p| Part { origin: p.origin.clone(), text: p.text }).collect();
-            if n > 0 {
-                parts.push(Part {
-                    origin: format!("build/sorting_network.rs (generated, network_{n})"),
-                    text: &generated,
-                });
+    for (module, _) in SHADER_MODULES {
+        let texts: Vec<(PathBuf, String)> =
+            module_files(module).into_iter().map(|f| (dir.join(f), read(&dir.join(f)))).collect();
+        for &n in module_builds(module) {
+            let generated = generated_part(module, n);
+            let mut parts: Vec<Part> =
+                texts.iter().map(|(p, t)| Part { origin: p.display().to_string(), text: t }).collect();
+            if let Some(text) = &generated {
+                parts.push(Part { origin: format!("build/sorting_network.rs (generated, network_{n})"), text });
             }
             if let Err(msg) = validate(&parts) {
                 failures.push(msg);
@@ -58,6 +51,17 @@ fn main() {
         }
         // A panic (not a warning) so that `cargo build` stops here.
         panic!("{} WGSL shader(s) failed validation:\n{}", failures.len(), failures.join("\n"));
+    }
+}
+
+/// The builds of `module`: one per network size for the network module (each a module
+/// of its own: naga parses and validates a module whole when it is created, ~60 ms for
+/// all four sizes at once), one (size 0, unused) for the others.
+fn module_builds(module: &str) -> &'static [usize] {
+    if module == NETWORK_MODULE {
+        &NETWORK_SIZES
+    } else {
+        &[0]
     }
 }
 

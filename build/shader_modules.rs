@@ -17,3 +17,17 @@ const SHADER_MODULES: &[(&str, &[&str])] = &[
 
 /// The module whose generated part is the sorting networks.
 const NETWORK_MODULE: &str = "network.wgsl";
+
+/// The files of `shaders/` that make `module`, in order: common.wgsl, then its own.
+fn module_files(module: &str) -> Vec<&'static str> {
+    let (_, files) =
+        SHADER_MODULES.iter().find(|(m, _)| *m == module).unwrap_or_else(|| panic!("{module}: not a listed module"));
+    std::iter::once("common.wgsl").chain(files.iter().copied()).collect()
+}
+
+/// The generated part of `module` built for network `size`, which follows its files:
+/// the network's entry point (build/sorting_network.rs) for the network module, none
+/// for the others.
+fn generated_part(module: &str, size: usize) -> Option<String> {
+    (module == NETWORK_MODULE).then(|| network_entry_point(size))
+}

@@ -128,9 +128,3 @@ fn network_entry_point(n: usize) -> String {
     s.push_str("        net_store(s, j, w.valid, r, ka, kb);\n    }\n    net_count(s, w.valid);\n}\n");
     s
 }
-
-/// The generated part of the module of size `n`'s network. One module a size: naga
-/// parses and validates a module whole when it is created (~60 ms for all four sizes).
-fn sorting_network(n: usize) -> String {
-    network_entry_point(n)
-}

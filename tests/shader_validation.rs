@@ -14,19 +14,18 @@ fn shaders() -> std::path::PathBuf {
 /// Validate module `module` as build.rs assembles it, with file `file` replaced by
 /// `text` (`common.wgsl` included).
 fn check_with(module: &str, file: &str, text: &str) -> Result<(), String> {
-    let (_, files) = SHADER_MODULES.iter().find(|(m, _)| *m == module).expect("a listed module");
-    let texts: Vec<(String, String)> = std::iter::once(&"common.wgsl")
-        .chain(files.iter())
+    let texts: Vec<(String, String)> = module_files(module)
+        .into_iter()
         .map(|f| {
-            let t = if *f == file { text.to_string() } else { std::fs::read_to_string(shaders().join(f)).unwrap() };
+            let t = if f == file { text.to_string() } else { std::fs::read_to_string(shaders().join(f)).unwrap() };
             (shaders().join(f).display().to_string(), t)
         })
         .collect();
     // The network module with its largest network's generated entry point.
-    let generated = sorting_network(NETWORK_SIZES[NETWORK_SIZES.len() - 1]);
+    let generated = generated_part(module, NETWORK_SIZES[NETWORK_SIZES.len() - 1]);
     let mut parts: Vec<Part> = texts.iter().map(|(o, t)| Part { origin: o.clone(), text: t }).collect();
-    if module == NETWORK_MODULE {
-        parts.push(Part { origin: "build/sorting_network.rs (generated)".into(), text: &generated });
+    if let Some(text) = &generated {
+        parts.push(Part { origin: "build/sorting_network.rs (generated)".into(), text });
     }
     validate(&parts)
 }

@@ -38,15 +38,11 @@ impl Shader {
 
     /// The full source: the common prelude, the module's files, and the generated part.
     pub fn source(self) -> String {
-        let (_, files) = SHADER_MODULES.iter().find(|(m, _)| *m == self.name()).expect("every module is listed");
-        let mut src = file("common.wgsl").to_string();
-        for f in *files {
+        let mut src = module_files(self.name()).into_iter().map(file).collect::<Vec<_>>().join("\n");
+        let size = if let Shader::Network { size } = self { size as usize } else { 0 };
+        if let Some(generated) = generated_part(self.name(), size) {
             src.push('\n');
-            src.push_str(file(f));
-        }
-        if let Shader::Network { size } = self {
-            debug_assert_eq!(self.name(), NETWORK_MODULE);
-            src.push_str(&sorting_network(size as usize));
+            src.push_str(&generated);
         }
         src
     }
@@ -79,8 +75,8 @@ mod tests {
 
     #[test]
     fn every_listed_file_is_included() {
-        for (_, files) in SHADER_MODULES {
-            for f in *files {
+        for (module, _) in SHADER_MODULES {
+            for f in module_files(module) {
                 assert!(!file(f).is_empty(), "{f}");
             }
         }
