@@ -1,6 +1,6 @@
 // The WGSL modules and the files of `shaders/` each is assembled from, shared by
 // build.rs, src/gpu/shaders.rs and tests/shader_validation.rs (included, not a module).
-// Every module starts with `common.wgsl`; the last file names the module. The sorting
+// Every module starts with `common.wgsl`; a module is named by its main file. The sorting
 // networks of `network.wgsl` are generated (build/sorting_network.rs) and come last.
 
 /// `(module, files after common.wgsl)`.
@@ -8,7 +8,7 @@ const SHADER_MODULES: &[(&str, &[&str])] = &[
     ("moments.wgsl", &["moments.wgsl"]),
     ("affine.wgsl", &["affine.wgsl"]),
     ("derive.wgsl", &["derive.wgsl"]),
-    ("select.wgsl", &["order.wgsl", "select.wgsl"]),
+    ("select.wgsl", &["order.wgsl", "select.wgsl", "select_hist.wgsl", "select_bracket.wgsl", "select_short.wgsl"]),
     ("network.wgsl", &["order.wgsl", "network.wgsl"]),
     ("copy.wgsl", &["copy.wgsl"]),
     ("backward.wgsl", &["backward.wgsl"]),

@@ -26,17 +26,18 @@ fn assemble(parts: &[Part]) -> (String, Vec<usize>) {
 fn validate(parts: &[Part]) -> Result<(), String> {
     let (source, starts) = assemble(parts);
     let name = parts.last().map_or_else(String::new, |p| p.origin.clone());
+    // Where a line of the assembled source comes from: `origin:line`.
+    let origin_of = |line: usize| {
+        let i = starts.iter().rposition(|&s| s <= line).unwrap_or(0);
+        format!("{}:{}", parts[i].origin, line - starts[i] + 1)
+    };
     let label = format!(
         "{} (assembled; lines counted from the start of {})",
         parts.iter().map(|p| p.origin.as_str()).collect::<Vec<_>>().join(" + "),
         parts.first().map_or("", |p| p.origin.as_str())
     );
     let locate = |loc: Option<naga::SourceLocation>| match loc {
-        Some(l) => {
-            let line = l.line_number as usize;
-            let i = starts.iter().rposition(|&s| s <= line).unwrap_or(0);
-            format!("{}:{}:{}", parts[i].origin, line - starts[i] + 1, l.line_position)
-        }
+        Some(l) => format!("{}:{}", origin_of(l.line_number as usize), l.line_position),
         None => name.clone(),
     };
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| {
@@ -47,7 +48,12 @@ fn validate(parts: &[Part]) -> Result<(), String> {
         let loc = e.spans().next().map(|(span, _)| span.location(&source));
         format!("{}: {}\n{}", locate(loc), e.as_inner(), e.emit_to_string_with_path(&source, &label))
     })?;
-    write_spirv(&module, &info, &name)
+    // An entry point that does not translate is reported at the line that declares it.
+    let entry_at = |entry: &str| {
+        let at = source.find(&format!("fn {entry}(")).map(|i| source[..i].matches('\n').count() + 1);
+        at.map_or_else(|| name.clone(), origin_of)
+    };
+    write_spirv(&module, &info, entry_at)
 }
 
 /// Write every entry point to SPIR-V, its overrides at their defaults, as wgpu's Vulkan
@@ -55,7 +61,11 @@ fn validate(parts: &[Part]) -> Result<(), String> {
 /// module that validates: a pointer to a struct member through a pointer parameter
 /// (`&(*w).walk`) made it panic with "Expression [..] is not cached!", which would
 /// otherwise have been a panic at run time, in the first call that built that pipeline.
-fn write_spirv(module: &naga::Module, info: &naga::valid::ModuleInfo, kernel: &str) -> Result<(), String> {
+fn write_spirv(
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    entry_at: impl Fn(&str) -> String,
+) -> Result<(), String> {
     for ep in &module.entry_points {
         let write = || -> Result<(), String> {
             let constants = naga::back::PipelineConstants::default();
@@ -77,7 +87,7 @@ fn write_spirv(module: &naga::Module, info: &naga::valid::ModuleInfo, kernel: &s
             ),
         };
         if let Some(e) = failed {
-            return Err(format!("{kernel}: entry point `{}` does not translate to SPIR-V: {e}", ep.name));
+            return Err(format!("{}: entry point `{}` does not translate to SPIR-V: {e}", entry_at(&ep.name), ep.name));
         }
     }
     Ok(())

@@ -95,10 +95,11 @@ fn an_error_in_the_common_prelude_names_common_wgsl() {
 
 #[test]
 fn a_shader_that_validates_but_does_not_translate_to_spirv_is_reported() {
-    // count_offset in select.wgsl once stepped its member walk through a pointer to it;
+    // count_offset (select_bracket.wgsl, a file of the select module) once stepped its
+    // member walk through a pointer to it;
     // the module validated, and naga's SPIR-V writer panicked when wgpu built the
     // pipeline. The check writes every entry point, so this is a build error now.
-    let src = std::fs::read_to_string(shaders().join("select.wgsl")).unwrap();
+    let src = std::fs::read_to_string(shaders().join("select_bracket.wgsl")).unwrap();
     let good = "    var walk = (*w).walk;
     let o = walk_offset(walk);
     walk_next(&walk);
@@ -106,10 +107,13 @@ fn a_shader_that_validates_but_does_not_translate_to_spirv_is_reported() {
     return o;";
     assert!(src.contains(good), "count_offset changed: update this test");
     let broken = src.replace(good, "    let o = walk_offset((*w).walk);\n    walk_next(&(*w).walk);\n    return o;");
-    let err = check("select.wgsl", &broken).expect_err("the SPIR-V writer must refuse this module");
+    let err = check_with("select.wgsl", "select_bracket.wgsl", &broken)
+        .expect_err("the SPIR-V writer must refuse this module");
+    // Reported at the entry point's declaration, in the file that holds it.
+    let line = broken.lines().position(|l| l.starts_with("fn count_vec4(")).unwrap() + 1;
     assert!(
-        err.contains("select.wgsl") && err.contains("SPIR-V"),
-        "expected a SPIR-V error naming select.wgsl:\n{err}"
+        err.contains(&format!("select_bracket.wgsl:{line}:")) && err.contains("SPIR-V"),
+        "expected a SPIR-V error at select_bracket.wgsl:{line}:\n{err}"
     );
     assert!(err.contains("count_vec4"), "expected the entry point in:\n{err}");
 }

@@ -5,7 +5,7 @@
 include!("../../build/shader_modules.rs");
 include!("../../build/sorting_network.rs");
 
-/// One WGSL module (named by its last file in `shaders/`).
+/// One WGSL module (named by its main file in `shaders/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
     Moments,
@@ -61,6 +61,9 @@ fn file(name: &str) -> &'static str {
         "affine.wgsl" => include_str!("../../shaders/affine.wgsl"),
         "derive.wgsl" => include_str!("../../shaders/derive.wgsl"),
         "select.wgsl" => include_str!("../../shaders/select.wgsl"),
+        "select_hist.wgsl" => include_str!("../../shaders/select_hist.wgsl"),
+        "select_bracket.wgsl" => include_str!("../../shaders/select_bracket.wgsl"),
+        "select_short.wgsl" => include_str!("../../shaders/select_short.wgsl"),
         "network.wgsl" => include_str!("../../shaders/network.wgsl"),
         "copy.wgsl" => include_str!("../../shaders/copy.wgsl"),
         "backward.wgsl" => include_str!("../../shaders/backward.wgsl"),
