@@ -1,6 +1,6 @@
 //! Quantiles of short segments by sorting networks (`network.wgsl`), on a software
 //! adapter: one thread per segment sorts its keys in registers and interpolates, in
-//! one dispatch per input window. Exact, as the radix passes of `select.rs`, which it
+//! one dispatch per input window. Exact, as the radix passes of `select`, which it
 //! replaces there for segments of at most [`NETWORK_MAX_LEN`] values (up to 128 one
 //! network; 129 to 256 two, one per half, and a merge-path search for each rank).
 //!
