@@ -405,6 +405,17 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn csv_quoted_fields_unicode_and_text_after_the_quote() {
+        // Multi-byte names inside and outside quotes, text between a closing quote and
+        // the comma kept as written, quoted numbers, and where the data starts.
+        let t = csv("\"é, ü\"x ,ß,\"\"\"\"\n\"1\", 2 ,3\n").unwrap();
+        assert_eq!(t.header, Some(vec!["é, üx".to_string(), "ß".into(), "\"".into()]));
+        assert!(same(&t.data, &arr2(&[[1.0, 2.0, 3.0]]).into_dyn()));
+        assert_eq!(t.first_data_line, Some(2));
+        assert_eq!(csv("1,2\n").unwrap().first_data_line, Some(1));
+    }
+
+    #[test]
     fn csv_without_header_one_column_is_2d() {
         // One column: a blank line is NaN, at the end too (pandas writes NaN so); the
         // last newline only ends the last line.
