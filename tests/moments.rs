@@ -232,6 +232,25 @@ fn input_above_one_binding() {
 }
 
 #[test]
+fn readback_larger_than_its_staging_buffer() {
+    // Reads above 64 MiB go through one staging buffer in steps (gpu/readback.rs): the
+    // whole tensor and reads that start and end off a step's edges come back exact.
+    let n = (64 << 20) / 4 + 1_234_567;
+    let data: Vec<f32> = (0..n as u32).map(|i| f32::from_bits(0x3f80_0000 + i)).collect();
+    let t = GpuTensor::from_slice(gpu(), &data, &[n]).unwrap();
+    let back = t.to_vec(gpu()).unwrap();
+    assert_eq!(back.len(), n);
+    if let Some(i) = back.iter().zip(&data).position(|(a, b)| a.to_bits() != b.to_bits()) {
+        panic!("element {i}: {} != {}", back[i], data[i]);
+    }
+    for (first, len) in [(1, n - 1), (n - 5, 5), ((16 << 20) - 3, 7)] {
+        let part: Vec<u32> = gpunorm::gpu::read_values(gpu(), t.buffer(), first as u64 * 4, len as u64 * 4).unwrap();
+        let want: Vec<u32> = data[first..first + len].iter().map(|v| v.to_bits()).collect();
+        assert!(part == want, "read of {len} values from {first}");
+    }
+}
+
+#[test]
 fn merged_shard_states_equal_one_pass() {
     let g = Grouping::Columns { rows: 3000, cols: 4 };
     let mut rng = Rng::new(8);

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use profile::DispatchTime;
-pub use readback::read_buffer;
+pub use readback::{read_buffer, read_values};
 pub use shaders::{network_sizes, Shader};
 pub use tensor::GpuTensor;
 pub use texels::{TexelSlot, TexelSource, SCALAR_TEXEL_BINDING, SECOND_TEXEL_BINDING, TEXEL_BINDING};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
-use super::{read_buffer, Gpu};
+use super::{read_values, Gpu};
 use crate::error::{Error, Result};
 
 /// A C-order f32 tensor in a GPU storage buffer. The buffer may be the caller's own
@@ -70,8 +70,7 @@ impl GpuTensor {
     /// Download to the host.
     pub fn to_vec(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         gpu.check_owner(self.gpu_id, "the tensor")?;
-        let bytes = read_buffer(gpu, &self.buffer, 0, self.numel() as u64 * 4)?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        read_values(gpu, &self.buffer, 0, self.numel() as u64 * 4)
     }
 
     /// Download to an ndarray of the tensor's shape.

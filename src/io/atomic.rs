@@ -23,7 +23,13 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// failed) the temporary file is removed and an existing file at `path` is left
 /// untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = create_temp(path, bytes)?;
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`] of what `write` writes (through a buffer), so that large outputs
+/// need no copy of their bytes in memory.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
+    let temp = create_temp(path, write)?;
     fs::rename(&temp.path, path)
         .map_err(|e| io_error(path, format!("cannot rename the temporary file {} over it", temp.path.display()), e))?;
     temp.disarm();
@@ -62,7 +68,7 @@ fn write_all_with(files: &[(PathBuf, Vec<u8>)], mut rename: impl FnMut(&Path, &P
                 io::Error::from(io::ErrorKind::IsADirectory),
             ));
         }
-        temps.push(create_temp(path, bytes)?);
+        temps.push(create_temp(path, |w| w.write_all(bytes))?);
     }
 
     // Phase 2: backups of existing targets, then the renames in order.
@@ -204,9 +210,9 @@ fn sibling(dir: &Path, name: &OsString, kind: &str) -> PathBuf {
     dir.join(file)
 }
 
-/// Creates a fresh temporary file beside `target`, writes `bytes` and syncs it.
-/// On error the temporary file is removed.
-fn create_temp(target: &Path, bytes: &[u8]) -> Result<Temp> {
+/// Creates a fresh temporary file beside `target`, writes to it what `write` writes
+/// and syncs it. On error the temporary file is removed.
+fn create_temp(target: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<Temp> {
     let (dir, name) = split(target)?;
     let (file, temp) = loop {
         let path = sibling(&dir, &name, "tmp");
@@ -216,11 +222,11 @@ fn create_temp(target: &Path, bytes: &[u8]) -> Result<Temp> {
             Err(e) => return Err(io_error(target, format!("cannot create a temporary file in {}", dir.display()), e)),
         }
     };
-    let mut file: File = file;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
+    let mut out = io::BufWriter::with_capacity(1 << 20, file);
+    write(&mut out)
+        .and_then(|()| out.into_inner().map_err(io::IntoInnerError::into_error))
+        .and_then(|file: File| file.sync_all())
         .map_err(|e| io_error(target, format!("cannot write the temporary file {}", temp.path.display()), e))?;
-    drop(file);
     Ok(temp)
 }
 

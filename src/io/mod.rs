@@ -23,9 +23,9 @@ use ndarray::{ArrayD, ArrayViewD};
 
 use crate::error::{Error, Result};
 
-pub use atomic::{create_dirs, write_atomic, write_atomic_all, CreatedDirs};
+pub use atomic::{create_dirs, write_atomic, write_atomic_all, write_atomic_with, CreatedDirs};
 pub use csv::{csv_bytes, parse_csv};
-pub use npy::{npy_bytes, parse_npy, parse_npy_typed};
+pub use npy::{npy_bytes, parse_npy, parse_npy_typed, write_npy};
 
 /// An array read from a file: data in C order as f64, its shape (1-D stays 1-D),
 /// and the CSV header if any.
@@ -83,15 +83,16 @@ pub fn read_array(path: &Path) -> Result<Table> {
 /// or a header of the wrong length; [`Error::Io`] when writing fails, in which
 /// case the target is left as it was.
 pub fn write_array(path: &Path, data: ArrayViewD<f32>, header: Option<&[String]>) -> Result<()> {
-    let bytes = if extension(path).as_deref() == Some("csv") {
-        csv_bytes(data, header).map_err(|e| match e {
+    if extension(path).as_deref() == Some("csv") {
+        let bytes = csv_bytes(data, header).map_err(|e| match e {
             Error::Shape(msg) => Error::Shape(format!("{}: {msg}", path.display())),
             other => other,
-        })?
+        })?;
+        write_atomic(path, &bytes)
     } else {
-        npy_bytes(data)
-    };
-    write_atomic(path, &bytes)
+        // Straight from the array to the file: no copy of a large output in memory.
+        write_atomic_with(path, |w| write_npy(w, data))
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +219,13 @@ pub(crate) mod tests {
             assert_eq!(bytes[10 + hlen - 1], b'\n');
             assert_eq!(bytes.len(), 10 + hlen + 4 * a.len());
         }
+        // A view not in C order goes out a block at a time (blocks of 64 KiB: this one
+        // takes several), in logical C order.
+        let a = Array::from_shape_fn((300, 301), |(i, j)| (i * 1000 + j) as f32);
+        let path = dir.file("transposed.npy");
+        write_array(&path, a.t().into_dyn(), None).unwrap();
+        let t = read_array(&path).unwrap();
+        assert!(same(&t.data, &a.t().mapv(|v| v as f64).into_dyn()));
         assert!(dir.leftovers().is_empty());
     }
 

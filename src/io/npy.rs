@@ -3,6 +3,7 @@
 //! writing (`float32`, little-endian, C order, version 1.0 header laid out
 //! byte for byte as `numpy.save` writes it).
 
+use std::io::Write;
 use std::path::Path;
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, ShapeBuilder};
@@ -60,7 +61,34 @@ impl Kind {
 /// growth axis, then spaces so that the data starts at a multiple of 64 bytes,
 /// the last header byte being `\n`.
 pub fn npy_bytes(data: ArrayViewD<f32>) -> Vec<u8> {
-    let shape = data.shape();
+    let mut out = Vec::with_capacity(128 + data.len() * 4);
+    write_npy(&mut out, data).expect("writing to a Vec");
+    out
+}
+
+/// [`npy_bytes`] written to `w`: the header, then the values, straight from the view's
+/// memory where it is in C order (no copy), else a block at a time.
+pub fn write_npy(w: &mut dyn Write, data: ArrayViewD<f32>) -> std::io::Result<()> {
+    w.write_all(&npy_header(data.shape()))?;
+    match data.as_slice() {
+        Some(values) if cfg!(target_endian = "little") => w.write_all(bytemuck::cast_slice(values)),
+        _ => {
+            // `iter` walks the logical C order whatever the view's memory layout.
+            let mut block = Vec::with_capacity(1 << 16);
+            for v in data.iter() {
+                block.extend_from_slice(&v.to_le_bytes());
+                if block.len() >= 1 << 16 {
+                    w.write_all(&block)?;
+                    block.clear();
+                }
+            }
+            w.write_all(&block)
+        }
+    }
+}
+
+/// The header of a `.npy` file of float32 values of `shape` (see [`npy_bytes`]).
+fn npy_header(shape: &[usize]) -> Vec<u8> {
     let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}", py_shape(shape));
     if let Some(first) = shape.first() {
         let digits = first.to_string().len();
@@ -70,11 +98,10 @@ pub fn npy_bytes(data: ArrayViewD<f32>) -> Vec<u8> {
     // hlen counting the final '\n'; an already aligned header still gets ALIGN spaces.
     let hlen = dict.len() + 1;
     let pad_for = |prefix: usize| ALIGN - (prefix + hlen) % ALIGN;
-    let mut out;
+    let mut out = Vec::with_capacity(12 + hlen + ALIGN);
+    out.extend_from_slice(MAGIC);
     let pad1 = pad_for(MAGIC.len() + 2 + 2);
     if let Ok(len) = u16::try_from(hlen + pad1) {
-        out = Vec::with_capacity(10 + hlen + pad1 + data.len() * 4);
-        out.extend_from_slice(MAGIC);
         out.extend_from_slice(&[1, 0]);
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(dict.as_bytes());
@@ -82,8 +109,6 @@ pub fn npy_bytes(data: ArrayViewD<f32>) -> Vec<u8> {
     } else {
         let pad2 = pad_for(MAGIC.len() + 2 + 4);
         let len = u32::try_from(hlen + pad2).expect(".npy header longer than 4 GiB");
-        out = Vec::with_capacity(12 + hlen + pad2 + data.len() * 4);
-        out.extend_from_slice(MAGIC);
         out.extend_from_slice(&[2, 0]);
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(dict.as_bytes());
@@ -91,10 +116,6 @@ pub fn npy_bytes(data: ArrayViewD<f32>) -> Vec<u8> {
     }
     out.push(b'\n');
     debug_assert_eq!(out.len() % ALIGN, 0);
-    // `iter` walks the logical C order whatever the view's memory layout.
-    for v in data.iter() {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
     out
 }
 

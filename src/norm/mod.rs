@@ -55,7 +55,7 @@ pub use layer::{LayerNorm, LayerNormConfig};
 use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_buffer, Gpu, GpuTensor};
+use crate::gpu::{read_values, Gpu, GpuTensor};
 use crate::segments::Grouping;
 
 /// What a forward pass keeps for its backward: the per-segment mean and `1/sqrt(var + eps)`
@@ -169,8 +169,7 @@ pub(crate) fn upload(gpu: &Gpu, label: &str, data: &[f32]) -> Result<wgpu::Buffe
 
 /// Read `n` f32 of a buffer back.
 pub(crate) fn download(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Result<Vec<f32>> {
-    let bytes = read_buffer(gpu, buf, 0, n as u64 * 4)?;
-    Ok(bytemuck::pod_collect_to_vec(&bytes))
+    read_values(gpu, buf, 0, n as u64 * 4)
 }
 
 /// The learnable and running state of a layer, in GPU buffers of one device.
