@@ -144,6 +144,13 @@ def sk_ref(method, opts, fit, x):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s.fit(fit64)
+        if method == "minmax":
+            # scikit-learn's x·scale + min_ cancels where min_ = MIN − data_min·scale is
+            # huge (a constant column of 1e30 gives 0, not MIN): the same map, in the
+            # form the contract gives, (x − data_min)·scale + MIN.
+            lo = s.feature_range[0]
+            y = (x64 - s.data_min_) * s.scale_ + lo
+            return (np.clip(y, *s.feature_range) if s.clip else y), s
         return s.transform(x64), s
 
 
