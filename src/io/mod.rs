@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 
 pub use atomic::{create_dirs, write_atomic, write_atomic_all, write_atomic_with, CreatedDirs};
 pub use csv::{csv_bytes, parse_csv};
-pub use npy::{npy_bytes, parse_npy, parse_npy_typed, write_npy};
+pub use npy::{npy_bytes, parse_npy, parse_npy_f32, parse_npy_typed, write_npy};
 
 /// An array read from a file: data in C order as f64, its shape (1-D stays 1-D),
 /// and the CSV header if any.
@@ -73,6 +73,28 @@ pub fn read_array(path: &Path) -> Result<Table> {
             ),
         }),
     }
+}
+
+/// What [`read_array_keep_f32`] read.
+pub enum Loaded {
+    /// A float32 `.npy`, as float32.
+    Float32(ArrayD<f32>),
+    /// Anything else, as [`read_array`] reads it.
+    Table(Table),
+}
+
+/// [`read_array`], except that a float32 `.npy` stays float32 (no float64 copy: for
+/// callers that round to float32 anyway, such as the norm layers).
+pub fn read_array_keep_f32(path: &Path) -> Result<Loaded> {
+    if extension(path).as_deref() != Some("npy") {
+        return read_array(path).map(Loaded::Table);
+    }
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    if let Some(data) = parse_npy_f32(&bytes, path)? {
+        return Ok(Loaded::Float32(data));
+    }
+    let (data, float32) = parse_npy_typed(&bytes, path)?;
+    Ok(Loaded::Table(Table { data, header: None, float32, first_data_line: None }))
 }
 
 /// Writes `data` atomically: as CSV if the file name ends in `.csv` (in any
@@ -270,6 +292,30 @@ pub(crate) mod tests {
         let f: Vec<u8> = [0.1f32, -3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let a = parse(&npy_raw(1, &dict("<f4", false, "(2,)"), &f)).unwrap();
         assert_eq!(a.as_slice().unwrap(), &[0.1f32 as f64, -3.0]);
+    }
+
+    #[test]
+    fn npy_float32_kept_as_float32() {
+        // Either byte order, C or Fortran order: the same values as parse_npy, in float32;
+        // other dtypes are left to parse_npy (None), and a broken file is the same error.
+        let path = Path::new("x.npy");
+        let vals = [0.1f32, -3.0, f32::NAN, f32::INFINITY, 1e-45, 3e38];
+        for (descr, bytes) in [
+            ("<f4", vals.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()),
+            (">f4", vals.iter().flat_map(|v| v.to_be_bytes()).collect()),
+        ] {
+            for fortran in [false, true] {
+                let file = npy_raw(1, &dict(descr, fortran, "(2, 3)"), &bytes);
+                let a = parse_npy_f32(&file, path).unwrap().expect("float32");
+                assert!(a.is_standard_layout());
+                assert!(same(&a.mapv(|v| v as f64), &parse(&file).unwrap()), "{descr} fortran={fortran}");
+            }
+        }
+        let f8: Vec<u8> = [1.0f64, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert!(parse_npy_f32(&npy_raw(1, &dict("<f8", false, "(2,)"), &f8), path).unwrap().is_none());
+        let short = npy_raw(1, &dict("<f4", false, "(3,)"), &[0; 8]);
+        let e = parse_npy_f32(&short, path).unwrap_err().to_string();
+        assert_eq!(e, parse(&short).unwrap_err().to_string());
     }
 
     #[test]

@@ -134,6 +134,68 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<ArrayD<f64>> {
 /// [`parse_npy`], plus whether the file's dtype was float32 (scikit-learn keeps float32
 /// data in float32 and converts every other dtype to float64).
 pub fn parse_npy_typed(bytes: &[u8], path: &Path) -> Result<(ArrayD<f64>, bool)> {
+    let l = layout(bytes, path)?;
+    let data = &bytes[l.data_start..];
+    let big_endian = l.big_endian;
+    let values: Vec<f64> = match l.kind {
+        Kind::F4 => {
+            decode::<4, f64>(data, |b| (if big_endian { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) }) as f64)
+        }
+        Kind::F8 => decode::<8, f64>(data, |b| if big_endian { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) }),
+        Kind::I4 => {
+            decode::<4, f64>(data, |b| (if big_endian { i32::from_be_bytes(b) } else { i32::from_le_bytes(b) }) as f64)
+        }
+        Kind::I8 => {
+            decode::<8, f64>(data, |b| (if big_endian { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) }) as f64)
+        }
+    };
+    Ok((l.array(values, path)?, matches!(l.kind, Kind::F4)))
+}
+
+/// A float32 `.npy` as float32, with no float64 copy on the way (half the memory, and
+/// nothing to round); `None` for any other dtype. Errors as [`parse_npy`].
+pub fn parse_npy_f32(bytes: &[u8], path: &Path) -> Result<Option<ArrayD<f32>>> {
+    let l = layout(bytes, path)?;
+    if !matches!(l.kind, Kind::F4) {
+        return Ok(None);
+    }
+    let big_endian = l.big_endian;
+    let data = &bytes[l.data_start..];
+    let values = decode::<4, f32>(data, |b| if big_endian { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) });
+    l.array(values, path).map(Some)
+}
+
+/// Where a `.npy` file's data lie and how: dtype, byte order, shape and order, all
+/// checked against the file's length.
+struct Layout {
+    kind: Kind,
+    big_endian: bool,
+    shape: Vec<usize>,
+    fortran_order: bool,
+    data_start: usize,
+}
+
+impl Layout {
+    /// The decoded values (in the file's order) as a C-order array of its shape.
+    fn array<T: Clone>(&self, values: Vec<T>, path: &Path) -> Result<ArrayD<T>> {
+        let err = |e: ndarray::ShapeError| Error::Parse {
+            path: path.to_path_buf(),
+            line: None,
+            msg: format!("internal error building the array: {e}"),
+        };
+        let dim = IxDyn(&self.shape);
+        Ok(if self.fortran_order {
+            // The file holds the array in column-major order: view it so, then copy
+            // into row-major (logical order is unchanged).
+            ArrayD::from_shape_vec(dim.f(), values).map_err(err)?.as_standard_layout().into_owned()
+        } else {
+            ArrayD::from_shape_vec(dim, values).map_err(err)?
+        })
+    }
+}
+
+/// Parse and check the header of a `.npy` file.
+fn layout(bytes: &[u8], path: &Path) -> Result<Layout> {
     let err = |msg: String| Error::Parse { path: path.to_path_buf(), line: None, msg };
 
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
@@ -176,12 +238,9 @@ pub fn parse_npy_typed(bytes: &[u8], path: &Path) -> Result<(ArrayD<f64>, bool)>
             path.display()
         )));
     }
-    let count = header
-        .shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .and_then(|n| n.checked_mul(kind.size()).map(|b| (n, b)));
-    let Some((count, nbytes)) = count else {
+    let count =
+        header.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).and_then(|n| n.checked_mul(kind.size()));
+    let Some(nbytes) = count else {
         return Err(err(format!("shape {} is too large", py_shape(&header.shape))));
     };
     let data = &bytes[data_start..];
@@ -196,36 +255,10 @@ pub fn parse_npy_typed(bytes: &[u8], path: &Path) -> Result<(ArrayD<f64>, bool)>
             data.len()
         )));
     }
-
-    let values: Vec<f64> = match kind {
-        Kind::F4 => {
-            decode::<4>(data, |b| (if big_endian { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) }) as f64)
-        }
-        Kind::F8 => decode::<8>(data, |b| if big_endian { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) }),
-        Kind::I4 => {
-            decode::<4>(data, |b| (if big_endian { i32::from_be_bytes(b) } else { i32::from_le_bytes(b) }) as f64)
-        }
-        Kind::I8 => {
-            decode::<8>(data, |b| (if big_endian { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) }) as f64)
-        }
-    };
-    debug_assert_eq!(values.len(), count);
-
-    let dim = IxDyn(&header.shape);
-    let array = if header.fortran_order {
-        // The file holds the array in column-major order: view it so, then copy
-        // into row-major (logical order is unchanged).
-        ArrayD::from_shape_vec(dim.f(), values)
-            .map_err(|e| err(format!("internal error building the array: {e}")))?
-            .as_standard_layout()
-            .into_owned()
-    } else {
-        ArrayD::from_shape_vec(dim, values).map_err(|e| err(format!("internal error building the array: {e}")))?
-    };
-    Ok((array, matches!(kind, Kind::F4)))
+    Ok(Layout { kind, big_endian, fortran_order: header.fortran_order, shape: header.shape, data_start })
 }
 
-fn decode<const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
+fn decode<const N: usize, T>(data: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
     data.chunks_exact(N).map(|c| f(c.try_into().expect("chunk of N bytes"))).collect()
 }
 

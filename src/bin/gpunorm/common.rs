@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use gpunorm::gpu::parse_backends;
-use gpunorm::io::{read_array, write_array, write_atomic, Table};
+use gpunorm::io::{read_array, read_array_keep_f32, write_array, write_atomic, Loaded, Table};
 use gpunorm::scale::InputDtype;
 use gpunorm::verify::unravel;
 use gpunorm::{Gpu, GpuOptions, Verify};
@@ -105,7 +105,22 @@ pub fn py_shape(shape: &[usize]) -> String {
 /// A finite value too large for float32 is bad input (naming row and column,
 /// i.e. the index into the data); with [`Infinity::Reject`] so is ±inf.
 pub fn load_tensor(path: &Path, inf: Infinity) -> Result<Tensor, CliError> {
-    let t = load_checked(path, inf)?;
+    let table = match read_array_keep_f32(path)? {
+        // A float32 .npy stays float32: every value fits and nothing is rounded, and the
+        // float64 copy would double the memory of a large input.
+        Loaded::Float32(data) => {
+            check_values(path, &data, None, inf)?;
+            return Ok(Tensor {
+                path: path.to_path_buf(),
+                data,
+                header: None,
+                dtype: InputDtype::Float32,
+                first_data_line: None,
+            });
+        }
+        Loaded::Table(table) => table,
+    };
+    let t = checked(path, table, inf)?;
     let data = t.data.mapv(|v| v as f32);
     Ok(Tensor { path: t.path, data, header: t.header, dtype: t.dtype, first_data_line: t.first_data_line })
 }
@@ -114,23 +129,42 @@ pub fn load_tensor(path: &Path, inf: Infinity) -> Result<Tensor, CliError> {
 /// read (float64: the scalers and `stats` centre each column on the host before it
 /// becomes float32).
 fn load_checked(path: &Path, inf: Infinity) -> Result<Tensor<f64>, CliError> {
-    let Table { data, header, float32, first_data_line } = read_array(path)?;
+    checked(path, read_array(path)?, inf)
+}
+
+/// A table read from `path`, its values checked (see [`check_values`]).
+fn checked(path: &Path, table: Table, inf: Infinity) -> Result<Tensor<f64>, CliError> {
+    let Table { data, header, float32, first_data_line } = table;
+    check_values(path, &data, first_data_line, inf)?;
+    let dtype = if float32 { InputDtype::Float32 } else { InputDtype::Float64 };
+    Ok(Tensor { path: path.to_path_buf(), data, header, dtype, first_data_line })
+}
+
+/// Bad input: a finite value too large for float32, and with [`Infinity::Reject`] ±inf,
+/// named by row and column (and CSV line, `first_data_line`).
+fn check_values<T: Copy + Into<f64>>(
+    path: &Path,
+    data: &ArrayD<T>,
+    first_data_line: Option<usize>,
+    inf: Infinity,
+) -> Result<(), CliError> {
     let at_line = |row: usize| first_data_line.map(|l| format!(":{}", l + row)).unwrap_or_default();
-    let shape = data.shape().to_vec();
-    // read_array gives C order: the flat index is the C-order index.
+    let shape = data.shape();
+    // The arrays read are in C order: the flat index is the C-order index.
     for (flat, &v) in data.iter().enumerate() {
-        let idx = || unravel(flat, &shape);
+        let v: f64 = v.into();
+        let idx = || unravel(flat, shape);
         if v.is_finite() && (v as f32).is_infinite() {
             return Err(CliError::BadInput(format!(
                 "{}{}: value {v:e} at {} does not fit in float32 (largest magnitude {:e})",
                 path.display(),
-                at_line(row_col(&idx(), &shape).0),
-                where_is(&idx(), &shape),
+                at_line(row_col(&idx(), shape).0),
+                where_is(&idx(), shape),
                 f32::MAX
             )));
         }
         if inf == Infinity::Reject && v.is_infinite() {
-            let (row, col) = row_col(&idx(), &shape);
+            let (row, col) = row_col(&idx(), shape);
             return Err(CliError::in_data_file(
                 gpunorm::Error::NonFinite { what: "infinite value", row, col, value: v },
                 path,
@@ -138,8 +172,7 @@ fn load_checked(path: &Path, inf: Infinity) -> Result<Tensor<f64>, CliError> {
             ));
         }
     }
-    let dtype = if float32 { InputDtype::Float32 } else { InputDtype::Float64 };
-    Ok(Tensor { path: path.to_path_buf(), data, header, dtype, first_data_line })
+    Ok(())
 }
 
 /// The (row, column) of a 1-D or 2-D index (a 1-D array is one column).
