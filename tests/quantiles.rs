@@ -832,6 +832,28 @@ fn marked_radix_passes_over_a_million_keys() {
     }
 }
 
+/// The transpose that many short columns take first, bit for bit: row blocks of 256
+/// crossed and cut short, one row, one column, widths that are no multiple of 4.
+#[test]
+fn transposes_exactly_every_shape() {
+    use gpunorm::kernels::copy::record_transpose;
+    for (rows, cols) in [(1usize, 1usize), (3, 5), (4, 4), (8, 12), (256, 4), (260, 8), (257, 4), (4, 257), (1024, 68)]
+    {
+        let data: Vec<f32> = (0..(rows * cols) as u32).map(|i| f32::from_bits(0x3f80_0000 + i)).collect();
+        let t = GpuTensor::from_slice(gpu(), &data, &[rows, cols]).unwrap();
+        let mut enc = gpu().encoder();
+        let tt = record_transpose(gpu(), &mut enc, &t).unwrap();
+        gpu().submit_and_wait(enc).unwrap();
+        assert_eq!(tt.shape(), &[cols, rows]);
+        let got = tt.to_vec(gpu()).unwrap();
+        for c in 0..cols {
+            for r in 0..rows {
+                assert_eq!(got[c * rows + r].to_bits(), data[r * cols + c].to_bits(), "{rows} x {cols}: ({r}, {c})");
+            }
+        }
+    }
+}
+
 /// Many short columns (too short to sample, too long to rank by counting) on a software
 /// adapter: transposed first, then selected as rows. Against the sort with ties, ±0,
 /// ±3e38, NaN, an all-NaN and a constant column, q = 0 and 1 and many q, a row count
