@@ -53,13 +53,9 @@ fn extension(path: &Path) -> Option<String> {
 /// case). Any other extension is an [`Error::Parse`] listing the supported
 /// formats.
 pub fn read_array(path: &Path) -> Result<Table> {
-    let read = || std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source });
     match extension(path).as_deref() {
-        Some("npy") => {
-            let (data, float32) = parse_npy_typed(&read()?, path)?;
-            Ok(Table { data, header: None, float32, first_data_line: None })
-        }
-        Some("csv") => parse_csv(&read()?, path),
+        Some("npy") => npy_table(&read_file(path)?, path),
+        Some("csv") => parse_csv(&read_file(path)?, path),
         ext => Err(Error::Parse {
             path: path.to_path_buf(),
             line: None,
@@ -89,12 +85,21 @@ pub fn read_array_keep_f32(path: &Path) -> Result<Loaded> {
     if extension(path).as_deref() != Some("npy") {
         return read_array(path).map(Loaded::Table);
     }
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    if let Some(data) = parse_npy_f32(&bytes, path)? {
-        return Ok(Loaded::Float32(data));
+    let bytes = read_file(path)?;
+    match parse_npy_f32(&bytes, path)? {
+        Some(data) => Ok(Loaded::Float32(data)),
+        None => npy_table(&bytes, path).map(Loaded::Table),
     }
-    let (data, float32) = parse_npy_typed(&bytes, path)?;
-    Ok(Loaded::Table(Table { data, header: None, float32, first_data_line: None }))
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
+/// A `.npy` file's bytes as a [`Table`].
+fn npy_table(bytes: &[u8], path: &Path) -> Result<Table> {
+    let (data, float32) = parse_npy_typed(bytes, path)?;
+    Ok(Table { data, header: None, float32, first_data_line: None })
 }
 
 /// Writes `data` atomically: as CSV if the file name ends in `.csv` (in any

@@ -138,9 +138,7 @@ pub fn parse_npy_typed(bytes: &[u8], path: &Path) -> Result<(ArrayD<f64>, bool)>
     let data = &bytes[l.data_start..];
     let big_endian = l.big_endian;
     let values: Vec<f64> = match l.kind {
-        Kind::F4 => {
-            decode::<4, f64>(data, |b| (if big_endian { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) }) as f64)
-        }
+        Kind::F4 => decode::<4, f64>(data, |b| f32_from(b, big_endian) as f64),
         Kind::F8 => decode::<8, f64>(data, |b| if big_endian { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) }),
         Kind::I4 => {
             decode::<4, f64>(data, |b| (if big_endian { i32::from_be_bytes(b) } else { i32::from_le_bytes(b) }) as f64)
@@ -161,7 +159,7 @@ pub fn parse_npy_f32(bytes: &[u8], path: &Path) -> Result<Option<ArrayD<f32>>> {
     }
     let big_endian = l.big_endian;
     let data = &bytes[l.data_start..];
-    let values = decode::<4, f32>(data, |b| if big_endian { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) });
+    let values = decode::<4, f32>(data, |b| f32_from(b, big_endian));
     l.array(values, path).map(Some)
 }
 
@@ -256,6 +254,15 @@ fn layout(bytes: &[u8], path: &Path) -> Result<Layout> {
         )));
     }
     Ok(Layout { kind, big_endian, fortran_order: header.fortran_order, shape: header.shape, data_start })
+}
+
+/// A float32 from its bytes in the file's byte order.
+fn f32_from(b: [u8; 4], big_endian: bool) -> f32 {
+    if big_endian {
+        f32::from_be_bytes(b)
+    } else {
+        f32::from_le_bytes(b)
+    }
 }
 
 fn decode<const N: usize, T>(data: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
