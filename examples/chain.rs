@@ -79,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     queue.submit(Some(encoder.finish()));
 
     // Only now does anything come back to the host.
-    let out: Vec<f32> = bytemuck::pod_collect_to_vec(&gpunorm::gpu::read_buffer(&gpu, &squared, 0, 32)?);
+    let out: Vec<f32> = gpunorm::gpu::read_values(&gpu, &squared, 0, 32)?;
     println!("standardized, then squared by the caller's kernel: {out:?}");
     // z-scores of 1,2,3,4 are ±1.342, ±0.447: squares 1.8, 0.2, 0.2, 1.8 in both columns.
     for (i, v) in out.iter().enumerate() {

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_buffer, Gpu, GpuTensor};
+use crate::gpu::{read_values, Gpu, GpuTensor};
 use crate::kernels::copy::{record_copy, record_copy_with, CopyWidth};
 use crate::kernels::derive::{record_derive, DeriveRule};
 use crate::kernels::moments::{moments, record_moments};
@@ -245,8 +245,7 @@ impl GpuTimer {
         let wall = t0.elapsed();
         let device = match &self.query {
             Some((_, resolve)) => {
-                let bytes = read_buffer(gpu, resolve, 0, 16)?;
-                let t: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
+                let t: Vec<u64> = read_values(gpu, resolve, 0, 16)?;
                 let ticks = t[1].checked_sub(t[0]);
                 ticks.map(|d| Duration::from_nanos((d as f64 * self.period_ns) as u64))
             }

@@ -69,8 +69,7 @@ fn run_recorded(gpu: &Gpu, t: &GpuTensor, g: &Grouping, qs: &[f64]) -> Vec<f32> 
     let m = record_moments(gpu, &mut enc, t, g).unwrap();
     let out = record_quantiles(gpu, &mut enc, t, g, Some(&m), qs).unwrap();
     gpu.submit_and_wait(enc).unwrap();
-    let bytes = gpunorm::gpu::read_buffer(gpu, &out, 0, (g.num_segments() * qs.len() * 4) as u64).unwrap();
-    bytemuck::pod_collect_to_vec(&bytes)
+    gpunorm::gpu::read_values(gpu, &out, 0, (g.num_segments() * qs.len() * 4) as u64).unwrap()
 }
 
 /// Check both paths against the reference; panics with the first mismatch.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{read_buffer, Gpu};
+use super::{read_values, Gpu};
 use crate::error::{Error, Result};
 
 /// Dispatches one profile can time.
@@ -84,8 +84,7 @@ impl Gpu {
         if p.entries.is_empty() {
             return Ok(Vec::new());
         }
-        let bytes = read_buffer(self, &p.resolve, 0, 16 * p.entries.len() as u64)?;
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
+        let ticks: Vec<u64> = read_values(self, &p.resolve, 0, 16 * p.entries.len() as u64)?;
         let period = self.queue.get_timestamp_period() as f64;
         let t0 = ticks[0];
         Ok(p.entries

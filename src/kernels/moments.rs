@@ -1,7 +1,7 @@
 //! Host side of `shaders/moments.wgsl`: per-segment count, NaN count, mean, M2, min, max.
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader, TexelSlot, SCALAR_TEXEL_BINDING, TEXEL_BINDING};
+use crate::gpu::{read_values, Gpu, GpuTensor, Shader, TexelSlot, SCALAR_TEXEL_BINDING, TEXEL_BINDING};
 use crate::kernels::{lane_group, lane_walk_flags, partial_slots, plan, unit_plan_limits, vec4_view, SegmentsGpu};
 use crate::segments::{Grouping, Segments, Vec4Parts};
 use crate::stats::Moments;
@@ -361,8 +361,7 @@ fn record_moments_quads(
 
 /// Read a buffer of [`MomentsGpu`] back as float64 states.
 pub fn download_moments(gpu: &Gpu, buffer: &wgpu::Buffer, count: usize) -> Result<Vec<Moments>> {
-    let bytes = read_buffer(gpu, buffer, 0, count as u64 * MOMENTS_BYTES)?;
-    let raw: Vec<MomentsGpu> = bytemuck::pod_collect_to_vec(&bytes);
+    let raw: Vec<MomentsGpu> = read_values(gpu, buffer, 0, count as u64 * MOMENTS_BYTES)?;
     Ok(raw.into_iter().map(Moments::from).collect())
 }
 

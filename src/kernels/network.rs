@@ -38,9 +38,8 @@ struct NetParams {
 /// compile, or the network is compiled already (see [`NETWORK_MIN_ELEMENTS`];
 /// [`Gpu::set_networks`] overrides it).
 pub fn network_size(gpu: &Gpu, seg: &Segments, plan: &plan::ReducePlan) -> Option<usize> {
-    let whole = plan.dispatches.iter().all(|d| d.k_first == 0 && d.k_end == seg.len);
     let size = network_sizes().iter().copied().find(|&n| n >= seg.len as usize)?;
-    if !gpu.is_software() || seg.len == 0 || !whole {
+    if !gpu.is_software() || seg.len == 0 || !plan.whole_segments(seg.len) {
         return None;
     }
     let pays = || {

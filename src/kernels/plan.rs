@@ -38,6 +38,14 @@ pub struct ReducePlan {
     pub dispatches: Vec<ReduceDispatch>,
 }
 
+impl ReducePlan {
+    /// Whether every dispatch holds whole segments of `len` elements (no segment is
+    /// split between windows).
+    pub fn whole_segments(&self, len: u32) -> bool {
+        self.dispatches.iter().all(|d| d.k_first == 0 && d.k_end == len)
+    }
+}
+
 /// Limits that shape a plan.
 #[derive(Clone, Copy, Debug)]
 pub struct PlanLimits {

@@ -46,12 +46,12 @@ mod sampling;
 mod short;
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_buffer, Gpu, GpuTensor, Shader};
+use crate::gpu::{read_values, Gpu, GpuTensor, Shader};
 use crate::kernels::moments::{check_input, record_moments, MOMENTS_BYTES};
 use crate::kernels::network::{network_size, record_network, NetworkBuffers};
 use crate::kernels::{plan, SegmentsGpu};
 use crate::reference::quantiles::{lerp, rank};
-use crate::segments::Grouping;
+use crate::segments::{Grouping, Segments};
 use radix::{digit_schedule, hist_layout, Ctx, Source, HIST_CAP};
 use sampling::{record_brackets, sampling_plan, Counting};
 use short::{
@@ -186,7 +186,7 @@ pub fn input_passes(gpu: &Gpu, grouping: &Grouping, qs: &[f64]) -> u32 {
     if uq.len() <= MAX_BATCH_Q && sampling_plan(gpu, &seg, grouping.numel() as u64, &uq).is_some() {
         return 1;
     }
-    if plan::plan_reduction(&seg, &plan_limits(gpu)).is_ok_and(|plan| network_size(gpu, &seg, &plan).is_some()) {
+    if takes_network(gpu, &seg) {
         return 1;
     }
     if seg.len <= SMALL_LEN {
@@ -214,8 +214,7 @@ pub fn whole_segment_selections(gpu: &Gpu, input: &GpuTensor, grouping: &Groupin
     let sel = record_select(gpu, &mut encoder, input, grouping, None, qs, Purpose::Quantiles)?;
     gpu.submit_and_wait(encoder)?;
     let Some(headers) = sel.headers else { return Ok(0) };
-    let bytes = read_buffer(gpu, &headers, 0, headers.size())?;
-    let rows: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(&bytes);
+    let rows: Vec<[u32; 4]> = read_values(gpu, &headers, 0, headers.size())?;
     Ok(rows.iter().filter(|h| h[2] == 1).count())
 }
 
@@ -240,7 +239,7 @@ pub fn counting_pass_counts_ties(
     let copy = gpu.storage_buffer("quantile counting grids (copy)", 32)?;
     encoder.copy_buffer_to_buffer(&args, 0, &copy, 0, 32);
     gpu.submit_and_wait(encoder)?;
-    let words: Vec<u32> = bytemuck::pod_collect_to_vec(&read_buffer(gpu, &copy, 0, 32)?);
+    let words: Vec<u32> = read_values(gpu, &copy, 0, 32)?;
     Ok(Some(words[3] != 0))
 }
 
@@ -258,6 +257,12 @@ pub fn record_quantiles_counted(
 ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
     let sel = record_select(gpu, encoder, input, grouping, None, qs, Purpose::Quantiles)?;
     Ok((sel.values, sel.counts))
+}
+
+/// Whether a sorting network takes the quantiles of `seg` (see [`network_size`]), for
+/// callers that have no plan of the input at hand.
+fn takes_network(gpu: &Gpu, seg: &Segments) -> bool {
+    plan::plan_reduction(seg, &plan_limits(gpu)).is_ok_and(|plan| network_size(gpu, seg, &plan).is_some())
 }
 
 fn storage_with(gpu: &Gpu, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
@@ -392,7 +397,7 @@ fn record_select(
     };
     let init = gpu.pipeline(Shader::Select, "init_main");
     // Short segments, each whole inside one window: rank by counting.
-    let whole_segments = plan.dispatches.iter().all(|d| d.k_first == 0 && d.k_end == seg.len);
+    let whole_segments = plan.whole_segments(seg.len);
     let small = seg.len <= SMALL_LEN && whole_segments;
     // The radix passes' tail in one walk (see `tail_main`); its groups live in registers
     // (at most 16: `rb`).
@@ -563,8 +568,7 @@ pub fn quantiles(gpu: &Gpu, input: &GpuTensor, grouping: &Grouping, qs: &[f64]) 
     let mut encoder = gpu.encoder();
     let sel = record_select(gpu, &mut encoder, input, grouping, None, qs, Purpose::Quantiles)?;
     gpu.submit_and_wait(encoder)?;
-    let bytes = read_buffer(gpu, &sel.order_stats, 0, (s_count * qs.len() * 16) as u64)?;
-    let raw: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(&bytes);
+    let raw: Vec<[u32; 4]> = read_values(gpu, &sel.order_stats, 0, (s_count * qs.len() * 16) as u64)?;
     Ok(raw
         .chunks(qs.len())
         .map(|row| {

@@ -71,11 +71,11 @@ pub(super) fn sampling_plan(
 /// share slots).
 pub(super) fn count_main_writers(gpu: &Gpu, seg: &Segments) -> Option<u64> {
     let plan = plan::plan_reduction(seg, &plan_limits(gpu)).ok()?;
+    if !plan.whole_segments(seg.len) {
+        return None;
+    }
     let mut writers = 1;
     for d in &plan.dispatches {
-        if d.k_first != 0 || d.k_end != seg.len {
-            return None;
-        }
         let (tile, _, parts) = count_main_shape(gpu, seg, d);
         writers = writers.max(parts * (WG / tile) as u64);
     }

@@ -4,11 +4,11 @@
 
 use super::radix::Ctx;
 use super::sampling::{MAX_BRACKETS, SAMPLE_MIN_LEN};
-use super::{per_item, plan_limits, SelectParams};
+use super::{per_item, takes_network, SelectParams};
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuTensor, Shader};
 use crate::kernels::copy::record_transpose;
-use crate::kernels::network::{network_size, NETWORK_MAX_LEN};
+use crate::kernels::network::NETWORK_MAX_LEN;
 use crate::kernels::plan;
 use crate::segments::Grouping;
 
@@ -48,11 +48,7 @@ pub(super) fn transposes(gpu: &Gpu, grouping: &Grouping, unique_q: usize) -> Opt
         && radix
         && (rows * cols) as u64 <= gpu.max_chunk_elements();
     // Columns that a sorting network takes as they are (see network.rs) need none.
-    let network = || {
-        let seg = grouping.segments();
-        rows <= NETWORK_MAX_LEN
-            && plan::plan_reduction(&seg, &plan_limits(gpu)).is_ok_and(|plan| network_size(gpu, &seg, &plan).is_some())
-    };
+    let network = || rows <= NETWORK_MAX_LEN && takes_network(gpu, &grouping.segments());
     (transposes && !network()).then_some((rows, cols))
 }
 
